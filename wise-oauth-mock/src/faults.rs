@@ -1,0 +1,306 @@
+//! Scripted faults: the next N calls to an endpoint misbehave.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::Notify;
+
+use crate::error::json_response;
+
+/// What an injected fault does.
+///
+/// JSON (`POST /__mock/faults`) uses an internal `kind` tag next to the [`Fault`] fields,
+/// e.g. `{"endpoint":"token","kind":"status","status":502,"body":"<h1>Bad gateway</h1>","content_type":"text/html"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FaultKind {
+    /// Only wait [`Fault::delay_ms`], then answer normally.
+    Delay,
+    /// Answer with this status and raw body (default content type `application/json`).
+    Status {
+        /// HTTP status code.
+        status: u16,
+        /// Raw response body.
+        #[serde(default)]
+        body: String,
+        /// Content type; `application/json` when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content_type: Option<String>,
+    },
+    /// 429 with `Retry-After: <retry_after>` and `X-Rate-Limited-By: wise-public-api`.
+    RateLimit {
+        /// Seconds for the `Retry-After` header.
+        retry_after: u64,
+    },
+    /// SCA: 403 with `x-2fa-approval-result: REJECTED` and `x-2fa-approval: <uuid>`.
+    Sca,
+    /// Close the connection without any response, before processing the request.
+    Drop,
+    /// Process the request fully (tokens are issued, old ones die), then close the
+    /// connection without sending the response.
+    DropAfterProcessing,
+}
+
+impl FaultKind {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            FaultKind::Delay => "delay",
+            FaultKind::Status { .. } => "status",
+            FaultKind::RateLimit { .. } => "rate_limit",
+            FaultKind::Sca => "sca",
+            FaultKind::Drop => "drop",
+            FaultKind::DropAfterProcessing => "drop_after_processing",
+        }
+    }
+}
+
+/// A fault for the next [`Fault::times`] requests to [`Fault::endpoint`].
+///
+/// Endpoint keys: `token` (any grant), `token:<grant_type>` (only that grant, e.g.
+/// `token:refresh_token`), `authorize`, `me`, `profiles` (all profile reads),
+/// `signup`, `users_exists`, `claim_account`, an exact key such as
+/// `GET /v2/profiles/{id}`, or `any`. The control API is never faulted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fault {
+    /// Which endpoint the fault targets.
+    pub endpoint: String,
+    /// How many matching requests it affects (default 1).
+    #[serde(default = "one")]
+    pub times: u32,
+    /// Delay before the fault (or the normal answer) in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// What happens.
+    #[serde(flatten)]
+    pub kind: FaultKind,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Fault {
+    /// A fault of `kind` for the next request to `endpoint`.
+    pub fn new(endpoint: impl Into<String>, kind: FaultKind) -> Self {
+        Fault {
+            endpoint: endpoint.into(),
+            times: 1,
+            delay_ms: None,
+            kind,
+        }
+    }
+
+    /// Answer `status` with a JSON `body`.
+    pub fn status(endpoint: impl Into<String>, status: u16, body: impl Into<String>) -> Self {
+        Self::new(
+            endpoint,
+            FaultKind::Status {
+                status,
+                body: body.into(),
+                content_type: None,
+            },
+        )
+    }
+
+    /// Answer `status` with a raw `body` of the given content type (e.g. an HTML 502 page).
+    pub fn status_with_type(
+        endpoint: impl Into<String>,
+        status: u16,
+        body: impl Into<String>,
+        content_type: impl Into<String>,
+    ) -> Self {
+        Self::new(
+            endpoint,
+            FaultKind::Status {
+                status,
+                body: body.into(),
+                content_type: Some(content_type.into()),
+            },
+        )
+    }
+
+    /// Wait `delay`, then answer normally.
+    pub fn delay(endpoint: impl Into<String>, delay: Duration) -> Self {
+        Self::new(endpoint, FaultKind::Delay).with_delay(delay)
+    }
+
+    /// 429 with `Retry-After: retry_after_secs`.
+    pub fn rate_limit(endpoint: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self::new(
+            endpoint,
+            FaultKind::RateLimit {
+                retry_after: retry_after_secs,
+            },
+        )
+    }
+
+    /// SCA 403.
+    pub fn sca(endpoint: impl Into<String>) -> Self {
+        Self::new(endpoint, FaultKind::Sca)
+    }
+
+    /// Close the connection before processing.
+    pub fn drop_connection(endpoint: impl Into<String>) -> Self {
+        Self::new(endpoint, FaultKind::Drop)
+    }
+
+    /// Process, then close the connection without a response (the lost response).
+    pub fn drop_after_processing(endpoint: impl Into<String>) -> Self {
+        Self::new(endpoint, FaultKind::DropAfterProcessing)
+    }
+
+    /// Affect the next `n` matching requests (at least 1).
+    pub fn times(mut self, n: u32) -> Self {
+        self.times = n.max(1);
+        self
+    }
+
+    /// Add a delay before the fault takes effect.
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay_ms = Some(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+        self
+    }
+}
+
+/// The pending faults.
+#[derive(Debug, Default)]
+pub(crate) struct FaultQueue {
+    faults: Vec<Fault>,
+}
+
+impl FaultQueue {
+    pub(crate) fn push(&mut self, fault: Fault) {
+        if fault.times > 0 {
+            self.faults.push(fault);
+        }
+    }
+
+    pub(crate) fn list(&self) -> Vec<Fault> {
+        self.faults.clone()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.faults.clear();
+    }
+
+    /// Takes one use of the first fault that matches any of `keys` (or targets `any`).
+    pub(crate) fn take(&mut self, keys: &[&str]) -> Option<Fault> {
+        let idx = self
+            .faults
+            .iter()
+            .position(|f| f.endpoint == "any" || keys.contains(&f.endpoint.as_str()))?;
+        let f = &mut self.faults[idx];
+        f.times -= 1;
+        let out = f.clone();
+        if f.times == 0 {
+            self.faults.remove(idx);
+        }
+        Some(out)
+    }
+}
+
+/// A per-connection switch: notifying it closes the TCP connection without a response.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConnKill(pub(crate) Arc<Notify>);
+
+/// What the handler should do after the fault's first phase.
+pub(crate) enum FaultAction {
+    /// Answer normally.
+    Proceed,
+    /// Process, then drop the connection.
+    DropAfter,
+    /// Send this response instead.
+    Respond(Response),
+}
+
+/// Runs the first phase of a fault: delay, then a replacement response, a drop, or nothing.
+pub(crate) async fn begin(fault: Option<&Fault>, kill: Option<&ConnKill>) -> FaultAction {
+    let Some(fault) = fault else {
+        return FaultAction::Proceed;
+    };
+    if let Some(ms) = fault.delay_ms {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    match &fault.kind {
+        FaultKind::Delay => FaultAction::Proceed,
+        FaultKind::DropAfterProcessing => FaultAction::DropAfter,
+        FaultKind::Drop => drop_now(kill).await,
+        FaultKind::Status {
+            status,
+            body,
+            content_type,
+        } => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut resp = (status, body.clone()).into_response();
+            let ct = content_type.as_deref().unwrap_or("application/json");
+            let ct = HeaderValue::from_str(ct)
+                .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+            resp.headers_mut().insert(header::CONTENT_TYPE, ct);
+            FaultAction::Respond(resp)
+        }
+        FaultKind::RateLimit { retry_after } => {
+            let mut resp = json_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                &json!({"error": "too_many_requests", "error_description": "Rate limit exceeded"}),
+            );
+            let h = resp.headers_mut();
+            h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            h.insert(
+                "x-rate-limited-by",
+                HeaderValue::from_static("wise-public-api"),
+            );
+            FaultAction::Respond(resp)
+        }
+        FaultKind::Sca => {
+            let ott = uuid::Uuid::new_v4().to_string();
+            let mut resp = json_response(
+                StatusCode::FORBIDDEN,
+                &json!({
+                    "timestamp": crate::clock::fmt_millis(std::time::SystemTime::now()),
+                    "status": 403,
+                    "error": "Forbidden",
+                    "message": "You are forbidden to send this request",
+                }),
+            );
+            let h = resp.headers_mut();
+            h.insert(
+                "x-2fa-approval-result",
+                HeaderValue::from_static("REJECTED"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&ott) {
+                h.insert("x-2fa-approval", v);
+            }
+            FaultAction::Respond(resp)
+        }
+    }
+}
+
+/// Closes the connection and never returns; without a connection switch, answers 500.
+pub(crate) async fn drop_now(kill: Option<&ConnKill>) -> FaultAction {
+    match kill {
+        Some(k) => {
+            k.0.notify_one();
+            std::future::pending::<()>().await;
+            FaultAction::Proceed
+        }
+        None => FaultAction::Respond(json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"error": "server_error", "error_description": "connection drop unavailable"}),
+        )),
+    }
+}
+
+/// Finishes a handler's response, honouring `DropAfter`.
+pub(crate) async fn finish(drop_after: bool, kill: Option<&ConnKill>, resp: Response) -> Response {
+    if drop_after {
+        if let FaultAction::Respond(r) = drop_now(kill).await {
+            return r;
+        }
+    }
+    resp
+}

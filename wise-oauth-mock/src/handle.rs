@@ -1,0 +1,319 @@
+//! The builder that starts an emulator and the handle that controls it.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::error::MockError;
+use crate::faults::Fault;
+use crate::server::{router, serve, App};
+use crate::state::{ClientConfig, Config, State};
+use crate::stats::Stats;
+use crate::users::{CreatedUser, IssuedTokens, NewUser};
+
+/// Client id of the demo client registered when no client is configured.
+pub const DEMO_CLIENT_ID: &str = "wise-demo-client";
+/// Client secret of the demo client.
+pub const DEMO_CLIENT_SECRET: &str = "wise-demo-secret";
+/// Redirect URIs registered for the demo client (web and mobile custom scheme).
+pub const DEMO_REDIRECT_URIS: &[&str] = &[
+    "http://127.0.0.1:3000/wise/callback",
+    "http://localhost:3000/wise/callback",
+    "wiseoauthdemo://wise/callback",
+];
+
+/// Entry point: `MockWise::builder()...start().await`.
+#[derive(Debug, Clone, Copy)]
+pub struct MockWise;
+
+impl MockWise {
+    /// A builder with the defaults: `127.0.0.1:0`, the demo client, no auto-approve,
+    /// no refresh-token rotation.
+    pub fn builder() -> MockWiseBuilder {
+        MockWiseBuilder::default()
+    }
+}
+
+/// Configures and starts an emulator.
+#[must_use]
+#[derive(Debug, Clone)]
+pub struct MockWiseBuilder {
+    addr: SocketAddr,
+    clients: Vec<ClientConfig>,
+    auto_approve: Option<String>,
+    rotate: bool,
+}
+
+impl Default for MockWiseBuilder {
+    fn default() -> Self {
+        MockWiseBuilder {
+            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            clients: Vec::new(),
+            auto_approve: None,
+            rotate: false,
+        }
+    }
+}
+
+impl MockWiseBuilder {
+    /// Address to listen on. Default `127.0.0.1:0` (a free port).
+    pub fn addr(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+
+    /// Registers a client with its exact redirect URIs. May be called several times.
+    /// If never called, the demo client ([`DEMO_CLIENT_ID`]) is registered.
+    pub fn client(
+        mut self,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+        redirect_uris: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        let id = client_id.into();
+        self.clients.retain(|c| c.id != id);
+        self.clients.push(ClientConfig {
+            id,
+            secret: client_secret.into(),
+            redirect_uris: redirect_uris.into_iter().map(Into::into).collect(),
+        });
+        self
+    }
+
+    /// Skip the pages: approve at once as this user with the user's first profile.
+    /// Default: off.
+    pub fn auto_approve(mut self, email: impl Into<String>) -> Self {
+        self.auto_approve = Some(email.into());
+        self
+    }
+
+    /// Whether a refresh returns a new refresh token (and kills the old one). Default: off.
+    pub fn rotate_refresh_tokens(mut self, on: bool) -> Self {
+        self.rotate = on;
+        self
+    }
+
+    /// Binds the address and spawns the server on the current tokio runtime.
+    pub async fn start(self) -> std::io::Result<MockWiseHandle> {
+        let clients = if self.clients.is_empty() {
+            vec![ClientConfig {
+                id: DEMO_CLIENT_ID.to_owned(),
+                secret: DEMO_CLIENT_SECRET.to_owned(),
+                redirect_uris: DEMO_REDIRECT_URIS.iter().map(|s| (*s).to_owned()).collect(),
+            }]
+        } else {
+            self.clients
+        };
+        let config = Config {
+            clients,
+            auto_approve: self.auto_approve,
+            rotate: self.rotate,
+        };
+        let listener = TcpListener::bind(self.addr).await?;
+        let addr = listener.local_addr()?;
+        let app = App::new(State::new(config));
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(serve(listener, router(app.clone()), rx));
+        Ok(MockWiseHandle {
+            inner: Arc::new(Inner {
+                app,
+                addr,
+                shutdown: Mutex::new(Some(tx)),
+                task: Mutex::new(Some(task)),
+            }),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    app: App,
+    addr: SocketAddr,
+    shutdown: Mutex<Option<oneshot::Sender<()>>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A running emulator. Cheap to clone; every clone controls the same server.
+///
+/// The user-action methods panic when no user has the given email (a typo in a test
+/// should fail loudly).
+#[derive(Clone, Debug)]
+pub struct MockWiseHandle {
+    inner: Arc<Inner>,
+}
+
+fn expect<T>(r: Result<T, MockError>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("wise-oauth-mock: {e}"),
+    }
+}
+
+impl MockWiseHandle {
+    /// `http://HOST:PORT` without a trailing slash; the API and token endpoint live here.
+    pub fn base_url(&self) -> String {
+        let ip = match self.inner.addr.ip() {
+            IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        format!("http://{}", SocketAddr::new(ip, self.inner.addr.port()))
+    }
+
+    /// The authorization page: `base_url() + "/oauth/authorize"`.
+    pub fn authorize_url(&self) -> String {
+        format!("{}/oauth/authorize", self.base_url())
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    fn app(&self) -> &App {
+        &self.inner.app
+    }
+
+    /// Registers a client at run time (replacing one with the same id).
+    pub fn register_client(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        redirect_uris: impl IntoIterator<Item = impl Into<String>>,
+    ) {
+        self.app().lock().register_client(ClientConfig {
+            id: client_id.to_owned(),
+            secret: client_secret.to_owned(),
+            redirect_uris: redirect_uris.into_iter().map(Into::into).collect(),
+        });
+    }
+
+    /// Adds a redirect URI to an existing client. Panics if the client is unknown.
+    pub fn register_redirect_uri(&self, client_id: &str, uri: &str) {
+        expect(self.app().lock().add_redirect_uri(client_id, uri));
+    }
+
+    /// Turns auto-approve on (as that user) or off.
+    pub fn set_auto_approve(&self, email: Option<&str>) {
+        self.app().lock().auto_approve = email.map(str::to_owned);
+    }
+
+    /// Turns refresh-token rotation on or off.
+    pub fn set_rotate_refresh_tokens(&self, on: bool) {
+        self.app().lock().rotate = on;
+    }
+
+    /// A snapshot of the request counters.
+    pub fn stats(&self) -> Stats {
+        self.app().lock().stats.clone()
+    }
+
+    /// The currently valid tokens of the user, one entry per (client, profile) link.
+    pub fn user_tokens(&self, email: &str) -> Vec<IssuedTokens> {
+        self.app().lock().user_tokens(email)
+    }
+
+    /// Whether this access token (user or client-credentials) is currently accepted.
+    pub fn access_token_is_valid(&self, token: &str) -> bool {
+        self.app().lock().access_valid(token).is_some()
+    }
+
+    /// Whether this refresh token would currently be accepted.
+    pub fn refresh_token_is_valid(&self, token: &str) -> bool {
+        self.app().lock().refresh_valid(token)
+    }
+
+    /// The user reclaims the account: the registration-code grant answers
+    /// 401 `invalid_grant`, refresh tokens are revoked (400 `invalid_grant`).
+    pub fn reclaim(&self, email: &str) {
+        expect(self.app().lock().reclaim(email));
+    }
+
+    /// The user revokes the app: refresh answers 400 `invalid_grant`, access tokens die.
+    pub fn revoke(&self, email: &str) {
+        expect(self.app().lock().revoke(email));
+    }
+
+    /// The user changes email: all tokens are revoked and refresh answers 403.
+    pub fn change_email(&self, email: &str, new_email: &str) {
+        expect(self.app().lock().change_email(email, new_email));
+    }
+
+    /// Turns 2FA on for the user's next login.
+    pub fn enable_2fa(&self, email: &str) {
+        expect(self.app().lock().enable_2fa(email));
+    }
+
+    /// The user turns on "enhanced security": 2FA on and refresh tokens revoked.
+    pub fn enable_enhanced_security(&self, email: &str) {
+        expect(self.app().lock().enhanced_security(email));
+    }
+
+    /// Adds a user; returns the new user id and profile ids.
+    pub fn create_user(&self, user: NewUser) -> Result<CreatedUser, MockError> {
+        self.app().lock().create_user(user, None)
+    }
+
+    /// The user's profile ids in order (empty for an unknown user).
+    pub fn profile_ids(&self, email: &str) -> Vec<u64> {
+        self.app().lock().profile_ids(email)
+    }
+
+    /// Queues a fault.
+    pub fn inject_fault(&self, fault: Fault) {
+        self.app().lock().faults.push(fault);
+    }
+
+    /// Removes every pending fault.
+    pub fn clear_faults(&self) {
+        self.app().lock().faults.clear();
+    }
+
+    /// Moves the emulator's clock forward.
+    pub fn advance_clock(&self, by: Duration) {
+        let mut s = self.app().lock();
+        s.clock_offset = s.clock_offset.saturating_add(by);
+    }
+
+    /// How far the emulator clock is ahead of the real clock.
+    pub fn clock_offset(&self) -> Duration {
+        self.app().lock().clock_offset
+    }
+
+    /// The emulator's clock.
+    pub fn now(&self) -> SystemTime {
+        self.app().lock().now()
+    }
+
+    /// Back to the start: seed users, configured clients and switches, no tokens,
+    /// codes, faults or counters, clock offset zero.
+    pub fn reset(&self) {
+        self.app().lock().reset();
+    }
+
+    /// Stops accepting connections, closes open ones and waits for the server task.
+    pub async fn shutdown(self) {
+        let tx = self
+            .inner
+            .shutdown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(tx) = tx {
+            let _ = tx.send(());
+        }
+        let task = self
+            .inner
+            .task
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! A faithful, stateful emulator of Wise's OAuth 2.0 surface, for tests and demos.
+//!
+//! It serves the authorization pages (login, 2FA, profile choice, consent), the token
+//! endpoint with its four grants, the profile and user API calls made around linking,
+//! and a control API under `/__mock/` for counters, user actions, faults and the clock.
+//! It is an independent implementation of the contract in `wise-oauth-spec.md` and does
+//! not share code with the client library.
+//!
+//! ```
+//! use wise_oauth_mock::{MockWise, DEMO_CLIENT_ID};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let wise = MockWise::builder()
+//!     .auto_approve("alice@example.com")
+//!     .start()
+//!     .await?;
+//! assert!(wise.base_url().starts_with("http://127.0.0.1:"));
+//! assert_eq!(wise.authorize_url(), format!("{}/oauth/authorize", wise.base_url()));
+//! assert_eq!(wise.profile_ids("alice@example.com"), vec![30000000, 30000001]);
+//! assert_eq!(wise.stats().token_requests("authorization_code"), 0);
+//! # let _ = DEMO_CLIENT_ID;
+//! wise.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Seed data
+//!
+//! | user | password | 2FA | profiles (ids are stable) |
+//! |---|---|---|---|
+//! | `alice@example.com` (user id 10000001) | `password1` | no | personal `30000000`, business `30000001` |
+//! | `bob@example.com` (user id 10000002) | `password1` | yes, code `111111` | personal `30000002` |
+//!
+//! New users get user ids from 10000003 and profile ids from 30000003 on.
+//! Unless [`MockWiseBuilder::client`] is called, the demo client [`DEMO_CLIENT_ID`] /
+//! [`DEMO_CLIENT_SECRET`] with [`DEMO_REDIRECT_URIS`] is registered.
+//!
+//! # Behaviour in short
+//!
+//! * `GET /oauth/authorize[/]`: exact `client_id` / `redirect_uri` check (error page, no
+//!   redirect); HTML forms without JavaScript; fields `email`, `password`, `code`
+//!   (2FA, `111111`), `profileId`, `decision` (`approve` / `deny`). Approve redirects
+//!   (302) with `code`, `state`, `profileId`; deny with `error=access_denied`,
+//!   `error_description`, `state`. PKCE (`S256`, `plain`) is enforced when a challenge
+//!   was sent.
+//! * `POST /oauth/token` and `POST /{YYYY}Q{1-4}/oauth/token`: HTTP Basic, form body,
+//!   grants `authorization_code`, `refresh_token`, `registration_code`,
+//!   `client_credentials`. Codes are single-use and live 30 minutes; access tokens
+//!   43199 s; refresh tokens 20 years; UUID token values; a refresh kills the previous
+//!   access token; a new code grant kills the link's old refresh token (its last access
+//!   token lives on); rotation off unless switched on.
+//! * `GET /v1/me`, `GET /v2/profiles`, `GET /v2/profiles/{id}`, `GET /v1/profiles`,
+//!   `POST /v1/user/signup/registration_code`, `POST /v1/users/exists`,
+//!   `POST /v1/user/claim-account`. A user token sees only its consented profile.
+//! * Every response has `x-trace-id`; `X-External-Correlation-Id` (≤ 36 chars) is echoed.
+//! * Control API: `GET /__mock/stats`, `GET /__mock/users/{email}/tokens`,
+//!   `POST /__mock/users/{email}/{reclaim|revoke|change-email|enable-2fa|enhanced-security}`,
+//!   `POST /__mock/users`, `POST|GET|DELETE /__mock/faults`, `POST|GET /__mock/clock`,
+//!   `POST /__mock/config`, `POST /__mock/clients`, `POST /__mock/reset`. Each is also a
+//!   method on [`MockWiseHandle`].
+
+mod api;
+mod authorize;
+mod clock;
+mod control;
+mod error;
+mod faults;
+mod handle;
+mod html;
+mod server;
+mod state;
+mod stats;
+mod token;
+mod users;
+
+pub use error::MockError;
+pub use faults::{Fault, FaultKind};
+pub use handle::{
+    MockWise, MockWiseBuilder, MockWiseHandle, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET,
+    DEMO_REDIRECT_URIS,
+};
+pub use stats::{GrantStats, Stats};
+pub use users::{CreatedUser, IssuedTokens, NewProfile, NewUser, ProfileKind};
