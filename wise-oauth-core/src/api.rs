@@ -1,0 +1,614 @@
+//! The few Wise API calls the library makes: profiles (to verify the callback's
+//! `profileId`) and user signup with a registration code.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::http::header::{ACCEPT, AUTHORIZATION, RETRY_AFTER};
+use ::http::{HeaderValue, Method};
+use serde_json::Value;
+use thiserror::Error;
+use tracing::field::Empty;
+use tracing::Instrument as _;
+use url::Url;
+
+use crate::clock::Clock;
+use crate::config::WiseConfig;
+use crate::endpoint::http::{
+    read_bounded, trace_id, transport_error, BodyError, CORRELATION_HEADER,
+};
+use crate::endpoint::retry::{next_wait, parse_retry_after, Repeatable, RETRY_BUDGET};
+use crate::endpoint::{correlation_id, EndpointError, TokenEndpoint};
+use crate::ids::ProfileId;
+use crate::secret::{AccessToken, RegistrationCode};
+
+/// The kind of a Wise profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProfileKind {
+    /// `PERSONAL` (`personal` in the legacy API).
+    Personal,
+    /// `BUSINESS` (`business` in the legacy API).
+    Business,
+    /// Anything else.
+    Other,
+}
+
+/// The parts of a Wise profile the library uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProfileSummary {
+    /// The profile id.
+    pub id: ProfileId,
+    /// Personal or business.
+    pub kind: ProfileKind,
+    /// `fullName` (or the business / first + last name), if Wise sent one.
+    pub full_name: Option<String>,
+    /// `false` when Wise marks the profile `HIDDEN` or `DEACTIVATED` (`true` when it says
+    /// nothing).
+    pub visible: bool,
+}
+
+/// The result of creating a Wise user with a registration code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignupOutcome {
+    /// The user was created.
+    Created {
+        /// Wise's id of the new user.
+        wise_user_id: u64,
+    },
+    /// A Wise account with this email exists (409 `NOT_UNIQUE`): use the link flow.
+    AlreadyExists,
+}
+
+/// Why a Wise API call failed. Never carries a token or a response body.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// 401: the access token is invalid or expired (`invalid_token`).
+    #[error("Wise rejected the access token (HTTP 401)")]
+    Unauthorized,
+    /// 403 with `x-2fa-approval`: strong customer authentication is required.
+    #[error("Wise requires strong customer authentication for this call")]
+    Sca {
+        /// The one-time-token id from `x-2fa-approval` (not a secret).
+        one_time_token: String,
+    },
+    /// 429.
+    #[error("Wise rate-limited the call")]
+    RateLimited {
+        /// How long Wise asked us to wait.
+        retry_after: Option<Duration>,
+    },
+    /// A 5xx, or the connection dropped.
+    #[error("the Wise API is unavailable")]
+    Unavailable {
+        /// The HTTP status, if a response arrived.
+        status: Option<u16>,
+        /// How long Wise asked us to wait.
+        retry_after: Option<Duration>,
+    },
+    /// The call took longer than the configured timeout.
+    #[error("the Wise API call timed out")]
+    Timeout,
+    /// No connection could be made.
+    #[error("could not connect to the Wise API")]
+    Connect,
+    /// Any other non-success status.
+    #[error("Wise rejected the call (HTTP {status})")]
+    Rejected {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// A success status with an unusable body.
+    #[error("malformed Wise API response: {reason}")]
+    MalformedResponse {
+        /// What was wrong (a fixed phrase).
+        reason: &'static str,
+    },
+    /// The API answered with a redirect, which is never followed.
+    #[error("the Wise API answered with a redirect (HTTP {status}), not followed")]
+    Redirected {
+        /// The 3xx status.
+        status: u16,
+    },
+}
+
+impl ApiError {
+    /// Trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::RateLimited { .. } | Self::Unavailable { .. } | Self::Timeout | Self::Connect
+        )
+    }
+
+    /// How long Wise asked us to wait, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after } | Self::Unavailable { retry_after, .. } => {
+                *retry_after
+            }
+            _ => None,
+        }
+    }
+
+    /// The equivalent token-endpoint error, for the shared retry policy.
+    fn retry_class(&self) -> Option<EndpointError> {
+        Some(match self {
+            Self::RateLimited { retry_after } => EndpointError::RateLimited {
+                retry_after: *retry_after,
+            },
+            Self::Unavailable {
+                status,
+                retry_after,
+            } => EndpointError::Unavailable {
+                status: *status,
+                retry_after: *retry_after,
+            },
+            Self::Timeout => EndpointError::Timeout,
+            Self::Connect => EndpointError::Connect,
+            _ => return None,
+        })
+    }
+
+    fn from_endpoint(err: EndpointError) -> Self {
+        match err {
+            EndpointError::Connect => Self::Connect,
+            EndpointError::Timeout => Self::Timeout,
+            _ => Self::Unavailable {
+                status: None,
+                retry_after: None,
+            },
+        }
+    }
+}
+
+fn malformed(reason: &'static str) -> ApiError {
+    ApiError::MalformedResponse { reason }
+}
+
+/// A raw response: status, body and the SCA header.
+struct Raw {
+    status: u16,
+    body: Vec<u8>,
+    sca: Option<String>,
+    retry_after: Option<Duration>,
+}
+
+/// Client of the Wise REST API (same HTTP client as the token endpoint).
+#[derive(Clone)]
+pub(crate) struct WiseApi {
+    http: reqwest::Client,
+    base: Url,
+    clock: Arc<dyn Clock>,
+    max_attempts: u32,
+    request_timeout: Duration,
+}
+
+impl fmt::Debug for WiseApi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WiseApi")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WiseApi {
+    /// An API client sharing `endpoint`'s HTTP client and clock, based at the API URL.
+    pub(crate) fn new(config: &WiseConfig, endpoint: &TokenEndpoint) -> Self {
+        Self {
+            http: endpoint.http().clone(),
+            base: config.api_url().clone(),
+            clock: endpoint.clock().clone(),
+            max_attempts: config.max_attempts(),
+            request_timeout: config.request_timeout(),
+        }
+    }
+
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        url.set_query(None);
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty();
+            path.extend(segments);
+        }
+        url
+    }
+
+    /// `GET /v2/profiles/{id}`: `Ok(None)` when the token cannot see that profile (403
+    /// without SCA headers, or 404); a 403 with SCA headers is [`ApiError::Sca`].
+    pub(crate) async fn profile(
+        &self,
+        token: &AccessToken,
+        id: ProfileId,
+    ) -> Result<Option<ProfileSummary>, ApiError> {
+        let id_text = id.to_string();
+        let raw = self
+            .send(
+                Method::GET,
+                &["v2", "profiles", &id_text],
+                token,
+                None,
+                Repeatable::Yes,
+                "profile",
+            )
+            .await?;
+        match raw.status {
+            200..=299 => {
+                let value = json(&raw.body)?;
+                let profile = parse_profile(&value)?;
+                if profile.id != id {
+                    return Err(malformed(
+                        "profile id in the response differs from the request",
+                    ));
+                }
+                Ok(Some(profile))
+            }
+            403 if raw.sca.is_some() => Err(classify(raw)),
+            403 | 404 => Ok(None),
+            _ => Err(classify(raw)),
+        }
+    }
+
+    /// `GET /v2/profiles`: every profile the token can see.
+    pub(crate) async fn profiles(
+        &self,
+        token: &AccessToken,
+    ) -> Result<Vec<ProfileSummary>, ApiError> {
+        let raw = self
+            .send(
+                Method::GET,
+                &["v2", "profiles"],
+                token,
+                None,
+                Repeatable::Yes,
+                "profiles",
+            )
+            .await?;
+        if !(200..300).contains(&raw.status) {
+            return Err(classify(raw));
+        }
+        match json(&raw.body)? {
+            Value::Array(items) => items.iter().map(parse_profile).collect(),
+            _ => Err(malformed("profiles response is not an array")),
+        }
+    }
+
+    /// `POST /v1/users/exists` with a client-credentials token (an optional pre-check
+    /// before [`signup`](Self::signup); the registration flow may skip it).
+    #[allow(dead_code)]
+    pub(crate) async fn user_exists(
+        &self,
+        app_token: &AccessToken,
+        email: &str,
+    ) -> Result<bool, ApiError> {
+        let body = serde_json::json!({ "email": email });
+        let raw = self
+            .send(
+                Method::POST,
+                &["v1", "users", "exists"],
+                app_token,
+                Some(body),
+                Repeatable::Yes,
+                "user_exists",
+            )
+            .await?;
+        if !(200..300).contains(&raw.status) {
+            return Err(classify(raw));
+        }
+        match json(&raw.body)?.get("exists") {
+            Some(Value::Bool(b)) => Ok(*b),
+            _ => Err(malformed("exists is not a boolean")),
+        }
+    }
+
+    /// `POST /v1/user/signup/registration_code` with a client-credentials token.
+    /// 409 (`NOT_UNIQUE`) → [`SignupOutcome::AlreadyExists`].
+    pub(crate) async fn signup(
+        &self,
+        app_token: &AccessToken,
+        email: &str,
+        code: &RegistrationCode,
+        language: Option<&str>,
+    ) -> Result<SignupOutcome, ApiError> {
+        let mut body = serde_json::json!({
+            "email": email,
+            "registrationCode": code.expose_secret(),
+        });
+        if let Some(language) = language {
+            body["language"] = Value::String(language.to_owned());
+        }
+        let raw = self
+            .send(
+                Method::POST,
+                &["v1", "user", "signup", "registration_code"],
+                app_token,
+                Some(body),
+                Repeatable::OnlyIfNotSent,
+                "signup",
+            )
+            .await?;
+        match raw.status {
+            200..=299 => match json(&raw.body)?.get("id").and_then(Value::as_u64) {
+                Some(id) => Ok(SignupOutcome::Created { wise_user_id: id }),
+                None => Err(malformed("signup response has no numeric id")),
+            },
+            409 => Ok(SignupOutcome::AlreadyExists),
+            _ => Err(classify(raw)),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &[&str],
+        token: &AccessToken,
+        body: Option<Value>,
+        repeatable: Repeatable,
+        operation: &'static str,
+    ) -> Result<Raw, ApiError> {
+        let correlation_id = correlation_id();
+        let span = tracing::info_span!(
+            "wise_oauth.api_request",
+            operation,
+            correlation_id = %correlation_id,
+            attempt = Empty,
+            status = Empty,
+            trace_id = Empty,
+        );
+        let url = self.url(path);
+        let mut bearer = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+            .map_err(|_| ApiError::Unauthorized)?;
+        bearer.set_sensitive(true);
+        let body = body.map(|b| b.to_string());
+        async {
+            let started = tokio::time::Instant::now();
+            let mut attempt = 0u32;
+            loop {
+                attempt += 1;
+                tracing::Span::current().record("attempt", attempt);
+                let mut request = self
+                    .http
+                    .request(method.clone(), url.clone())
+                    .header(AUTHORIZATION, bearer.clone())
+                    .header(ACCEPT, "application/json")
+                    .header(CORRELATION_HEADER, &correlation_id)
+                    .timeout(
+                        RETRY_BUDGET
+                            .saturating_sub(started.elapsed())
+                            .min(self.request_timeout),
+                    );
+                if let Some(body) = &body {
+                    request = request
+                        .header(::http::header::CONTENT_TYPE, "application/json")
+                        .body(body.clone());
+                }
+                let result = self.attempt(request).await;
+                let err = match result {
+                    Ok(raw) => match classify_retryable(&raw) {
+                        None => return Ok(raw),
+                        Some(err) => err,
+                    },
+                    Err(err) => err,
+                };
+                let wait = err.retry_class().and_then(|class| {
+                    next_wait(
+                        repeatable,
+                        &class,
+                        attempt,
+                        self.max_attempts,
+                        started.elapsed(),
+                    )
+                });
+                match wait {
+                    Some(wait) => {
+                        tracing::info!(attempt, error = %err, "Wise API call failed, retrying");
+                        tokio::time::sleep(wait).await;
+                    }
+                    None => {
+                        tracing::warn!(attempt, error = %err, "Wise API call failed");
+                        return Err(err);
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn attempt(&self, request: reqwest::RequestBuilder) -> Result<Raw, ApiError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ApiError::from_endpoint(transport_error(&e)))?;
+        let status = response.status().as_u16();
+        let span = tracing::Span::current();
+        span.record("status", status);
+        if let Some(id) = trace_id(response.headers()) {
+            span.record("trace_id", id);
+        }
+        if (300..400).contains(&status) {
+            return Err(ApiError::Redirected { status });
+        }
+        let headers = response.headers();
+        let retry_after = headers
+            .get(RETRY_AFTER)
+            .and_then(|v| parse_retry_after(v, self.clock.now()));
+        let sca = headers
+            .get("x-2fa-approval")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| {
+                !v.is_empty()
+                    && v.len() <= 128
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+            .map(str::to_owned);
+        let body = match read_bounded(response).await {
+            Ok(body) => body,
+            Err(BodyError::Timeout) => return Err(ApiError::Timeout),
+            Err(BodyError::Dropped) => {
+                return Err(ApiError::Unavailable {
+                    status: None,
+                    retry_after: None,
+                })
+            }
+            Err(BodyError::TooLarge) => return Err(malformed("body is larger than 64 KiB")),
+        };
+        Ok(Raw {
+            status,
+            body,
+            sca,
+            retry_after,
+        })
+    }
+}
+
+/// Transient statuses (retried per the policy); `None` for everything else.
+fn classify_retryable(raw: &Raw) -> Option<ApiError> {
+    match raw.status {
+        429 | 408 | 500..=599 => Some(classify_status(raw)),
+        _ => None,
+    }
+}
+
+fn classify_status(raw: &Raw) -> ApiError {
+    match raw.status {
+        401 => ApiError::Unauthorized,
+        403 if raw.sca.is_some() => ApiError::Sca {
+            one_time_token: raw.sca.clone().unwrap_or_default(),
+        },
+        429 => ApiError::RateLimited {
+            retry_after: raw.retry_after,
+        },
+        408 | 500..=599 => ApiError::Unavailable {
+            status: Some(raw.status),
+            retry_after: raw.retry_after,
+        },
+        status => ApiError::Rejected { status },
+    }
+}
+
+fn classify(raw: Raw) -> ApiError {
+    classify_status(&raw)
+}
+
+fn json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|_| malformed("body is not JSON"))
+}
+
+fn parse_profile(value: &Value) -> Result<ProfileSummary, ApiError> {
+    let obj = value
+        .as_object()
+        .ok_or(malformed("profile is not a JSON object"))?;
+    let id = match obj.get("id") {
+        Some(Value::Number(n)) => n.as_u64().and_then(ProfileId::new),
+        Some(Value::String(s)) => s.parse::<ProfileId>().ok(),
+        _ => None,
+    }
+    .ok_or(malformed("profile id is missing or invalid"))?;
+    let kind = match obj.get("type").and_then(Value::as_str) {
+        Some(t) if t.eq_ignore_ascii_case("personal") => ProfileKind::Personal,
+        Some(t) if t.eq_ignore_ascii_case("business") => ProfileKind::Business,
+        _ => ProfileKind::Other,
+    };
+    let text = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let details = obj.get("details");
+    let full_name = text(obj.get("fullName"))
+        .or_else(|| text(obj.get("businessName")))
+        .or_else(|| text(details.and_then(|d| d.get("name"))))
+        .or_else(|| {
+            let first = text(
+                obj.get("firstName")
+                    .or_else(|| details.and_then(|d| d.get("firstName"))),
+            );
+            let last = text(
+                obj.get("lastName")
+                    .or_else(|| details.and_then(|d| d.get("lastName"))),
+            );
+            match (first, last) {
+                (Some(f), Some(l)) => Some(format!("{f} {l}")),
+                (f, l) => f.or(l),
+            }
+        });
+    let visible = match obj.get("currentState").and_then(Value::as_str) {
+        Some(state) => state.eq_ignore_ascii_case("visible"),
+        None => true,
+    };
+    Ok(ProfileSummary {
+        id,
+        kind,
+        full_name,
+        visible,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_parse_in_both_shapes() {
+        let v2: Value = serde_json::from_str(
+            r#"{"id":30000001,"type":"BUSINESS","fullName":"Acme Ltd","currentState":"VISIBLE","extra":1}"#,
+        )
+        .unwrap();
+        let p = parse_profile(&v2).unwrap();
+        assert_eq!(p.id.get(), 30000001);
+        assert_eq!(p.kind, ProfileKind::Business);
+        assert_eq!(p.full_name.as_deref(), Some("Acme Ltd"));
+        assert!(p.visible);
+        let v1: Value = serde_json::from_str(
+            r#"{"id":30000000,"type":"personal","details":{"firstName":"Alice","lastName":"Smith"}}"#,
+        )
+        .unwrap();
+        let p = parse_profile(&v1).unwrap();
+        assert_eq!(p.kind, ProfileKind::Personal);
+        assert_eq!(p.full_name.as_deref(), Some("Alice Smith"));
+        let hidden: Value = serde_json::from_str(r#"{"id":5,"currentState":"HIDDEN"}"#).unwrap();
+        assert!(!parse_profile(&hidden).unwrap().visible);
+        for bad in [
+            r#"{"id":0}"#,
+            r#"{"id":-1}"#,
+            r#"{"id":"+5"}"#,
+            r#"{}"#,
+            "[]",
+            r#"{"id":1.5}"#,
+        ] {
+            let v: Value = serde_json::from_str(bad).unwrap();
+            assert!(parse_profile(&v).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sca_and_statuses_are_classified() {
+        let raw = |status, sca: Option<&str>| Raw {
+            status,
+            body: Vec::new(),
+            sca: sca.map(str::to_owned),
+            retry_after: Some(Duration::from_secs(1)),
+        };
+        assert_eq!(
+            classify(raw(403, Some("ott-1"))),
+            ApiError::Sca {
+                one_time_token: "ott-1".into()
+            }
+        );
+        assert_eq!(classify(raw(403, None)), ApiError::Rejected { status: 403 });
+        assert_eq!(classify(raw(401, None)), ApiError::Unauthorized);
+        assert!(classify(raw(503, None)).is_transient());
+        assert_eq!(
+            classify(raw(429, None)).retry_after(),
+            Some(Duration::from_secs(1))
+        );
+        assert!(classify_retryable(&raw(404, None)).is_none());
+    }
+}

@@ -1,0 +1,93 @@
+//! The one shared HTTP client and the helpers every call to Wise uses.
+
+use http::HeaderMap;
+use reqwest::redirect::Policy;
+
+use crate::config::{ConfigError, WiseConfig};
+use crate::response::MAX_BODY_BYTES;
+
+use super::EndpointError;
+
+/// The header carrying our correlation id to Wise.
+pub(crate) const CORRELATION_HEADER: &str = "x-external-correlation-id";
+/// Wise's per-request id, for support tickets.
+pub(crate) const TRACE_HEADER: &str = "x-trace-id";
+
+/// Builds the shared client: rustls, no redirects, connect + total timeouts, optional mTLS.
+pub(crate) fn build_client(config: &WiseConfig) -> Result<reqwest::Client, ConfigError> {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .redirect(Policy::none())
+        .referer(false)
+        .connect_timeout(config.connect_timeout())
+        .timeout(config.request_timeout())
+        .user_agent(config.user_agent());
+    if let Some(pem) = config.client_identity() {
+        let identity = reqwest::Identity::from_pem(pem).map_err(|_| ConfigError::Invalid {
+            setting: "client_identity",
+            reason: "must be a PEM certificate chain followed by its private key",
+        })?;
+        builder = builder.identity(identity);
+    }
+    builder.build().map_err(|_| ConfigError::HttpClient)
+}
+
+/// A transport-level failure (no usable response).
+pub(crate) fn transport_error(err: &reqwest::Error) -> EndpointError {
+    if err.is_connect() {
+        EndpointError::Connect
+    } else if err.is_timeout() {
+        EndpointError::Timeout
+    } else {
+        EndpointError::Unavailable {
+            status: None,
+            retry_after: None,
+        }
+    }
+}
+
+/// Why a body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyError {
+    /// Larger than [`MAX_BODY_BYTES`].
+    TooLarge,
+    /// The total timeout struck while reading (slow drip).
+    Timeout,
+    /// The connection broke.
+    Dropped,
+}
+
+/// Reads at most [`MAX_BODY_BYTES`], chunk by chunk.
+pub(crate) async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_BODY_BYTES as u64)
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(BodyError::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) if e.is_timeout() => return Err(BodyError::Timeout),
+            Err(_) => return Err(BodyError::Dropped),
+        }
+    }
+}
+
+/// Wise's `x-trace-id`, if it is a short token-like value (safe to log).
+pub(crate) fn trace_id(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(TRACE_HEADER)?.to_str().ok()?;
+    (!value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' || b == b':'))
+    .then_some(value)
+}

@@ -1,0 +1,371 @@
+//! The token endpoint client: the four grants, error classification, timeouts and bounded
+//! retries over one shared reqwest client.
+
+mod error;
+pub(crate) mod http;
+pub(crate) mod retry;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use ::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use ::http::HeaderValue;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use tracing::field::Empty;
+use tracing::Instrument as _;
+use url::Url;
+
+use crate::clock::Clock;
+use crate::config::{ConfigError, WiseConfig};
+use crate::response::{self, AppToken, TokenResponse};
+use crate::secret::{AuthorizationCode, PkceVerifier, RefreshToken, RegistrationCode};
+
+use self::http::{read_bounded, trace_id, transport_error, BodyError, CORRELATION_HEADER};
+pub use error::{EndpointError, OAuthErrorCode};
+use retry::{next_wait, parse_retry_after, Repeatable, RETRY_BUDGET};
+
+/// The four grants of Wise's token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Grant {
+    AuthorizationCode,
+    RegistrationCode,
+    RefreshToken,
+    ClientCredentials,
+}
+
+impl Grant {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::RegistrationCode => "registration_code",
+            Self::RefreshToken => "refresh_token",
+            Self::ClientCredentials => "client_credentials",
+        }
+    }
+
+    fn repeatable(self) -> Repeatable {
+        match self {
+            Self::RefreshToken | Self::ClientCredentials => Repeatable::Yes,
+            Self::AuthorizationCode | Self::RegistrationCode => Repeatable::OnlyIfNotSent,
+        }
+    }
+}
+
+/// Client of `POST {api}/[{version}/]oauth/token`. Cheap to clone (shares the HTTP client).
+#[derive(Clone)]
+pub(crate) struct TokenEndpoint {
+    http: reqwest::Client,
+    token_url: Url,
+    client_id: Arc<str>,
+    basic: HeaderValue,
+    clock: Arc<dyn Clock>,
+    max_attempts: u32,
+    request_timeout: std::time::Duration,
+}
+
+impl fmt::Debug for TokenEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenEndpoint")
+            .field("token_url", &self.token_url.as_str())
+            .field("client_id", &self.client_id)
+            .field("max_attempts", &self.max_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 section 2.3.1), marked
+/// sensitive so that it never shows up in debug output or HTTP/2 header tables.
+pub(crate) fn basic_auth(client_id: &str, client_secret: &str) -> HeaderValue {
+    let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let credentials = format!("{}:{}", encode(client_id), encode(client_secret));
+    let mut value = HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(credentials)))
+        .expect("base64 is a valid header value");
+    value.set_sensitive(true);
+    value
+}
+
+/// A fresh correlation id (UUID v4, 36 characters, the most Wise keeps).
+pub(crate) fn correlation_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl TokenEndpoint {
+    /// Builds the endpoint client (and the shared HTTP client) from the configuration.
+    pub(crate) fn new(config: &WiseConfig, clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
+        let http = http::build_client(config)?;
+        Ok(Self::with_client(config, clock, http))
+    }
+
+    /// Builds the endpoint client over an existing HTTP client.
+    pub(crate) fn with_client(
+        config: &WiseConfig,
+        clock: Arc<dyn Clock>,
+        http: reqwest::Client,
+    ) -> Self {
+        Self {
+            http,
+            token_url: config.token_url(),
+            client_id: Arc::from(config.client_id()),
+            basic: basic_auth(config.client_id(), config.client_secret().expose_secret()),
+            clock,
+            max_attempts: config.max_attempts(),
+            request_timeout: config.request_timeout(),
+        }
+    }
+
+    /// The shared HTTP client (no redirects, timeouts set).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The injected clock.
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Exchanges an authorization code. `redirect_uri` must be the exact string sent to the
+    /// authorization page. Retried only when the request certainly was not sent, or on a
+    /// 429/503 with a short `Retry-After`: the code is single-use.
+    pub(crate) async fn exchange_code(
+        &self,
+        code: &AuthorizationCode,
+        redirect_uri: &str,
+        pkce: Option<&PkceVerifier>,
+    ) -> Result<TokenResponse, EndpointError> {
+        let mut form = vec![
+            ("grant_type", Grant::AuthorizationCode.as_str()),
+            ("client_id", &*self.client_id),
+            ("code", code.expose_secret()),
+            ("redirect_uri", redirect_uri),
+        ];
+        if let Some(verifier) = pkce {
+            form.push(("code_verifier", verifier.expose_secret()));
+        }
+        let body = encode_form(&form);
+        self.call(
+            Grant::AuthorizationCode,
+            body,
+            response::parse_token_response,
+        )
+        .await
+    }
+
+    /// Refreshes a user token. Transient failures are retried with the same refresh token.
+    pub(crate) async fn refresh(
+        &self,
+        refresh_token: &RefreshToken,
+    ) -> Result<TokenResponse, EndpointError> {
+        let body = encode_form(&[
+            ("grant_type", Grant::RefreshToken.as_str()),
+            ("refresh_token", refresh_token.expose_secret()),
+        ]);
+        self.call(Grant::RefreshToken, body, response::parse_token_response)
+            .await
+    }
+
+    /// Gets an application (client-credentials) token.
+    pub(crate) async fn client_credentials(&self) -> Result<AppToken, EndpointError> {
+        let body = encode_form(&[("grant_type", Grant::ClientCredentials.as_str())]);
+        self.call(Grant::ClientCredentials, body, response::parse_app_token)
+            .await
+    }
+
+    /// Exchanges a registration code for the user created with `email`.
+    pub(crate) async fn registration_code(
+        &self,
+        email: &str,
+        code: &RegistrationCode,
+    ) -> Result<TokenResponse, EndpointError> {
+        let body = encode_form(&[
+            ("grant_type", Grant::RegistrationCode.as_str()),
+            ("client_id", &*self.client_id),
+            ("email", email),
+            ("registration_code", code.expose_secret()),
+        ]);
+        self.call(
+            Grant::RegistrationCode,
+            body,
+            response::parse_token_response,
+        )
+        .await
+    }
+
+    /// One logical token call: attempts, classification, retries, tracing.
+    async fn call<T>(
+        &self,
+        grant: Grant,
+        body: String,
+        parse: fn(u16, &[u8], SystemTime) -> Result<T, EndpointError>,
+    ) -> Result<T, EndpointError> {
+        let correlation_id = correlation_id();
+        let span = tracing::info_span!(
+            "wise_oauth.token_request",
+            grant = grant.as_str(),
+            correlation_id = %correlation_id,
+            attempt = Empty,
+            status = Empty,
+            trace_id = Empty,
+        );
+        async {
+            let started = tokio::time::Instant::now();
+            let mut attempt = 0u32;
+            loop {
+                attempt += 1;
+                tracing::Span::current().record("attempt", attempt);
+                let remaining = RETRY_BUDGET.saturating_sub(started.elapsed());
+                let result = self
+                    .attempt(
+                        &body,
+                        &correlation_id,
+                        remaining.min(self.request_timeout),
+                        parse,
+                    )
+                    .await;
+                let err = match result {
+                    Ok(value) => {
+                        tracing::debug!(attempt, "token request succeeded");
+                        return Ok(value);
+                    }
+                    Err(err) => err,
+                };
+                match next_wait(
+                    grant.repeatable(),
+                    &err,
+                    attempt,
+                    self.max_attempts,
+                    started.elapsed(),
+                ) {
+                    Some(wait) => {
+                        tracing::info!(
+                            attempt,
+                            error = %err,
+                            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                            "token request failed, retrying"
+                        );
+                        tokio::time::sleep(wait).await;
+                    }
+                    None => {
+                        tracing::warn!(attempt, error = %err, "token request failed");
+                        return Err(err);
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn attempt<T>(
+        &self,
+        body: &str,
+        correlation_id: &str,
+        timeout: std::time::Duration,
+        parse: fn(u16, &[u8], SystemTime) -> Result<T, EndpointError>,
+    ) -> Result<T, EndpointError> {
+        let sent_at = self.clock.now();
+        let response = self
+            .http
+            .post(self.token_url.clone())
+            .header(AUTHORIZATION, self.basic.clone())
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(ACCEPT, "application/json")
+            .header(CORRELATION_HEADER, correlation_id)
+            .timeout(timeout)
+            .body(body.to_owned())
+            .send()
+            .await
+            .map_err(|e| transport_error(&e))?;
+        let status = response.status().as_u16();
+        let span = tracing::Span::current();
+        span.record("status", status);
+        if let Some(id) = trace_id(response.headers()) {
+            span.record("trace_id", id);
+        }
+        if (300..400).contains(&status) {
+            return Err(EndpointError::Redirected { status });
+        }
+        let retry_after = response
+            .headers()
+            .get(::http::header::RETRY_AFTER)
+            .and_then(|v| parse_retry_after(v, self.clock.now()));
+        let success = (200..300).contains(&status);
+        let body = match read_bounded(response).await {
+            Ok(body) => body,
+            Err(BodyError::Timeout) => return Err(EndpointError::Timeout),
+            Err(BodyError::Dropped) if success => {
+                return Err(EndpointError::Unavailable {
+                    status: None,
+                    retry_after: None,
+                })
+            }
+            Err(BodyError::TooLarge) if success => {
+                return Err(EndpointError::MalformedResponse {
+                    reason: "body is larger than 64 KiB",
+                })
+            }
+            Err(_) => Vec::new(),
+        };
+        if success {
+            parse(status, &body, sent_at)
+        } else {
+            Err(EndpointError::from_response(
+                status,
+                response::error_code(&body),
+                retry_after,
+            ))
+        }
+    }
+}
+
+fn encode_form(pairs: &[(&str, &str)]) -> String {
+    let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        serializer.append_pair(k, v);
+    }
+    serializer.finish()
+}
+
+#[cfg(test)]
+mod emulator_tests;
+#[cfg(test)]
+mod loopback_tests;
+#[cfg(test)]
+pub(crate) mod test_server;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_auth_form_encodes_id_and_secret() {
+        // golang TestURLUnsafeClientConfig / oauth4webapi client_secret_basic (appendix B).
+        let v = basic_auth("CLIENT_ID??", "CLIENT_SECRET??");
+        let expected = format!(
+            "Basic {}",
+            STANDARD.encode("CLIENT_ID%3F%3F:CLIENT_SECRET%3F%3F")
+        );
+        assert_eq!(v.to_str().unwrap(), expected);
+        assert!(v.is_sensitive());
+        let v = basic_auth("id with space", "s:é/+");
+        assert_eq!(
+            v.to_str().unwrap(),
+            format!(
+                "Basic {}",
+                STANDARD.encode("id+with+space:s%3A%C3%A9%2F%2B")
+            )
+        );
+    }
+
+    #[test]
+    fn form_is_urlencoded() {
+        assert_eq!(
+            encode_form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "a b&c=d")
+            ]),
+            "grant_type=refresh_token&refresh_token=a+b%26c%3Dd"
+        );
+    }
+}
