@@ -142,6 +142,9 @@ pub enum StoreError {
 /// - `save` is a compare-and-swap on the version: with `expected == None` it inserts only if
 ///   no record exists; with `Some(v)` it replaces only the record at version `v`. Otherwise
 ///   it returns [`StoreError::Conflict`] and changes nothing. It returns the new version.
+/// - versions never repeat for a key, not even after `delete`: a record inserted after an
+///   unlink continues from the last version, so a late write that expected a version from
+///   before the unlink is rejected.
 /// - leases are independent of records (a lease may exist for a key with no record), expire
 ///   after their TTL, and are released only by their holder.
 #[async_trait]
@@ -195,3 +198,12 @@ pub trait PendingStore: Send + Sync + Debug + 'static {
 
 /// How many link flows one app user may have in progress at once.
 pub const MAX_PENDING_PER_USER: usize = 8;
+
+mod memory;
+mod pending_memory;
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod conformance;
+
+pub use memory::MemoryTokenStore;
+pub use pending_memory::MemoryPendingStore;

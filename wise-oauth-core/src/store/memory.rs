@@ -1,0 +1,264 @@
+//! The in-memory token store: the default, for development, tests and single-instance apps.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::ids::LinkKey;
+use crate::store::{LeaseHolder, LinkRecord, StoreError, TokenStore, Version, Versioned};
+
+/// An in-memory [`TokenStore`]: links live as long as the process.
+///
+/// Clones share the same links, so one store can be handed to several `WiseOAuth`
+/// handles in a test to play several app instances. It never evicts a link: only
+/// [`TokenStore::delete`] (an explicit unlink) removes one. Versions keep growing across a
+/// delete and a new link of the same key, so a stale compare-and-swap write of the old link
+/// cannot overwrite the new one. Leases expire by the monotonic clock ([`Instant`]); a
+/// lease with a zero TTL is expired at once.
+///
+/// Use a durable store (SQLite, Postgres) when links must survive a restart or several
+/// instances run.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use wise_oauth_core::{LinkKey, MemoryTokenStore, TokenStore, UserId};
+///
+/// let store = MemoryTokenStore::default();
+/// let shared = store.clone(); // same links
+/// let key = LinkKey::new("sandbox", "my-client", UserId::new("user-1").unwrap());
+/// assert!(shared.load(&key).await.unwrap().is_none());
+/// assert_eq!(store.len(), 0);
+/// # });
+/// ```
+#[derive(Clone, Default)]
+pub struct MemoryTokenStore {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    links: HashMap<LinkKey, Versioned<LinkRecord>>,
+    /// Last version of deleted links, so a re-created link continues the sequence.
+    deleted: HashMap<LinkKey, Version>,
+    leases: HashMap<LinkKey, Lease>,
+    /// Sweep expired leases when `leases` grows beyond this.
+    lease_sweep_at: usize,
+}
+
+struct Lease {
+    holder: LeaseHolder,
+    until: Instant,
+}
+
+impl Lease {
+    fn is_live(&self, now: Instant) -> bool {
+        now < self.until
+    }
+}
+
+const INITIAL_LEASE_SWEEP: usize = 1024;
+
+impl MemoryTokenStore {
+    /// An empty store (same as `Default`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many links the store holds.
+    pub fn len(&self) -> usize {
+        self.lock().links.len()
+    }
+
+    /// Whether the store holds no link.
+    pub fn is_empty(&self) -> bool {
+        self.lock().links.is_empty()
+    }
+
+    // Never held across an await: every method locks, works and unlocks synchronously.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for MemoryTokenStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.lock();
+        f.debug_struct("MemoryTokenStore")
+            .field("links", &inner.links.len())
+            .field("leases", &inner.leases.len())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl TokenStore for MemoryTokenStore {
+    async fn load(&self, key: &LinkKey) -> Result<Option<Versioned<LinkRecord>>, StoreError> {
+        Ok(self.lock().links.get(key).cloned())
+    }
+
+    async fn save(
+        &self,
+        key: &LinkKey,
+        record: &LinkRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        let mut inner = self.lock();
+        let current = inner.links.get(key).map(|v| v.version);
+        if current != expected {
+            return Err(StoreError::Conflict);
+        }
+        let previous = current.or_else(|| inner.deleted.get(key).copied());
+        let version = Version(previous.map_or(1, |v| v.0.saturating_add(1)));
+        inner.deleted.remove(key);
+        inner.links.insert(
+            key.clone(),
+            Versioned {
+                version,
+                value: record.clone(),
+            },
+        );
+        Ok(version)
+    }
+
+    async fn delete(&self, key: &LinkKey) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        match inner.links.remove(key) {
+            Some(old) => {
+                inner.deleted.insert(key.clone(), old.version);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn acquire_lease(
+        &self,
+        key: &LinkKey,
+        holder: LeaseHolder,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        // A TTL too large for the clock is as good as forever.
+        let until = now
+            .checked_add(ttl)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+        let mut inner = self.lock();
+        if let Some(lease) = inner.leases.get_mut(key) {
+            if lease.holder != holder && lease.is_live(now) {
+                return Ok(false);
+            }
+            *lease = Lease { holder, until };
+            return Ok(true);
+        }
+        if inner.leases.len() >= inner.lease_sweep_at.max(INITIAL_LEASE_SWEEP) {
+            inner.leases.retain(|_, lease| lease.is_live(now));
+            inner.lease_sweep_at = (inner.leases.len() * 2).max(INITIAL_LEASE_SWEEP);
+        }
+        inner.leases.insert(key.clone(), Lease { holder, until });
+        Ok(true)
+    }
+
+    async fn release_lease(&self, key: &LinkKey, holder: LeaseHolder) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if inner
+            .leases
+            .get(key)
+            .is_some_and(|lease| lease.holder == holder)
+        {
+            inner.leases.remove(key);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use super::*;
+    use crate::ids::{ProfileId, UserId};
+    use crate::store::{LinkStatus, SealedTokens};
+
+    fn key(user: &str) -> LinkKey {
+        LinkKey::new("sandbox", "c", UserId::new(user).unwrap())
+    }
+
+    fn record(byte: u8) -> LinkRecord {
+        let t: SystemTime = UNIX_EPOCH + Duration::from_secs(1_750_000_000);
+        LinkRecord::new(
+            ProfileId::new(1).unwrap(),
+            LinkStatus::Active,
+            t,
+            t,
+            t,
+            SealedTokens(vec![byte; 4]),
+        )
+    }
+
+    #[tokio::test]
+    async fn clones_share_links() {
+        let a = MemoryTokenStore::default();
+        let b = a.clone();
+        a.save(&key("u"), &record(1), None).await.unwrap();
+        assert_eq!(b.load(&key("u")).await.unwrap().unwrap().value, record(1));
+        assert_eq!(b.len(), 1);
+        assert!(!format!("{b:?}").contains("SealedTokens"));
+    }
+
+    #[tokio::test]
+    async fn versions_continue_after_delete() {
+        let store = MemoryTokenStore::default();
+        let v1 = store.save(&key("u"), &record(1), None).await.unwrap();
+        assert_eq!(v1, Version(1));
+        assert!(store.delete(&key("u")).await.unwrap());
+        let v2 = store.save(&key("u"), &record(2), None).await.unwrap();
+        assert_eq!(v2, Version(2));
+        assert!(matches!(
+            store.save(&key("u"), &record(3), Some(v1)).await,
+            Err(StoreError::Conflict)
+        ));
+    }
+
+    #[tokio::test]
+    async fn zero_ttl_lease_is_expired_at_once() {
+        let store = MemoryTokenStore::default();
+        let (h1, h2) = (LeaseHolder(1), LeaseHolder(2));
+        assert!(store
+            .acquire_lease(&key("u"), h1, Duration::ZERO)
+            .await
+            .unwrap());
+        assert!(store
+            .acquire_lease(&key("u"), h2, Duration::from_secs(60))
+            .await
+            .unwrap());
+        assert!(!store
+            .acquire_lease(&key("u"), h1, Duration::from_secs(60))
+            .await
+            .unwrap());
+        // A huge TTL does not overflow.
+        assert!(store
+            .acquire_lease(&key("v"), h1, Duration::MAX)
+            .await
+            .unwrap());
+        assert!(!store
+            .acquire_lease(&key("v"), h2, Duration::ZERO)
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn expired_leases_are_swept() {
+        let store = MemoryTokenStore::default();
+        for i in 0..5000 {
+            let k = key(&format!("user-{i}"));
+            store
+                .acquire_lease(&k, LeaseHolder(i), Duration::ZERO)
+                .await
+                .unwrap();
+        }
+        assert!(store.lock().leases.len() <= 2 * INITIAL_LEASE_SWEEP);
+    }
+}
