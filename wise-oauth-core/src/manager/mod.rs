@@ -1,0 +1,524 @@
+//! The token manager: the hot path from "which user" to "a valid access token".
+//!
+//! * A fresh token in the in-memory cache is handed out with no I/O (a cache lookup and a
+//!   clock read).
+//! * Inside the refresh window the current token is served and one background refresh
+//!   starts.
+//! * An expired token joins (or leads) the single refresh of that link: one spawned task
+//!   per link in this process, and one lease holder across instances. The new tokens are
+//!   written (compare-and-swap) before anyone sees them.
+//! * `invalid_grant` / 403 marks the link as needing a re-link (tokens kept); client
+//!   errors open a breaker and touch no record; transient errors leave the record as is.
+
+mod app_token;
+mod cache;
+mod error;
+mod refresh;
+mod single_flight;
+#[cfg(test)]
+mod tests;
+mod types;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+pub use error::TokenError;
+pub use types::{LinkView, ValidToken};
+
+use self::app_token::AppTokenCache;
+use self::cache::{CacheEntry, CacheState, LinkCache, Thresholds};
+use self::refresh::{Breaker, Unpersisted};
+use self::single_flight::{Flights, Reason};
+use crate::clock::Clock;
+use crate::config::WiseConfig;
+use crate::endpoint::TokenEndpoint;
+use crate::events::{Events, WiseEvent};
+use crate::ids::{LinkKey, ProfileId};
+use crate::seal::Sealer;
+use crate::secret::AccessToken;
+use crate::store::{LeaseHolder, LinkRecord, LinkStatus, StoreError, TokenStore, Versioned};
+use crate::token::TokenSet;
+
+/// Tunables of the manager. Built from the [`WiseConfig`] with fixed defaults for the rest.
+#[derive(Debug, Clone)]
+pub(crate) struct ManagerSettings {
+    /// Refresh proactively this long before expiry (config, default 6 h).
+    pub(crate) refresh_window: Duration,
+    /// Never hand out a token with less than this left (config, default 60 s).
+    pub(crate) skew: Duration,
+    /// How long a refresh lease lasts in the store (30 s).
+    pub(crate) lease_ttl: Duration,
+    /// A cached entry older than this is re-read from the store (30 s).
+    pub(crate) revalidate_after: Duration,
+    /// At most one refresh call to Wise per link in this interval (30 s).
+    pub(crate) min_refresh_interval: Duration,
+    /// How long the breaker stays open after `invalid_client` (60 s).
+    pub(crate) breaker_open_for: Duration,
+    /// Maximum number of links held in the in-memory cache (100 000).
+    pub(crate) cache_capacity: u64,
+    /// Refresh calls to Wise in flight at once from this process (32).
+    pub(crate) max_concurrent_refreshes: usize,
+}
+
+impl Default for ManagerSettings {
+    fn default() -> Self {
+        Self {
+            refresh_window: Duration::from_secs(6 * 3600),
+            skew: Duration::from_secs(60),
+            lease_ttl: Duration::from_secs(30),
+            revalidate_after: Duration::from_secs(30),
+            min_refresh_interval: Duration::from_secs(30),
+            breaker_open_for: Duration::from_secs(60),
+            cache_capacity: 100_000,
+            max_concurrent_refreshes: 32,
+        }
+    }
+}
+
+impl ManagerSettings {
+    /// The defaults with `refresh_window` and `skew` from the configuration.
+    pub(crate) fn from_config(config: &WiseConfig) -> Self {
+        Self {
+            refresh_window: config.refresh_window(),
+            skew: config.skew(),
+            ..Self::default()
+        }
+    }
+
+    fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            skew: self.skew,
+            refresh_window: self.refresh_window,
+            revalidate_after: self.revalidate_after,
+        }
+    }
+}
+
+/// Hands out valid access tokens for links; see the module docs. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct TokenManager {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn TokenStore>,
+    endpoint: Arc<TokenEndpoint>,
+    sealer: Arc<Sealer>,
+    clock: Arc<dyn Clock>,
+    events: Events,
+    settings: ManagerSettings,
+    thresholds: Thresholds,
+    cache: LinkCache,
+    flights: Flights,
+    /// Refreshed sets whose store write failed: no second refresh while one exists.
+    unpersisted: Mutex<HashMap<LinkKey, Arc<Unpersisted>>>,
+    /// When this process last called Wise's refresh for a link (injected clock).
+    attempts: Mutex<HashMap<LinkKey, SystemTime>>,
+    breaker: Breaker,
+    /// Bounds concurrent refresh calls (see [`ManagerSettings::max_concurrent_refreshes`]).
+    refresh_permits: tokio::sync::Semaphore,
+    app: AppTokenCache,
+}
+
+/// Releases a lease that [`TokenManager::with_lease`] could not release in line.
+struct LeaseGuard {
+    store: Option<Arc<dyn TokenStore>>,
+    key: LinkKey,
+    holder: LeaseHolder,
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        let Some(store) = self.store.take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let key = self.key.clone();
+            let holder = self.holder;
+            runtime.spawn(async move {
+                let _ = store.release_lease(&key, holder).await;
+            });
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn store_error(e: &StoreError) -> TokenError {
+    match e {
+        StoreError::Corrupt(_) => TokenError::Corrupt,
+        _ => TokenError::Unavailable {
+            retry_after: Some(Duration::from_secs(1)),
+        },
+    }
+}
+
+impl TokenManager {
+    /// Builds the manager. `endpoint` and `sealer` are shared with the link flow.
+    pub(crate) fn new(
+        store: Arc<dyn TokenStore>,
+        endpoint: Arc<TokenEndpoint>,
+        sealer: Arc<Sealer>,
+        clock: Arc<dyn Clock>,
+        events: Events,
+        settings: ManagerSettings,
+    ) -> Self {
+        let thresholds = settings.thresholds();
+        let permits = settings.max_concurrent_refreshes.max(1);
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                endpoint,
+                sealer,
+                clock,
+                events,
+                cache: LinkCache::new(settings.cache_capacity),
+                thresholds,
+                settings,
+                flights: Flights::default(),
+                unpersisted: Mutex::new(HashMap::new()),
+                attempts: Mutex::new(HashMap::new()),
+                breaker: Breaker::default(),
+                refresh_permits: tokio::sync::Semaphore::new(permits),
+                app: AppTokenCache::default(),
+            }),
+        }
+    }
+
+    /// A valid access token for the link, refreshing it when needed.
+    ///
+    /// Fresh cached token: no I/O. Inside the refresh window: the current token, plus one
+    /// background refresh. Expired: waits for the single refresh of the link.
+    pub(crate) async fn token(&self, key: &LinkKey) -> Result<ValidToken, TokenError> {
+        let now = self.inner.clock.now();
+        let cached = self.inner.cache.get(key).await;
+        if let Some(entry) = &cached {
+            if now < entry.revalidate_at {
+                match &entry.state {
+                    CacheState::Active {
+                        valid,
+                        usable_until,
+                        refresh_at,
+                    } if now < *usable_until => {
+                        if now >= *refresh_at {
+                            self.background_refresh(key, now);
+                        }
+                        return Ok(valid.clone());
+                    }
+                    CacheState::NeedsRelink { .. } => return Err(TokenError::RelinkRequired),
+                    CacheState::Active { .. } => {}
+                }
+            }
+        }
+        self.token_slow(key, now, cached).await
+    }
+
+    /// The cache could not answer: read the store, then decide.
+    async fn token_slow(
+        &self,
+        key: &LinkKey,
+        now: SystemTime,
+        cached: Option<Arc<CacheEntry>>,
+    ) -> Result<ValidToken, TokenError> {
+        if self.has_unpersisted(key) {
+            return Err(TokenError::Unavailable {
+                retry_after: Some(Duration::from_secs(1)),
+            });
+        }
+        let entry = match self.inner.store.load(key).await {
+            Ok(None) => {
+                self.inner.cache.invalidate(key).await;
+                return Err(TokenError::NotLinked);
+            }
+            Ok(Some(record)) => self.cache_record(key, &record, now).await?,
+            Err(e) => {
+                // The store is down (or the row is corrupt): a cached token that is still
+                // valid keeps working; anything else must wait (never refresh what we
+                // could not persist).
+                tracing::warn!(error = %e, "token store read failed");
+                match cached {
+                    Some(entry) if !matches!(e, StoreError::Corrupt(_)) => {
+                        let extended = entry.extended(now, self.inner.thresholds);
+                        match &extended.state {
+                            CacheState::Active {
+                                valid,
+                                usable_until,
+                                ..
+                            } if now < *usable_until => {
+                                let valid = valid.clone();
+                                self.inner.cache.put(key, extended).await;
+                                return Ok(valid);
+                            }
+                            CacheState::NeedsRelink { .. } => {
+                                return Err(TokenError::RelinkRequired)
+                            }
+                            CacheState::Active { .. } => return Err(store_error(&e)),
+                        }
+                    }
+                    _ => return Err(store_error(&e)),
+                }
+            }
+        };
+        match &entry.state {
+            CacheState::Active {
+                valid,
+                usable_until,
+                refresh_at,
+            } if now < *usable_until => {
+                if now >= *refresh_at {
+                    self.background_refresh(key, now);
+                }
+                Ok(valid.clone())
+            }
+            CacheState::NeedsRelink { .. } => Err(TokenError::RelinkRequired),
+            CacheState::Active { .. } => self.join_refresh(key, Reason::Expired).await,
+        }
+    }
+
+    /// Wise answered 401 for `rejected`: re-read the store (a sibling may have refreshed,
+    /// which kills the previous access token) and use a newer token, or refresh once.
+    pub(crate) async fn token_after_unauthorized(
+        &self,
+        key: &LinkKey,
+        rejected: &AccessToken,
+    ) -> Result<ValidToken, TokenError> {
+        if self.has_unpersisted(key) {
+            return Err(TokenError::Unavailable {
+                retry_after: Some(Duration::from_secs(1)),
+            });
+        }
+        let now = self.inner.clock.now();
+        let record = match self.inner.store.load(key).await {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                self.inner.cache.invalidate(key).await;
+                return Err(TokenError::NotLinked);
+            }
+            Err(e) => return Err(store_error(&e)),
+        };
+        let entry = self.cache_record(key, &record, now).await?;
+        match &entry.state {
+            CacheState::NeedsRelink { .. } => return Err(TokenError::RelinkRequired),
+            CacheState::Active {
+                valid,
+                usable_until,
+                ..
+            } if now < *usable_until && !valid.same_token(rejected) => return Ok(valid.clone()),
+            CacheState::Active { .. } => {}
+        }
+        let rejected = Arc::new(rejected.clone());
+        // A flight already running may have been started for another reason and end with
+        // the rejected token (its fencing saw it as fresh); then lead one of our own.
+        for _ in 0..2 {
+            let valid = self
+                .join_refresh(key, Reason::Unauthorized(rejected.clone()))
+                .await?;
+            if !valid.same_token(&rejected) {
+                return Ok(valid);
+            }
+        }
+        Err(TokenError::Unavailable {
+            retry_after: Some(self.inner.settings.min_refresh_interval),
+        })
+    }
+
+    /// What the app may show about the link; `None` when the user has no link.
+    pub(crate) async fn status(&self, key: &LinkKey) -> Result<Option<LinkView>, TokenError> {
+        match self.inner.store.load(key).await {
+            Ok(None) => Ok(None),
+            Ok(Some(record)) => Ok(Some(LinkView {
+                profile_id: record.value.profile_id,
+                expires_at: record.value.access_expires_at,
+                relink_required: record.value.status == LinkStatus::NeedsRelink,
+            })),
+            Err(e) => match self.inner.cache.get(key).await {
+                Some(entry) if !matches!(e, StoreError::Corrupt(_)) => Ok(Some(LinkView {
+                    profile_id: entry.profile_id(),
+                    expires_at: entry.expires_at(),
+                    relink_required: entry.status() == LinkStatus::NeedsRelink,
+                })),
+                _ => Err(store_error(&e)),
+            },
+        }
+    }
+
+    /// Runs `work` while holding the link's refresh lease, so that a relink (exchange and
+    /// save) is serialized with refreshes on every instance. Waits for the lease, bounded
+    /// by the lease TTL plus a margin.
+    pub(crate) async fn with_lease<T>(
+        &self,
+        key: &LinkKey,
+        work: impl Future<Output = T>,
+    ) -> Result<T, TokenError> {
+        let holder = LeaseHolder::random();
+        self.acquire_lease_waiting(key, holder, None).await?;
+        // Released on every path, also when the caller's future is dropped or `work`
+        // panics (then from a spawned task), so refreshes don't wait for the TTL.
+        let mut guard = LeaseGuard {
+            store: Some(self.inner.store.clone()),
+            key: key.clone(),
+            holder,
+        };
+        let out = work.await;
+        if let Some(store) = guard.store.take() {
+            if let Err(e) = store.release_lease(key, holder).await {
+                tracing::warn!(error = %e, "token store lease release failed");
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores a new grant as the link's active record (the latest grant wins), updates the
+    /// cache and emits [`WiseEvent::Linked`]. Call it inside [`TokenManager::with_lease`].
+    pub(crate) async fn install_link(
+        &self,
+        key: &LinkKey,
+        profile_id: ProfileId,
+        tokens: TokenSet,
+    ) -> Result<(), TokenError> {
+        let now = self.inner.clock.now();
+        let sealed = self
+            .inner
+            .sealer
+            .seal(key, profile_id, &tokens)
+            .map_err(|e| store_error(&e))?;
+        let record = LinkRecord::new(
+            profile_id,
+            LinkStatus::Active,
+            tokens.expires_at,
+            now,
+            now,
+            sealed,
+        );
+        let mut delay = Duration::from_millis(25);
+        let mut last_error = TokenError::unavailable();
+        let mut saved = None;
+        for _ in 0..6 {
+            let expected = match self.inner.store.load(key).await {
+                Ok(current) => current.map(|c| c.version),
+                Err(StoreError::Corrupt(_)) => return Err(TokenError::Corrupt),
+                Err(e) => {
+                    last_error = store_error(&e);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            match self.inner.store.save(key, &record, expected).await {
+                Ok(version) => {
+                    saved = Some(version);
+                    break;
+                }
+                // Someone wrote in between (a refresh whose lease expired): retry on the
+                // new version; this grant is newer and wins.
+                Err(StoreError::Conflict) => continue,
+                Err(e) => {
+                    last_error = store_error(&e);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+        let Some(version) = saved else {
+            return Err(last_error);
+        };
+        // A new grant supersedes any unpersisted refresh and resets the refresh budget.
+        lock(&self.inner.unpersisted).remove(key);
+        lock(&self.inner.attempts).remove(key);
+        self.inner
+            .cache
+            .put(
+                key,
+                CacheEntry::active(&tokens, profile_id, version, now, self.inner.thresholds),
+            )
+            .await;
+        self.inner.events.emit(&WiseEvent::Linked {
+            user: key.user().clone(),
+            profile_id,
+        });
+        Ok(())
+    }
+
+    /// Deletes the link (record, cache, any unpersisted refresh) and emits
+    /// [`WiseEvent::Unlinked`] if there was one.
+    pub(crate) async fn unlink(&self, key: &LinkKey) -> Result<bool, TokenError> {
+        let existed = self
+            .inner
+            .store
+            .delete(key)
+            .await
+            .map_err(|e| store_error(&e))?;
+        self.inner.cache.invalidate(key).await;
+        lock(&self.inner.unpersisted).remove(key);
+        lock(&self.inner.attempts).remove(key);
+        if existed {
+            self.inner.events.emit(&WiseEvent::Unlinked {
+                user: key.user().clone(),
+            });
+        }
+        Ok(existed)
+    }
+
+    /// Opens a stored record and caches it (unless a newer one is cached).
+    async fn cache_record(
+        &self,
+        key: &LinkKey,
+        record: &Versioned<LinkRecord>,
+        now: SystemTime,
+    ) -> Result<Arc<CacheEntry>, TokenError> {
+        let entry = self.entry_for(key, record, now)?;
+        Ok(self.inner.cache.offer(key, entry, now).await)
+    }
+
+    fn entry_for(
+        &self,
+        key: &LinkKey,
+        record: &Versioned<LinkRecord>,
+        now: SystemTime,
+    ) -> Result<CacheEntry, TokenError> {
+        let r = &record.value;
+        match r.status {
+            LinkStatus::NeedsRelink => Ok(CacheEntry::needs_relink(
+                r.profile_id,
+                r.access_expires_at,
+                record.version,
+                now,
+                self.inner.thresholds,
+            )),
+            _ => {
+                let tokens = self.open(key, record)?;
+                Ok(CacheEntry::active(
+                    &tokens,
+                    r.profile_id,
+                    record.version,
+                    now,
+                    self.inner.thresholds,
+                ))
+            }
+        }
+    }
+
+    fn open(&self, key: &LinkKey, record: &Versioned<LinkRecord>) -> Result<TokenSet, TokenError> {
+        self.inner
+            .sealer
+            .open(key, record.value.profile_id, &record.value.sealed_tokens)
+            .map_err(|e| {
+                tracing::error!(error = %e, "stored link cannot be opened");
+                TokenError::Corrupt
+            })
+    }
+
+    fn has_unpersisted(&self, key: &LinkKey) -> bool {
+        lock(&self.inner.unpersisted).contains_key(key)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn settings(&self) -> &ManagerSettings {
+        &self.inner.settings
+    }
+}

@@ -1,0 +1,557 @@
+//! The refresh itself: lease, fencing re-read, the call to Wise, CAS save, and what
+//! happens on each kind of failure.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::FutureExt;
+
+use super::cache::CacheEntry;
+use super::single_flight::Reason;
+use super::{lock, store_error, TokenError, TokenManager, ValidToken};
+use crate::events::WiseEvent;
+use crate::ids::LinkKey;
+use crate::store::{
+    LeaseHolder, LinkRecord, LinkStatus, StoreError, TokenStore, Version, Versioned,
+};
+use crate::token::TokenSet;
+
+/// Opened by `invalid_client` / `unauthorized_client`: no more refresh calls until it
+/// closes. Holds the closing instant as nanoseconds since the epoch (0 = closed).
+#[derive(Debug, Default)]
+pub(super) struct Breaker {
+    open_until: AtomicU64,
+}
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl Breaker {
+    pub(super) fn is_open(&self, now: SystemTime) -> bool {
+        nanos(now) < self.open_until.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn open(&self, now: SystemTime, duration: Duration) {
+        self.open_until
+            .store(nanos(now + duration), Ordering::Relaxed);
+    }
+}
+
+/// A refreshed set that Wise issued but the store did not accept yet. While it exists the
+/// link is not refreshed again (the previous tokens may be dead at Wise) and nothing is
+/// handed out (I3); a background task keeps trying to write it.
+#[derive(Debug)]
+pub(super) struct Unpersisted {
+    record: LinkRecord,
+    expected: Version,
+    tokens: TokenSet,
+    holder: LeaseHolder,
+}
+
+/// What to do with the lease after a refresh attempt.
+enum LeaseFate {
+    Release,
+    /// Handed to the background writer of an unpersisted set.
+    Keep,
+}
+
+/// How a wait for the lease ended.
+pub(super) enum LeaseWait {
+    Acquired,
+    /// Someone else's refresh became visible in the store while we waited.
+    Settled(ValidToken),
+}
+
+const STORE_WRITE_ATTEMPTS: u32 = 4;
+
+/// A store write whose panic (a bug in a store or its driver) counts as a failed write, so
+/// a set Wise already issued is kept and retried instead of being lost with the task.
+async fn save_contained(
+    store: &dyn TokenStore,
+    key: &LinkKey,
+    record: &LinkRecord,
+    expected: Version,
+) -> Result<Version, StoreError> {
+    match AssertUnwindSafe(store.save(key, record, Some(expected)))
+        .catch_unwind()
+        .await
+    {
+        Ok(result) => result,
+        Err(_panic) => {
+            tracing::error!("token store panicked while saving; treated as unavailable");
+            Err(StoreError::Unavailable("token store panicked".into()))
+        }
+    }
+}
+
+impl TokenManager {
+    /// Body of the spawned refresh task of one link.
+    pub(super) async fn run_refresh(
+        &self,
+        key: &LinkKey,
+        reason: Reason,
+    ) -> Result<ValidToken, TokenError> {
+        if self.has_unpersisted(key) {
+            return Err(TokenError::Unavailable {
+                retry_after: Some(Duration::from_secs(1)),
+            });
+        }
+        if self.inner.breaker.is_open(self.inner.clock.now()) {
+            return Err(TokenError::Misconfigured);
+        }
+        let holder = LeaseHolder::random();
+        match self
+            .acquire_lease_waiting(key, holder, Some(&reason))
+            .await?
+        {
+            LeaseWait::Settled(valid) => return Ok(valid),
+            LeaseWait::Acquired => {}
+        }
+        let outcome = AssertUnwindSafe(self.refresh_locked(key, &reason, holder))
+            .catch_unwind()
+            .await;
+        match outcome {
+            Ok((result, LeaseFate::Keep)) => result,
+            Ok((result, LeaseFate::Release)) => {
+                self.release_lease(key, holder).await;
+                result
+            }
+            Err(_panic) => {
+                tracing::error!("token refresh panicked; lease released");
+                self.release_lease(key, holder).await;
+                Err(TokenError::unavailable())
+            }
+        }
+    }
+
+    /// Takes the store lease of `key`, waiting (bounded) while another holder has it.
+    /// With a `reason`, a waiter returns early when the store shows that another
+    /// instance's refresh already satisfied it.
+    pub(super) async fn acquire_lease_waiting(
+        &self,
+        key: &LinkKey,
+        holder: LeaseHolder,
+        reason: Option<&Reason>,
+    ) -> Result<LeaseWait, TokenError> {
+        let ttl = self.inner.settings.lease_ttl;
+        let deadline = tokio::time::Instant::now() + ttl + Duration::from_secs(5);
+        let mut delay = Duration::from_millis(5);
+        loop {
+            match self.inner.store.acquire_lease(key, holder, ttl).await {
+                Ok(true) => return Ok(LeaseWait::Acquired),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "token store lease failed");
+                    return Err(store_error(&e));
+                }
+            }
+            if let Some(reason) = reason {
+                let now = self.inner.clock.now();
+                match self.inner.store.load(key).await {
+                    Ok(None) => {
+                        self.inner.cache.invalidate(key).await;
+                        return Err(TokenError::NotLinked);
+                    }
+                    Ok(Some(record)) => {
+                        if record.value.status == LinkStatus::NeedsRelink {
+                            self.cache_record(key, &record, now).await?;
+                            return Err(TokenError::RelinkRequired);
+                        }
+                        let tokens = self.open(key, &record)?;
+                        if self.satisfies(reason, &tokens, now) {
+                            let valid = self.cache_tokens(key, &record, &tokens, now).await;
+                            return Ok(LeaseWait::Settled(valid));
+                        }
+                    }
+                    Err(e) => return Err(store_error(&e)),
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(TokenError::Unavailable {
+                    retry_after: Some(Duration::from_secs(1)),
+                });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    pub(super) async fn release_lease(&self, key: &LinkKey, holder: LeaseHolder) {
+        if let Err(e) = self.inner.store.release_lease(key, holder).await {
+            // The lease expires on its own after its TTL.
+            tracing::warn!(error = %e, "token store lease release failed");
+        }
+    }
+
+    /// Whether `tokens` (just read from the store) already give what `reason` asks for.
+    fn satisfies(&self, reason: &Reason, tokens: &TokenSet, now: SystemTime) -> bool {
+        let s = &self.inner.settings;
+        match reason {
+            Reason::Expired => tokens.is_usable(now, s.skew),
+            Reason::Window => tokens.remaining(now) > s.refresh_window,
+            Reason::Unauthorized(rejected) => {
+                tokens.access_token.expose_secret() != rejected.expose_secret()
+                    && tokens.is_usable(now, s.skew)
+            }
+        }
+    }
+
+    /// How long until this link may call Wise's refresh again, if it may not now.
+    pub(super) fn attempt_wait(&self, key: &LinkKey, now: SystemTime) -> Option<Duration> {
+        let interval = self.inner.settings.min_refresh_interval;
+        let last = *lock(&self.inner.attempts).get(key)?;
+        let next = last + interval;
+        next.duration_since(now).ok().filter(|d| !d.is_zero())
+    }
+
+    fn note_attempt(&self, key: &LinkKey, now: SystemTime) {
+        let interval = self.inner.settings.min_refresh_interval;
+        let mut attempts = lock(&self.inner.attempts);
+        if attempts.len() >= 10_000 {
+            attempts.retain(|_, t| *t + interval > now);
+        }
+        attempts.insert(key.clone(), now);
+    }
+
+    async fn cache_tokens(
+        &self,
+        key: &LinkKey,
+        record: &Versioned<LinkRecord>,
+        tokens: &TokenSet,
+        now: SystemTime,
+    ) -> ValidToken {
+        let entry = CacheEntry::active(
+            tokens,
+            record.value.profile_id,
+            record.version,
+            now,
+            self.inner.thresholds,
+        );
+        let valid = match &entry.state {
+            super::cache::CacheState::Active { valid, .. } => valid.clone(),
+            super::cache::CacheState::NeedsRelink { .. } => unreachable!("built as active"),
+        };
+        self.inner.cache.offer(key, entry, now).await;
+        valid
+    }
+
+    /// The refresh proper, with the lease held.
+    async fn refresh_locked(
+        &self,
+        key: &LinkKey,
+        reason: &Reason,
+        holder: LeaseHolder,
+    ) -> (Result<ValidToken, TokenError>, LeaseFate) {
+        let now = self.inner.clock.now();
+        // Fencing: the record as it is now, under the lease.
+        let current = match self.inner.store.load(key).await {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                self.inner.cache.invalidate(key).await;
+                return (Err(TokenError::NotLinked), LeaseFate::Release);
+            }
+            Err(e) => return (Err(store_error(&e)), LeaseFate::Release),
+        };
+        if current.value.status == LinkStatus::NeedsRelink {
+            let result = self.cache_record(key, &current, now).await;
+            return (
+                result.and(Err(TokenError::RelinkRequired)),
+                LeaseFate::Release,
+            );
+        }
+        let tokens = match self.open(key, &current) {
+            Ok(tokens) => tokens,
+            Err(e) => return (Err(e), LeaseFate::Release),
+        };
+        if self.satisfies(reason, &tokens, now) {
+            let valid = self.cache_tokens(key, &current, &tokens, now).await;
+            return (Ok(valid), LeaseFate::Release);
+        }
+        if let Some(wait) = self.attempt_wait(key, now) {
+            return (
+                Err(TokenError::Unavailable {
+                    retry_after: Some(wait),
+                }),
+                LeaseFate::Release,
+            );
+        }
+        if self.inner.breaker.is_open(now) {
+            return (Err(TokenError::Misconfigured), LeaseFate::Release);
+        }
+        // Bounds the refresh calls in flight from this process, so that mass expiry does
+        // not turn into a burst of 429s.
+        let _permit = self.inner.refresh_permits.acquire().await;
+        self.note_attempt(key, now);
+        match self.inner.endpoint.refresh(&tokens.refresh_token).await {
+            Ok(response) => match response.into_token_set(Some(&tokens.refresh_token)) {
+                Ok(fresh) => self.persist_refreshed(key, &current, fresh, holder).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "unusable refresh response");
+                    (Err(TokenError::unavailable()), LeaseFate::Release)
+                }
+            },
+            Err(e) if e.needs_relink() => {
+                tracing::info!(error = %e, "Wise rejected the refresh token");
+                (
+                    self.mark_needs_relink(key, &current).await,
+                    LeaseFate::Release,
+                )
+            }
+            Err(e) if e.is_configuration() => {
+                tracing::error!(
+                    error = %e,
+                    "Wise rejected the OAuth client; refreshes paused, no link touched"
+                );
+                self.inner
+                    .breaker
+                    .open(self.inner.clock.now(), self.inner.settings.breaker_open_for);
+                (Err(TokenError::Misconfigured), LeaseFate::Release)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "token refresh failed; link unchanged");
+                (
+                    Err(TokenError::Unavailable {
+                        retry_after: e.retry_after(),
+                    }),
+                    LeaseFate::Release,
+                )
+            }
+        }
+    }
+
+    /// Writes a refreshed set (CAS on the version read under the lease) before anyone sees
+    /// it; on a lasting store failure keeps it as the link's unpersisted set.
+    async fn persist_refreshed(
+        &self,
+        key: &LinkKey,
+        current: &Versioned<LinkRecord>,
+        fresh: TokenSet,
+        holder: LeaseHolder,
+    ) -> (Result<ValidToken, TokenError>, LeaseFate) {
+        let now = self.inner.clock.now();
+        let profile_id = current.value.profile_id;
+        let sealed = match self.inner.sealer.seal(key, profile_id, &fresh) {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot seal refreshed tokens");
+                return (Err(store_error(&e)), LeaseFate::Release);
+            }
+        };
+        let record = LinkRecord {
+            status: LinkStatus::Active,
+            access_expires_at: fresh.expires_at,
+            updated_at: now,
+            sealed_tokens: sealed,
+            ..current.value.clone()
+        };
+        let mut delay = Duration::from_millis(20);
+        for attempt in 1..=STORE_WRITE_ATTEMPTS {
+            match save_contained(self.inner.store.as_ref(), key, &record, current.version).await {
+                Ok(version) => {
+                    let valid = self.finish_refresh(key, &fresh, profile_id, version).await;
+                    return (Ok(valid), LeaseFate::Release);
+                }
+                Err(StoreError::Conflict) => {
+                    // Someone wrote after our fencing read (our lease expired, or a relink
+                    // won): the stored record is the newer truth.
+                    return (self.adopt_stored(key).await, LeaseFate::Release);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "saving refreshed tokens failed");
+                    if attempt < STORE_WRITE_ATTEMPTS {
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                    }
+                }
+            }
+        }
+        // Keep the set: the previous access token is dead at Wise, and with rotation the
+        // previous refresh token too. No second refresh while it exists.
+        tracing::error!("token store keeps failing; holding the refreshed tokens in memory");
+        let slot = Arc::new(Unpersisted {
+            record,
+            expected: current.version,
+            tokens: fresh,
+            holder,
+        });
+        lock(&self.inner.unpersisted).insert(key.clone(), slot.clone());
+        self.inner.cache.invalidate(key).await;
+        let manager = self.clone();
+        let key = key.clone();
+        tokio::spawn(async move { manager.write_unpersisted(&key, slot).await });
+        (
+            Err(TokenError::Unavailable {
+                retry_after: Some(Duration::from_secs(1)),
+            }),
+            LeaseFate::Keep,
+        )
+    }
+
+    /// After a successful write: cache, event, and the token for the waiters.
+    async fn finish_refresh(
+        &self,
+        key: &LinkKey,
+        fresh: &TokenSet,
+        profile_id: crate::ids::ProfileId,
+        version: Version,
+    ) -> ValidToken {
+        let now = self.inner.clock.now();
+        let entry = CacheEntry::active(fresh, profile_id, version, now, self.inner.thresholds);
+        let entry = self.inner.cache.put(key, entry).await;
+        self.inner.events.emit(&WiseEvent::Refreshed {
+            user: key.user().clone(),
+            profile_id,
+        });
+        match &entry.state {
+            super::cache::CacheState::Active { valid, .. } => valid.clone(),
+            super::cache::CacheState::NeedsRelink { .. } => unreachable!("built as active"),
+        }
+    }
+
+    /// Background writer of an unpersisted set: retries with backoff until the store takes
+    /// it, someone else wrote the link, or the slot was dropped (unlink / new grant).
+    async fn write_unpersisted(&self, key: &LinkKey, slot: Arc<Unpersisted>) {
+        let ttl = self.inner.settings.lease_ttl;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+            let still_ours = lock(&self.inner.unpersisted)
+                .get(key)
+                .is_some_and(|s| Arc::ptr_eq(s, &slot));
+            if !still_ours {
+                self.release_lease(key, slot.holder).await;
+                return;
+            }
+            // Keep the lease while we hold tokens nobody else knows about.
+            let _ = self.inner.store.acquire_lease(key, slot.holder, ttl).await;
+            let outcome =
+                save_contained(self.inner.store.as_ref(), key, &slot.record, slot.expected).await;
+            match outcome {
+                Ok(version) => {
+                    self.drop_slot(key, &slot);
+                    self.finish_refresh(key, &slot.tokens, slot.record.profile_id, version)
+                        .await;
+                    self.release_lease(key, slot.holder).await;
+                    return;
+                }
+                Err(StoreError::Conflict) => {
+                    tracing::warn!("link changed while the refreshed tokens were unpersisted");
+                    self.drop_slot(key, &slot);
+                    self.inner.cache.invalidate(key).await;
+                    self.release_lease(key, slot.holder).await;
+                    return;
+                }
+                Err(e) => tracing::warn!(error = %e, "still cannot save refreshed tokens"),
+            }
+        }
+    }
+
+    fn drop_slot(&self, key: &LinkKey, slot: &Arc<Unpersisted>) {
+        let mut map = lock(&self.inner.unpersisted);
+        if map.get(key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            map.remove(key);
+        }
+    }
+
+    /// Wise said `invalid_grant` / 403. Unless a sibling changed the record meanwhile, mark
+    /// it as needing a re-link, keeping its tokens (I1).
+    async fn mark_needs_relink(
+        &self,
+        key: &LinkKey,
+        current: &Versioned<LinkRecord>,
+    ) -> Result<ValidToken, TokenError> {
+        let now = self.inner.clock.now();
+        match self.inner.store.load(key).await {
+            Ok(Some(latest)) if latest.version != current.version => {
+                return self.adopt(key, &latest, now).await;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                self.inner.cache.invalidate(key).await;
+                return Err(TokenError::NotLinked);
+            }
+            // Cannot tell whether a sibling refreshed: leave the record, retry later.
+            Err(e) => return Err(store_error(&e)),
+        }
+        let record = LinkRecord {
+            status: LinkStatus::NeedsRelink,
+            updated_at: now,
+            ..current.value.clone()
+        };
+        match self
+            .inner
+            .store
+            .save(key, &record, Some(current.version))
+            .await
+        {
+            Ok(version) => {
+                let entry = CacheEntry::needs_relink(
+                    record.profile_id,
+                    record.access_expires_at,
+                    version,
+                    now,
+                    self.inner.thresholds,
+                );
+                self.inner.cache.put(key, entry).await;
+                self.inner.events.emit(&WiseEvent::RelinkRequired {
+                    user: key.user().clone(),
+                    profile_id: record.profile_id,
+                });
+                Err(TokenError::RelinkRequired)
+            }
+            Err(StoreError::Conflict) => self.adopt_stored(key).await,
+            Err(e) => {
+                // Remember it here so this instance stops calling Wise; the store learns it
+                // on the next attempt.
+                tracing::warn!(error = %e, "cannot mark the link as needing a re-link");
+                let entry = CacheEntry::needs_relink(
+                    record.profile_id,
+                    record.access_expires_at,
+                    current.version,
+                    now,
+                    self.inner.thresholds,
+                );
+                self.inner.cache.put(key, entry).await;
+                Err(TokenError::RelinkRequired)
+            }
+        }
+    }
+
+    /// Re-reads the record and uses it as it is.
+    async fn adopt_stored(&self, key: &LinkKey) -> Result<ValidToken, TokenError> {
+        let now = self.inner.clock.now();
+        match self.inner.store.load(key).await {
+            Ok(Some(record)) => self.adopt(key, &record, now).await,
+            Ok(None) => {
+                self.inner.cache.invalidate(key).await;
+                Err(TokenError::NotLinked)
+            }
+            Err(e) => Err(store_error(&e)),
+        }
+    }
+
+    async fn adopt(
+        &self,
+        key: &LinkKey,
+        record: &Versioned<LinkRecord>,
+        now: SystemTime,
+    ) -> Result<ValidToken, TokenError> {
+        if record.value.status == LinkStatus::NeedsRelink {
+            self.cache_record(key, record, now).await?;
+            return Err(TokenError::RelinkRequired);
+        }
+        let tokens = self.open(key, record)?;
+        let valid = self.cache_tokens(key, record, &tokens, now).await;
+        if tokens.is_usable(now, self.inner.settings.skew) {
+            Ok(valid)
+        } else {
+            Err(TokenError::unavailable())
+        }
+    }
+}
