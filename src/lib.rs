@@ -1,2 +1,27 @@
 //! Wise OAuth for axum and actix-web: the facade over `wise-oauth-core` and the adapters.
+//!
+//! Everything of the framework-agnostic core is re-exported at the root
+//! ([`WiseOAuth`], [`WiseConfig`], the stores, the errors, ...); see the
+//! [`wise_oauth_core`] documentation for a quick start. The framework adapters live in
+//! feature-gated modules:
+//!
+//! | feature | module | contents |
+//! |---|---|---|
+//! | `axum` | `wise_oauth::axum` | routes (`/wise/connect`, `/wise/callback`, ...) and the `WiseToken` extractor |
+//! | `actix` | `wise_oauth::actix` | the same for actix-web |
+
 pub use wise_oauth_core::*;
+
+/// The axum adapter: ready-made routes and the `WiseToken` extractor
+/// (see the `wise-oauth-axum` crate).
+#[cfg(feature = "axum")]
+pub mod axum {
+    pub use wise_oauth_axum::*;
+}
+
+/// The actix-web adapter: ready-made routes (`App::configure`), the `WiseToken` extractor
+/// and its `ResponseError` rejection (see the `wise-oauth-actix` crate).
+#[cfg(feature = "actix")]
+pub mod actix {
+    pub use wise_oauth_actix::*;
+}

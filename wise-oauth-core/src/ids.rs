@@ -170,17 +170,33 @@ mod tests {
     #[test]
     fn profile_id_rejects_non_canonical_forms() {
         for bad in [
-            "", "0", "+1", "-1", "01", " 1", "1 ", "１", "３０００", "12345678901234567890", "1e3",
+            "",
+            "0",
+            "+1",
+            "-1",
+            "01",
+            " 1",
+            "1 ",
+            "１",
+            "３０００",
+            "12345678901234567890",
+            "1e3",
         ] {
             assert!(bad.parse::<ProfileId>().is_err(), "{bad:?}");
         }
-        assert_eq!("9223372036854775807".parse::<ProfileId>().unwrap().get(), i64::MAX as u64);
+        assert_eq!(
+            "9223372036854775807".parse::<ProfileId>().unwrap().get(),
+            i64::MAX as u64
+        );
     }
 
     #[test]
     fn user_id_rejects_control_characters_and_overlong_ids() {
         assert_eq!(UserId::new("a\0b"), Err(InvalidUserId::ControlCharacter));
-        assert_eq!(UserId::new("x".repeat(MAX_USER_ID_LEN + 1)), Err(InvalidUserId::TooLong));
+        assert_eq!(
+            UserId::new("x".repeat(MAX_USER_ID_LEN + 1)),
+            Err(InvalidUserId::TooLong)
+        );
         assert!(UserId::new("x".repeat(MAX_USER_ID_LEN)).is_ok());
     }
 }

@@ -3,6 +3,52 @@
 //! Connect your users' Wise accounts over OAuth 2.0 and get a valid access token for any of
 //! them at any time. The adapters `wise-oauth-axum` and `wise-oauth-actix` add ready-made
 //! routes and a `WiseToken` extractor on top of this crate.
+//!
+//! # Quick start
+//!
+//! Build one [`WiseOAuth`] handle at startup, then drive the link flow from two routes of
+//! your app (the adapters do exactly this for you) and ask for tokens anywhere:
+//!
+//! ```no_run
+//! use wise_oauth_core::{FlowCookie, UserId, WiseConfig, WiseOAuth};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // WISE_ENV, WISE_CLIENT_ID, WISE_CLIENT_SECRET, WISE_REDIRECT_URI, ...
+//! let wise = WiseOAuth::builder(WiseConfig::from_env()?).build()?;
+//! // The user comes from your own login, never from the request's query or headers.
+//! let user = UserId::new("user-42")?;
+//!
+//! // GET /wise/connect: redirect (303) to Wise with the browser-binding cookie.
+//! let browser_cookie: Option<&str> = None; // value of the `wise_oauth_binding` cookie
+//! let start = wise.start_link(&user, Some("/settings"), browser_cookie).await?;
+//! let (location, set_cookie) = (start.authorize_url().as_str(), start.set_cookie());
+//! # let _ = (location, set_cookie);
+//!
+//! // GET /wise/callback?code=..&state=..&profileId=..: pass the RAW query string.
+//! let raw_query = "code=...&state=...&profileId=30000000";
+//! match wise.complete_link(&user, raw_query, browser_cookie).await {
+//!     // 303 to done.return_to(), Set-Cookie: done.clear_cookie()
+//!     Ok(done) => println!("linked profile {} -> {}", done.profile_id(), done.return_to()),
+//!     // error.status() and error.reason() ("unknown_state", "access_denied", ...)
+//!     Err(error) => eprintln!("{} {}", error.status(), error.reason()),
+//! }
+//! # let _ = FlowCookie::NAME;
+//!
+//! // Anywhere later: an access token that is valid (refreshed and stored when needed).
+//! let token = wise.token(&user).await?;
+//! let bearer = token.access_token().expose_secret();
+//! # let _ = bearer;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Production deployments add a durable [`TokenStore`] with [`WiseOAuthBuilder::store`],
+//! a shared [`PendingStore`] when several instances serve the callback, and
+//! [`EncryptionKeys`] with [`WiseOAuthBuilder::encryption`].
+//!
+//! The link flow binds each `state` to the app user and to the browser, consumes it
+//! exactly once before any call to Wise, verifies the callback's `profileId` through the
+//! Wise API, and accepts `return_to` only as a local path given at the start.
 
 // Module map (one concept per file):
 // config   - WiseConfig, Environment presets, from_env
@@ -19,21 +65,51 @@
 // events   - hooks for linked / refreshed / relink required / unlinked
 // flow     - the link state machine (start, callback, mobile)
 // wise     - the WiseOAuth handle and its builder
+// web      - framework-neutral HTTP behaviour of the adapters' routes and rejections
 
+mod api;
 mod clock;
+mod config;
+mod endpoint;
+mod events;
+mod flow;
 mod ids;
+mod manager;
+mod response;
+mod seal;
 mod secret;
 mod store;
 mod token;
+mod wise;
 
+pub mod web;
+
+pub use api::{ApiError, ProfileKind, ProfileSummary, SignupOutcome};
 pub use clock::{Clock, SystemClock};
+pub use config::{
+    ConfigError, Environment, WiseConfig, WiseConfigBuilder, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_REFRESH_WINDOW, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SKEW,
+};
+pub use endpoint::{EndpointError, OAuthErrorCode};
+pub use events::{EventHandler, WiseEvent};
+pub use flow::{
+    CallbackProblem, FlowCookie, FlowError, LinkCompleted, LinkOptions, LinkStart, MobileLinkStart,
+    ProfileCheck, ProviderErrorCode, Registration, RegistrationError, BINDING_COOKIE,
+    BINDING_COOKIE_NAME, DEFAULT_RETURN_TO,
+};
 pub use ids::{InvalidProfileId, InvalidUserId, LinkKey, ProfileId, UserId, MAX_USER_ID_LEN};
+pub use manager::{LinkView, TokenError, ValidToken};
+pub use seal::{EncryptionKeys, InvalidKeys};
 pub use secret::{
     AccessToken, AuthorizationCode, ClientSecret, CsrfState, PkceVerifier, RefreshToken,
     RegistrationCode,
 };
+#[cfg(any(test, feature = "test-util"))]
+pub use store::conformance;
 pub use store::{
     BoxError, LeaseHolder, LinkRecord, LinkStatus, PendingStore, SealedTokens, StoreError,
     TokenStore, Version, Versioned, MAX_PENDING_PER_USER,
 };
+pub use store::{MemoryPendingStore, MemoryTokenStore};
 pub use token::TokenSet;
+pub use wise::{WiseOAuth, WiseOAuthBuilder};

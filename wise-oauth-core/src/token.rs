@@ -44,7 +44,9 @@ impl TokenSet {
 
     /// Time left before the access token expires at `now` (zero when already expired).
     pub fn remaining(&self, now: SystemTime) -> Duration {
-        self.expires_at.duration_since(now).unwrap_or(Duration::ZERO)
+        self.expires_at
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO)
     }
 
     /// Whether the access token is usable at `now`, keeping `skew` in hand.

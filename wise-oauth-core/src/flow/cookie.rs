@@ -1,0 +1,110 @@
+//! The browser-binding cookie: ties a pending flow to the browser that started it.
+//!
+//! The core produces the exact `Set-Cookie` strings so that every adapter behaves the same.
+
+use super::state::{is_well_formed, random_token};
+
+/// Name of the browser-binding cookie.
+pub const BINDING_COOKIE_NAME: &str = "wise_oauth_binding";
+
+/// Alias of [`BINDING_COOKIE_NAME`].
+pub const BINDING_COOKIE: &str = BINDING_COOKIE_NAME;
+
+/// Lifetime of the binding cookie, in seconds (the 30-minute life of a flow).
+pub(crate) const BINDING_MAX_AGE_SECS: u64 = 1800;
+
+/// The `Set-Cookie` values of the browser-binding cookie.
+///
+/// ```
+/// use wise_oauth_core::FlowCookie;
+/// assert_eq!(
+///     FlowCookie::clear(true),
+///     "wise_oauth_binding=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax; Secure"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct FlowCookie;
+
+impl FlowCookie {
+    /// The cookie name, `wise_oauth_binding`.
+    pub const NAME: &'static str = BINDING_COOKIE_NAME;
+
+    /// The `Set-Cookie` value that deletes the cookie. `secure` must match the value the
+    /// cookie was set with ([`WiseOAuth::clear_binding_cookie`](crate::WiseOAuth::clear_binding_cookie)
+    /// picks it from the configuration).
+    pub fn clear(secure: bool) -> String {
+        format!(
+            "{BINDING_COOKIE_NAME}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{}",
+            if secure { "; Secure" } else { "" }
+        )
+    }
+
+    /// The `Set-Cookie` value that sets the cookie to `id`.
+    pub(crate) fn set(id: &str, secure: bool) -> String {
+        format!(
+            "{BINDING_COOKIE_NAME}={id}; Path=/; Max-Age={BINDING_MAX_AGE_SECS}; HttpOnly; SameSite=Lax{}",
+            if secure { "; Secure" } else { "" }
+        )
+    }
+}
+
+/// The browser's binding id: the existing one when it is well formed, else a fresh one.
+pub(crate) fn binding_id(existing: Option<&str>) -> String {
+    match existing {
+        Some(id) if is_well_formed(id) => id.to_owned(),
+        _ => random_token(),
+    }
+}
+
+/// Whether the cookie must carry `Secure`: always, except when the redirect URI is plain
+/// `http` (only allowed on loopback hosts, for local development).
+pub(crate) fn secure_for(redirect_uri: &str) -> bool {
+    !redirect_uri
+        .get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_cookie_has_the_exact_attributes() {
+        let id = random_token();
+        assert_eq!(
+            FlowCookie::set(&id, true),
+            format!(
+                "wise_oauth_binding={id}; Path=/; Max-Age=1800; HttpOnly; SameSite=Lax; Secure"
+            )
+        );
+        assert_eq!(
+            FlowCookie::set(&id, false),
+            format!("wise_oauth_binding={id}; Path=/; Max-Age=1800; HttpOnly; SameSite=Lax")
+        );
+        assert_eq!(
+            FlowCookie::clear(false),
+            "wise_oauth_binding=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"
+        );
+        assert!(!FlowCookie::set(&id, true).contains("Strict"));
+    }
+
+    #[test]
+    fn existing_binding_is_reused_only_when_well_formed() {
+        let id = random_token();
+        assert_eq!(binding_id(Some(&id)), id);
+        let fresh = binding_id(Some("short"));
+        assert_ne!(fresh, "short");
+        assert!(is_well_formed(&fresh));
+        assert!(is_well_formed(&binding_id(None)));
+        assert_ne!(binding_id(None), binding_id(None));
+        assert_ne!(binding_id(Some("x; Domain=evil.com")), "x; Domain=evil.com");
+    }
+
+    #[test]
+    fn secure_unless_plain_http() {
+        assert!(secure_for("https://app.example.com/wise/callback"));
+        assert!(!secure_for("http://127.0.0.1:3000/wise/callback"));
+        assert!(!secure_for("HTTP://localhost/cb"));
+        assert!(secure_for("myapp://cb"));
+    }
+}

@@ -1,0 +1,516 @@
+//! The link state machine: start (authorize URL + pending state) and completion (consume
+//! the state, exchange the code, verify the profile, persist the link).
+//!
+//! Completion order (security.md I5): parse the raw callback → atomically take the pending
+//! flow (consumed even when a later check fails) → check environment/client, kind, age,
+//! owner user and browser binding → only then any outbound call: under the link's lease,
+//! exchange the code (with the PKCE verifier from the pending record), verify the
+//! `profileId` hint through the Wise API, and install the link.
+
+mod callback;
+mod cookie;
+mod error;
+mod pending;
+mod pkce;
+mod registration;
+mod return_to;
+mod state;
+mod veto;
+
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt as _;
+
+use url::Url;
+
+use crate::ids::{LinkKey, ProfileId, UserId};
+use crate::secret::{AccessToken, CsrfState};
+use crate::wise::Core;
+
+pub use cookie::{FlowCookie, BINDING_COOKIE, BINDING_COOKIE_NAME};
+pub use error::{CallbackProblem, FlowError, ProviderErrorCode, Registration, RegistrationError};
+pub use return_to::DEFAULT_RETURN_TO;
+pub use veto::ProfileCheck;
+
+use callback::{Callback, CallbackOutcome, ParseFailure};
+use pending::{FlowKind, PendingLink, FLOW_TTL};
+
+/// The longest `claim_account_code` accepted, in bytes.
+const MAX_CLAIM_CODE_LEN: usize = 512;
+
+/// Options of [`WiseOAuth::start_link_with`](crate::WiseOAuth::start_link_with).
+///
+/// `Debug` redacts the claim-account code.
+#[derive(Clone, Default)]
+#[must_use]
+pub struct LinkOptions {
+    return_to: Option<String>,
+    claim_account_code: Option<String>,
+}
+
+impl LinkOptions {
+    /// No options: the browser returns to [`DEFAULT_RETURN_TO`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Where the browser goes after linking: a local path such as `/settings/wise`.
+    /// Anything else (absolute URLs, `//host`, backslashes, control characters, ...) is
+    /// replaced by [`DEFAULT_RETURN_TO`]. Default: `/`.
+    pub fn return_to(mut self, path: impl Into<String>) -> Self {
+        self.return_to = Some(path.into());
+        self
+    }
+
+    /// The `claim_account_code` of Wise's prefilled-KYC flow (from
+    /// `POST /v1/user/claim-account`; lives 5 minutes). Default: none.
+    pub fn claim_account_code(mut self, code: impl Into<String>) -> Self {
+        self.claim_account_code = Some(code.into());
+        self
+    }
+}
+
+impl fmt::Debug for LinkOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkOptions")
+            .field("return_to", &self.return_to)
+            .field(
+                "claim_account_code",
+                &self.claim_account_code.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
+
+/// A started web link flow: send the browser to [`authorize_url`](Self::authorize_url)
+/// (303) with the [`set_cookie`](Self::set_cookie) header.
+///
+/// `Debug` hides the URL's query (it carries the state) and the cookie value.
+#[derive(Clone)]
+pub struct LinkStart {
+    authorize_url: Url,
+    set_cookie: String,
+}
+
+impl LinkStart {
+    /// The Wise authorization page URL (with `client_id`, `redirect_uri`, `state`, ...).
+    pub fn authorize_url(&self) -> &Url {
+        &self.authorize_url
+    }
+
+    /// The complete `Set-Cookie` header value of the browser-binding cookie.
+    pub fn set_cookie(&self) -> &str {
+        &self.set_cookie
+    }
+}
+
+fn url_without_query(url: &Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
+}
+
+impl fmt::Debug for LinkStart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkStart")
+            .field("authorize_url", &url_without_query(&self.authorize_url))
+            .field("set_cookie", &"[redacted]")
+            .finish()
+    }
+}
+
+/// A started mobile link flow: open [`authorize_url`](Self::authorize_url) in the system
+/// browser (never a WebView); Wise redirects to the mobile redirect URI (a deep link) with
+/// `code`, `state` and `profileId`, which the app sends to the backend.
+///
+/// There is no binding cookie: the flow is bound to the app user only.
+#[derive(Clone)]
+pub struct MobileLinkStart {
+    authorize_url: Url,
+    state: CsrfState,
+}
+
+impl MobileLinkStart {
+    /// The Wise authorization page URL.
+    pub fn authorize_url(&self) -> &Url {
+        &self.authorize_url
+    }
+
+    /// The flow's `state` (also inside the URL), for apps that check the deep link
+    /// themselves before forwarding it.
+    pub fn state(&self) -> &CsrfState {
+        &self.state
+    }
+}
+
+impl fmt::Debug for MobileLinkStart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MobileLinkStart")
+            .field("authorize_url", &url_without_query(&self.authorize_url))
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+/// A completed link: the verified profile and where to send the browser (303), with
+/// [`clear_cookie`](Self::clear_cookie) as `Set-Cookie`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkCompleted {
+    profile_id: ProfileId,
+    return_to: String,
+    clear_cookie: String,
+}
+
+impl LinkCompleted {
+    /// The Wise profile now linked (verified through the Wise API).
+    pub fn profile_id(&self) -> ProfileId {
+        self.profile_id
+    }
+
+    /// The local path given when the flow started (validated then), or `/`.
+    pub fn return_to(&self) -> &str {
+        &self.return_to
+    }
+
+    /// The `Set-Cookie` value that deletes the browser-binding cookie.
+    pub fn clear_cookie(&self) -> &str {
+        &self.clear_cookie
+    }
+}
+
+impl Core {
+    /// Whether the binding cookie carries `Secure`.
+    pub(crate) fn secure_cookie(&self) -> bool {
+        cookie::secure_for(self.config.redirect_uri())
+    }
+
+    fn redirect_uri(&self, kind: FlowKind) -> Result<&str, FlowError> {
+        match kind {
+            FlowKind::Web => Ok(self.config.redirect_uri()),
+            FlowKind::Mobile => self
+                .config
+                .mobile_redirect_uri()
+                .ok_or(FlowError::Misconfigured),
+        }
+    }
+
+    /// Origins an `iss` callback parameter may name.
+    fn issuers(&self) -> [String; 2] {
+        [
+            self.config.authorize_url().origin().ascii_serialization(),
+            self.config.api_url().origin().ascii_serialization(),
+        ]
+    }
+
+    /// Creates the pending flow and the authorization URL.
+    pub(crate) async fn start_flow(
+        &self,
+        user: &UserId,
+        options: &LinkOptions,
+        binding: Option<&str>,
+        kind: FlowKind,
+    ) -> Result<(Url, CsrfState), FlowError> {
+        let redirect_uri = self.redirect_uri(kind)?;
+        if let Some(code) = &options.claim_account_code {
+            if code.is_empty()
+                || code.len() > MAX_CLAIM_CODE_LEN
+                || !code.bytes().all(|b| b.is_ascii_graphic())
+            {
+                return Err(FlowError::Misconfigured);
+            }
+        }
+        let key = self.link_key(user);
+        let state = state::new_state();
+        let state_hash = state::hash(state.expose_secret());
+        let verifier = self.config.pkce().then(pkce::new_verifier);
+        let return_to = return_to::sanitize(options.return_to.as_deref());
+        let pending = PendingLink {
+            environment: key.environment().to_owned(),
+            client_id: key.client_id().to_owned(),
+            user: user.as_str().to_owned(),
+            binding_hash: binding.map(state::hash),
+            pkce: verifier.clone(),
+            return_to,
+            kind,
+            created_at: self.clock.now(),
+        };
+        let sealed = pending.seal(&self.sealer, &state_hash);
+        self.pending
+            .insert(&state_hash, &key, &sealed, FLOW_TTL)
+            .await
+            .map_err(|e| {
+                tracing::warn!(user = %user, error = %e, "pending store unavailable at link start");
+                FlowError::Unavailable { retry_after: None }
+            })?;
+
+        let mut url = self.config.authorize_url().clone();
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("client_id", self.config.client_id())
+                .append_pair("redirect_uri", redirect_uri)
+                .append_pair("response_type", "code")
+                .append_pair("state", state.expose_secret());
+            if let Some(verifier) = &verifier {
+                query
+                    .append_pair("code_challenge", &pkce::challenge_s256(verifier))
+                    .append_pair("code_challenge_method", "S256");
+            }
+            if let Some(code) = &options.claim_account_code {
+                query.append_pair("claim_account_code", code);
+            }
+        }
+        tracing::debug!(user = %user, kind = ?kind, pkce = verifier.is_some(), "link flow started");
+        Ok((url, state))
+    }
+
+    /// Starts a web flow, reusing the browser's binding id when it has a valid one.
+    pub(crate) async fn start_web(
+        &self,
+        user: &UserId,
+        options: &LinkOptions,
+        binding_cookie: Option<&str>,
+    ) -> Result<LinkStart, FlowError> {
+        let binding = cookie::binding_id(binding_cookie);
+        let (authorize_url, _state) = self
+            .start_flow(user, options, Some(&binding), FlowKind::Web)
+            .await?;
+        Ok(LinkStart {
+            authorize_url,
+            set_cookie: FlowCookie::set(&binding, self.secure_cookie()),
+        })
+    }
+
+    /// Starts a mobile flow.
+    pub(crate) async fn start_mobile(&self, user: &UserId) -> Result<MobileLinkStart, FlowError> {
+        let (authorize_url, state) = self
+            .start_flow(user, &LinkOptions::new(), None, FlowKind::Mobile)
+            .await?;
+        Ok(MobileLinkStart {
+            authorize_url,
+            state,
+        })
+    }
+
+    /// Completes a web flow from the raw callback query.
+    pub(crate) async fn complete_web(
+        &self,
+        user: &UserId,
+        raw_query: &str,
+        binding_cookie: Option<&str>,
+    ) -> Result<LinkCompleted, FlowError> {
+        let issuers = self.issuers();
+        let issuers = [issuers[0].as_str(), issuers[1].as_str()];
+        let parsed = callback::parse(raw_query, &issuers);
+        self.complete(user, parsed, binding_cookie, FlowKind::Web)
+            .await
+    }
+
+    /// Completes a mobile flow from the deep link's raw query.
+    pub(crate) async fn complete_mobile_query(
+        &self,
+        user: &UserId,
+        raw_query: &str,
+    ) -> Result<LinkCompleted, FlowError> {
+        let issuers = self.issuers();
+        let issuers = [issuers[0].as_str(), issuers[1].as_str()];
+        let parsed = callback::parse(raw_query, &issuers);
+        self.complete(user, parsed, None, FlowKind::Mobile).await
+    }
+
+    /// Completes a mobile flow from the fields the app forwards.
+    pub(crate) async fn complete_mobile_fields(
+        &self,
+        user: &UserId,
+        code: &str,
+        state: &str,
+        profile_id: Option<&str>,
+    ) -> Result<LinkCompleted, FlowError> {
+        let parsed = callback::from_fields(code, state, profile_id);
+        self.complete(user, parsed, None, FlowKind::Mobile).await
+    }
+
+    /// Takes (and drops) the pending flow of `state`, if any: a failed callback still
+    /// consumes its state.
+    async fn discard(&self, state: &CsrfState) {
+        if state::is_well_formed(state.expose_secret()) {
+            let hash = state::hash(state.expose_secret());
+            if let Err(e) = self.pending.take(&hash).await {
+                tracing::warn!(error = %e, "could not discard the pending flow of a rejected callback");
+            }
+        }
+    }
+
+    async fn complete(
+        &self,
+        user: &UserId,
+        parsed: Result<Callback, ParseFailure>,
+        binding_cookie: Option<&str>,
+        kind: FlowKind,
+    ) -> Result<LinkCompleted, FlowError> {
+        let result = self
+            .complete_inner(user, parsed, binding_cookie, kind)
+            .await;
+        match &result {
+            Ok(done) => {
+                tracing::info!(user = %user, profile_id = %done.profile_id, "Wise account linked");
+            }
+            Err(e) => {
+                tracing::info!(user = %user, reason = e.reason(), "link flow failed");
+            }
+        }
+        result
+    }
+
+    async fn complete_inner(
+        &self,
+        user: &UserId,
+        parsed: Result<Callback, ParseFailure>,
+        binding_cookie: Option<&str>,
+        kind: FlowKind,
+    ) -> Result<LinkCompleted, FlowError> {
+        let callback = match parsed {
+            Ok(callback) => callback,
+            Err(failure) => {
+                if let Some(state) = &failure.state {
+                    self.discard(state).await;
+                }
+                return Err(failure.error);
+            }
+        };
+
+        // 1. Consume the state atomically, before any other check or outbound call (I5).
+        if !state::is_well_formed(callback.state.expose_secret()) {
+            return Err(FlowError::UnknownState);
+        }
+        let state_hash = state::hash(callback.state.expose_secret());
+        let sealed = self.pending.take(&state_hash).await.map_err(|e| {
+            tracing::warn!(error = %e, "pending store unavailable at link completion");
+            FlowError::Unavailable { retry_after: None }
+        })?;
+        let Some(sealed) = sealed else {
+            return Err(FlowError::UnknownState);
+        };
+        let pending = PendingLink::open(&self.sealer, &state_hash, &sealed).map_err(|e| {
+            tracing::warn!(error = %e, "pending flow record cannot be opened");
+            FlowError::UnknownState
+        })?;
+
+        // 2. Checks on the consumed record.
+        let key = self.link_key(user);
+        if !pending.client_is(&key) {
+            return Err(FlowError::EnvironmentMismatch);
+        }
+        if pending.kind != kind {
+            return Err(FlowError::WrongFlow);
+        }
+        if pending.is_expired(self.clock.now()) {
+            return Err(FlowError::UnknownState);
+        }
+        if !pending.owner_is(&key) {
+            return Err(FlowError::UserMismatch);
+        }
+        if kind == FlowKind::Web {
+            let bound = match (pending.binding_hash, binding_cookie) {
+                (Some(expected), Some(cookie)) => {
+                    state::hashes_equal(&expected, &state::hash(cookie))
+                }
+                _ => false,
+            };
+            if !bound {
+                return Err(FlowError::BrowserMismatch);
+            }
+        }
+
+        // 3. What Wise said.
+        let (code, hint) = match callback.outcome {
+            CallbackOutcome::Denied => return Err(FlowError::Denied),
+            CallbackOutcome::Error(code) => return Err(FlowError::ProviderError { code }),
+            CallbackOutcome::Code { code, profile_id } => (code, profile_id),
+        };
+
+        // 4. Exchange, verify, persist: serialized with refreshes of the same link.
+        let redirect_uri = self.redirect_uri(kind)?;
+        let verifier = pending.pkce;
+        let work = async {
+            let response = self
+                .endpoint
+                .exchange_code(&code, redirect_uri, verifier.as_ref())
+                .await
+                .map_err(FlowError::Exchange)?;
+            let tokens = response.into_token_set(None).map_err(FlowError::Exchange)?;
+            let profile_id = self
+                .verify_profile(user, &tokens.access_token, hint)
+                .await?;
+            self.manager
+                .install_link(&key, profile_id, tokens)
+                .await
+                .map_err(FlowError::from_token_error)?;
+            Ok::<_, FlowError>(profile_id)
+        };
+        let profile_id = self
+            .manager
+            .with_lease(&key, work)
+            .await
+            .map_err(FlowError::from_token_error)??;
+        Ok(LinkCompleted {
+            profile_id,
+            return_to: pending.return_to.clone(),
+            clear_cookie: FlowCookie::clear(self.secure_cookie()),
+        })
+    }
+
+    /// Turns the callback's `profileId` hint into a verified profile id: the new token must
+    /// see it (and Wise must not mark it hidden or deactivated). Without a hint, the token
+    /// must see exactly one visible profile.
+    async fn verify_profile(
+        &self,
+        user: &UserId,
+        token: &AccessToken,
+        hint: Option<ProfileId>,
+    ) -> Result<ProfileId, FlowError> {
+        let profile = match hint {
+            Some(id) => match self.api.profile(token, id).await {
+                Ok(Some(profile)) if profile.id == id && profile.visible => profile,
+                Ok(_) => {
+                    tracing::warn!(profile_id = %id, "callback profileId is not visible to the granted token");
+                    return Err(FlowError::ProfileRejected);
+                }
+                Err(e) => return Err(FlowError::ProfileLookup(e)),
+            },
+            None => {
+                let profiles = self
+                    .api
+                    .profiles(token)
+                    .await
+                    .map_err(FlowError::ProfileLookup)?;
+                let mut visible = profiles.into_iter().filter(|p| p.visible);
+                match (visible.next(), visible.next()) {
+                    (Some(only), None) => only,
+                    _ => return Err(FlowError::NoProfile),
+                }
+            }
+        };
+        if let Some(check) = &self.profile_check {
+            let verdict = AssertUnwindSafe(check.accept(user, &profile, token))
+                .catch_unwind()
+                .await;
+            if !matches!(verdict, Ok(true)) {
+                tracing::info!(user = %user, profile_id = %profile.id, "the app's profile check rejected the link");
+                return Err(FlowError::ProfileRejected);
+            }
+        }
+        Ok(profile.id)
+    }
+
+    /// The link key of `user` in this configuration.
+    pub(crate) fn link_key(&self, user: &UserId) -> LinkKey {
+        LinkKey::new(
+            self.config.environment().name(),
+            self.config.client_id(),
+            user.clone(),
+        )
+    }
+}

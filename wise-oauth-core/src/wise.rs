@@ -1,0 +1,356 @@
+//! The [`WiseOAuth`] handle: everything an app (or an adapter) calls.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::api::WiseApi;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{ConfigError, WiseConfig};
+use crate::endpoint::TokenEndpoint;
+use crate::events::{EventHandler, Events};
+use crate::flow::{
+    FlowCookie, FlowError, LinkCompleted, LinkOptions, LinkStart, MobileLinkStart, ProfileCheck,
+    Registration, RegistrationError,
+};
+use crate::ids::{LinkKey, UserId};
+use crate::manager::{LinkView, ManagerSettings, TokenError, TokenManager, ValidToken};
+use crate::seal::{EncryptionKeys, Sealer};
+use crate::secret::{AccessToken, RegistrationCode};
+use crate::store::{MemoryPendingStore, MemoryTokenStore, PendingStore, TokenStore};
+
+/// The shared state behind a [`WiseOAuth`] handle.
+pub(crate) struct Core {
+    pub(crate) config: WiseConfig,
+    pub(crate) endpoint: Arc<TokenEndpoint>,
+    pub(crate) api: WiseApi,
+    pub(crate) manager: TokenManager,
+    pub(crate) pending: Arc<dyn PendingStore>,
+    pub(crate) sealer: Arc<Sealer>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) profile_check: Option<Arc<dyn ProfileCheck>>,
+}
+
+impl fmt::Debug for Core {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WiseOAuth")
+            .field("config", &self.config)
+            .field("pending", &self.pending)
+            .field("manager", &self.manager)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The one handle of the library: link flows, tokens, registration.
+///
+/// Cheap to clone (an `Arc` inside); build it once at startup with
+/// [`WiseOAuth::builder`] and share it (app state, `web::Data`, ...).
+#[derive(Clone)]
+pub struct WiseOAuth {
+    core: Arc<Core>,
+}
+
+impl fmt::Debug for WiseOAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.core.fmt(f)
+    }
+}
+
+/// Builds a [`WiseOAuth`]. Setters never fail; [`build`](Self::build) reports problems once.
+#[must_use]
+pub struct WiseOAuthBuilder {
+    config: WiseConfig,
+    store: Option<Arc<dyn TokenStore>>,
+    pending: Option<Arc<dyn PendingStore>>,
+    keys: Option<EncryptionKeys>,
+    clock: Option<Arc<dyn Clock>>,
+    events: Events,
+    profile_check: Option<Arc<dyn ProfileCheck>>,
+}
+
+impl fmt::Debug for WiseOAuthBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WiseOAuthBuilder")
+            .field("config", &self.config)
+            .field("store", &self.store)
+            .field("pending", &self.pending)
+            .field("keys", &self.keys)
+            .field("clock", &self.clock)
+            .field("events", &self.events)
+            .field("profile_check", &self.profile_check.is_some())
+            .finish()
+    }
+}
+
+impl WiseOAuthBuilder {
+    /// Where links (tokens) are kept. Default: a [`MemoryTokenStore`] (lost on restart;
+    /// fine for tests and demos only).
+    pub fn store(mut self, store: impl TokenStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Like [`store`](Self::store), for a store that is already shared.
+    pub fn store_arc(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Where flows in progress are kept (30 minutes each). Default: a
+    /// [`MemoryPendingStore`], which works only when the callback reaches the instance
+    /// that started the flow; use a shared store behind a load balancer.
+    pub fn pending_store(mut self, store: impl PendingStore) -> Self {
+        self.pending = Some(Arc::new(store));
+        self
+    }
+
+    /// Like [`pending_store`](Self::pending_store), for a store that is already shared.
+    pub fn pending_store_arc(mut self, store: Arc<dyn PendingStore>) -> Self {
+        self.pending = Some(store);
+        self
+    }
+
+    /// Encrypts tokens and pending flows at rest with these keys. Default: none (stored
+    /// plain; recommended only with the in-memory stores).
+    pub fn encryption(mut self, keys: EncryptionKeys) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// The source of "now". Default: [`SystemClock`].
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Adds an event handler (called after each store write). Default: none.
+    pub fn on_event(mut self, handler: impl EventHandler) -> Self {
+        self.events.push(Arc::new(handler));
+        self
+    }
+
+    /// Lets the app veto a newly linked profile (for example after comparing the date of
+    /// birth); see [`ProfileCheck`]. Default: none (every verified profile is accepted).
+    pub fn profile_check(mut self, check: impl ProfileCheck) -> Self {
+        self.profile_check = Some(Arc::new(check));
+        self
+    }
+
+    /// Builds the handle: creates the HTTP client and checks the settings.
+    pub fn build(self) -> Result<WiseOAuth, ConfigError> {
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let sealer = Arc::new(
+            Sealer::try_new(self.keys).map_err(|_| ConfigError::Invalid {
+                setting: "encryption",
+                reason: "the key list is empty",
+            })?,
+        );
+        let endpoint = Arc::new(TokenEndpoint::new(&self.config, clock.clone())?);
+        let api = WiseApi::new(&self.config, &endpoint);
+        let store = self
+            .store
+            .unwrap_or_else(|| Arc::new(MemoryTokenStore::default()));
+        let pending = self
+            .pending
+            .unwrap_or_else(|| Arc::new(MemoryPendingStore::default()));
+        let manager = TokenManager::new(
+            store,
+            endpoint.clone(),
+            sealer.clone(),
+            clock.clone(),
+            self.events,
+            ManagerSettings::from_config(&self.config),
+        );
+        Ok(WiseOAuth {
+            core: Arc::new(Core {
+                config: self.config,
+                endpoint,
+                api,
+                manager,
+                pending,
+                sealer,
+                clock,
+                profile_check: self.profile_check,
+            }),
+        })
+    }
+}
+
+impl WiseOAuth {
+    /// Starts building a handle for this configuration.
+    ///
+    /// ```
+    /// use wise_oauth_core::{ClientSecret, WiseConfig, WiseOAuth};
+    /// let config = WiseConfig::builder(
+    ///     "my-client",
+    ///     ClientSecret::new("s3cr3t"),
+    ///     "https://app.example.com/wise/callback",
+    /// )
+    /// .build()
+    /// .unwrap();
+    /// let wise = WiseOAuth::builder(config).build().unwrap();
+    /// assert_eq!(wise.config().client_id(), "my-client");
+    /// ```
+    pub fn builder(config: WiseConfig) -> WiseOAuthBuilder {
+        WiseOAuthBuilder {
+            config,
+            store: None,
+            pending: None,
+            keys: None,
+            clock: None,
+            events: Events::new(),
+            profile_check: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &WiseConfig {
+        &self.core.config
+    }
+
+    /// The store key of `user`'s link in this configuration (environment, client, user).
+    pub fn link_key(&self, user: &UserId) -> LinkKey {
+        self.core.link_key(user)
+    }
+
+    // ----- web link flow ------------------------------------------------------------
+
+    /// Starts linking `user`'s Wise account from a browser.
+    ///
+    /// `return_to` is a local path to land on afterwards (anything else becomes `/`);
+    /// `binding_cookie` is the value of the browser's [`FlowCookie::NAME`] cookie, if any
+    /// (it is reused so several tabs can link at once). Redirect the browser (303) to
+    /// [`LinkStart::authorize_url`] and send [`LinkStart::set_cookie`] as `Set-Cookie`.
+    pub async fn start_link(
+        &self,
+        user: &UserId,
+        return_to: Option<&str>,
+        binding_cookie: Option<&str>,
+    ) -> Result<LinkStart, FlowError> {
+        let mut options = LinkOptions::new();
+        if let Some(path) = return_to {
+            options = options.return_to(path);
+        }
+        self.core.start_web(user, &options, binding_cookie).await
+    }
+
+    /// Like [`start_link`](Self::start_link), with [`LinkOptions`] (for example a
+    /// `claim_account_code`).
+    pub async fn start_link_with(
+        &self,
+        user: &UserId,
+        options: &LinkOptions,
+        binding_cookie: Option<&str>,
+    ) -> Result<LinkStart, FlowError> {
+        self.core.start_web(user, options, binding_cookie).await
+    }
+
+    /// Completes a web link flow on the callback route.
+    ///
+    /// `raw_query` is the callback's query string exactly as received (still
+    /// percent-encoded, without or with the leading `?`); `binding_cookie` the value of
+    /// the [`FlowCookie::NAME`] cookie. The state is consumed whatever the outcome. On
+    /// success redirect (303) to [`LinkCompleted::return_to`] with
+    /// `Referrer-Policy: no-referrer` and `Cache-Control: no-store`.
+    pub async fn complete_link(
+        &self,
+        user: &UserId,
+        raw_query: &str,
+        binding_cookie: Option<&str>,
+    ) -> Result<LinkCompleted, FlowError> {
+        self.core
+            .complete_web(user, raw_query, binding_cookie)
+            .await
+    }
+
+    /// The `Set-Cookie` value that deletes the binding cookie (with `Secure` unless the
+    /// redirect URI is plain `http`).
+    pub fn clear_binding_cookie(&self) -> String {
+        FlowCookie::clear(self.core.secure_cookie())
+    }
+
+    // ----- mobile link flow ---------------------------------------------------------
+
+    /// Starts linking from a mobile app: the authorize URL uses the configured
+    /// `mobile_redirect_uri` (a deep link). [`FlowError::Misconfigured`] when none is
+    /// configured.
+    pub async fn start_mobile_link(&self, user: &UserId) -> Result<MobileLinkStart, FlowError> {
+        self.core.start_mobile(user).await
+    }
+
+    /// Completes a mobile flow from the deep link's `code`, `state` and `profileId`,
+    /// forwarded by the app (for example as JSON).
+    pub async fn complete_mobile_link(
+        &self,
+        user: &UserId,
+        code: &str,
+        state: &str,
+        profile_id: Option<&str>,
+    ) -> Result<LinkCompleted, FlowError> {
+        self.core
+            .complete_mobile_fields(user, code, state, profile_id)
+            .await
+    }
+
+    /// Completes a mobile flow from the deep link's raw query (also handles
+    /// `error=access_denied` and other error redirects).
+    pub async fn complete_mobile_callback(
+        &self,
+        user: &UserId,
+        raw_query: &str,
+    ) -> Result<LinkCompleted, FlowError> {
+        self.core.complete_mobile_query(user, raw_query).await
+    }
+
+    // ----- tokens -------------------------------------------------------------------
+
+    /// A valid access token for `user`'s link (refreshed when needed, stored before it is
+    /// handed out).
+    pub async fn token(&self, user: &UserId) -> Result<ValidToken, TokenError> {
+        self.core.manager.token(&self.link_key(user)).await
+    }
+
+    /// Call when Wise answered 401 to `rejected`: returns a newer token (re-read from the
+    /// store, or refreshed once).
+    pub async fn token_after_unauthorized(
+        &self,
+        user: &UserId,
+        rejected: &AccessToken,
+    ) -> Result<ValidToken, TokenError> {
+        self.core
+            .manager
+            .token_after_unauthorized(&self.link_key(user), rejected)
+            .await
+    }
+
+    /// The state of `user`'s link, `None` when not linked.
+    pub async fn status(&self, user: &UserId) -> Result<Option<LinkView>, TokenError> {
+        self.core.manager.status(&self.link_key(user)).await
+    }
+
+    /// Deletes `user`'s link; `true` if there was one.
+    pub async fn unlink(&self, user: &UserId) -> Result<bool, TokenError> {
+        self.core.manager.unlink(&self.link_key(user)).await
+    }
+
+    /// A client-credentials token (cached in memory, never stored).
+    pub async fn app_token(&self) -> Result<AccessToken, TokenError> {
+        self.core.manager.app_token().await
+    }
+
+    // ----- registration -------------------------------------------------------------
+
+    /// Creates a Wise user for `user` with a registration code (partners whose KYC Wise
+    /// relies on) and links it. An email that already has a Wise account gives
+    /// [`Registration::UseLinkFlow`]: send the user through [`start_link`](Self::start_link).
+    ///
+    /// `code` is a random per-user secret of at least 32 characters; keep it encrypted, it
+    /// can mint tokens until the user reclaims the account.
+    pub async fn register_user(
+        &self,
+        user: &UserId,
+        email: &str,
+        code: &RegistrationCode,
+    ) -> Result<Registration, RegistrationError> {
+        self.core.register(user, email, code).await
+    }
+}
