@@ -1,0 +1,107 @@
+//! The behaviour suite (tests/suite) against the axum adapter, over real TCP on loopback,
+//! plus the axum-specific checks (extractor set-up, `Option<WiseToken>`).
+
+#[path = "../examples/demo/mod.rs"]
+mod demo;
+mod suite;
+
+use axum::routing::get;
+use axum::Router;
+use reqwest::StatusCode;
+use wise_oauth::axum::{WiseRoutes, WiseToken, WiseUser};
+use wise_oauth::UserId;
+
+async fn start() -> suite::TestApp {
+    suite::TestApp::start(|listener, demo| {
+        let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+        let app = demo::axum_app::app(demo);
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    })
+    .await
+}
+
+suite::behaviour_suite!(start);
+
+/// Serves `router` on a free port; returns its base URL.
+async fn serve(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    base
+}
+
+#[tokio::test]
+async fn extractor_without_layer_answers_500_with_a_hint() {
+    let app = start().await;
+    let router = Router::new()
+        .route("/t", get(|_t: WiseToken| async { "never" }))
+        .merge(WiseRoutes::new(app.wise.clone()).router())
+        .layer(axum::Extension(WiseUser::new(UserId::new("x").unwrap())));
+    let base = serve(router).await;
+    let res = reqwest::Client::new()
+        .get(format!("{base}/t"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "wise_not_set_up");
+    assert!(body["hint"].as_str().unwrap().contains("layer"), "{body}");
+}
+
+#[tokio::test]
+async fn optional_token_is_none_when_not_linked_and_custom_resolver_and_prefix_work() {
+    let app = start().await;
+    #[derive(Clone)]
+    struct Me(&'static str);
+    let routes = WiseRoutes::new(app.wise.clone())
+        .prefix("/integrations/wise")
+        .user_resolver(|parts| {
+            parts
+                .extensions
+                .get::<Me>()
+                .and_then(|m| UserId::new(m.0).ok())
+        });
+    let router = Router::new()
+        .route(
+            "/t",
+            get(|t: Option<WiseToken>| async move { format!("{}", t.is_some()) }),
+        )
+        .route("/must", get(|_t: WiseToken| async { "never" }))
+        .merge(routes.router())
+        .layer(routes.layer())
+        .layer(axum::Extension(Me("zed")));
+    let base = serve(router).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = client.get(format!("{base}/t")).send().await.unwrap();
+    assert_eq!(res.text().await.unwrap(), "false");
+    let res = client
+        .get(format!("{base}/must?x=1"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        res.headers()["location"],
+        "/integrations/wise/connect?return_to=%2Fmust%3Fx%3D1"
+    );
+    let res = client
+        .get(format!("{base}/integrations/wise/status"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[test]
+#[should_panic(expected = "invalid prefix")]
+fn invalid_prefix_panics_at_build() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start());
+    let _: Router = WiseRoutes::new(app.wise.clone()).prefix("wise/").router();
+}

@@ -1,0 +1,114 @@
+//! The behaviour suite, written once against "an app on a port" and run for every adapter.
+//!
+//! An adapter's test file (e.g. `tests/axum_suite.rs`) does three things:
+//!
+//! ```ignore
+//! #[path = "../examples/demo/mod.rs"] mod demo;   // the demo app (same for the example)
+//! mod suite;
+//! async fn start() -> suite::TestApp {
+//!     suite::TestApp::start(|listener, demo| { /* serve demo app on listener */ }).await
+//! }
+//! suite::behaviour_suite!(start);                 // one #[tokio::test] per behaviour
+//! ```
+//!
+//! The app under test must serve the demo routes (`GET /demo/login?user=`, `GET /profile`
+//! (HTML-aware, uses `WiseToken`), `GET /api/profile` (JSON with `profile_id` and
+//! `token_fingerprint`)) and the plugin routes under `/wise`. Each test gets its own
+//! emulator (interactive, not auto-approve) and app on `127.0.0.1:0`.
+#![allow(dead_code)]
+
+pub(crate) mod browser;
+pub(crate) mod cases;
+
+use std::sync::Arc;
+
+use wise_oauth::WiseOAuth;
+use wise_oauth_mock::MockWiseHandle;
+
+use crate::demo::shared::{self, Demo};
+
+pub(crate) use browser::Browser;
+
+/// A running app with its emulator.
+pub(crate) struct TestApp {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub(crate) base_url: String,
+    pub(crate) emulator: MockWiseHandle,
+    pub(crate) wise: WiseOAuth,
+}
+
+impl TestApp {
+    /// Binds `127.0.0.1:0`, starts the emulator with the app's redirect URI registered,
+    /// builds the library with a clock following the emulator, and hands the listener and
+    /// the demo state to `serve`, which must start serving in the background.
+    pub(crate) async fn start(serve: impl FnOnce(std::net::TcpListener, Arc<Demo>)) -> TestApp {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let base_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (wise, emulator) = shared::emulator_backend(&base_url).await;
+        serve(listener, Demo::new(wise.clone()));
+        TestApp {
+            base_url,
+            emulator,
+            wise,
+        }
+    }
+
+    /// A new browser (own cookie jar) logged in to the demo app as `user`.
+    pub(crate) async fn browser(&self, user: &str) -> Browser {
+        let b = Browser::new(self);
+        b.login(user).await;
+        b
+    }
+
+    /// All POSTs the emulator's token endpoint has seen.
+    pub(crate) fn token_calls(&self) -> u64 {
+        self.emulator.stats().total_token_requests()
+    }
+
+    pub(crate) fn refresh_calls(&self) -> u64 {
+        self.emulator.stats().token_requests("refresh_token")
+    }
+
+    pub(crate) fn code_calls(&self) -> u64 {
+        self.emulator.stats().token_requests("authorization_code")
+    }
+}
+
+/// Expands to one `#[tokio::test]` per behaviour, each on a fresh app from `$start`.
+macro_rules! behaviour_suite {
+    ($start:path) => {
+        $crate::suite::behaviour_suite!(@tests $start;
+            full_link_lifecycle,
+            not_logged_in_gets_401_everywhere,
+            status_never_shows_a_token,
+            callback_without_state_is_rejected,
+            replayed_state_is_rejected,
+            state_from_another_browser_is_rejected,
+            state_of_another_app_user_is_rejected,
+            access_denied_is_a_clean_page,
+            error_description_is_escaped,
+            hostile_return_to_lands_on_root,
+            malformed_profile_id_is_rejected_before_exchange,
+            foreign_profile_id_is_rejected_and_nothing_stored,
+            duplicated_parameters_are_rejected,
+            oversized_query_is_rejected,
+            implicit_flow_parameters_are_rejected,
+            cross_site_disconnect_is_refused,
+            same_origin_disconnect_for_json_clients,
+            user_is_never_taken_from_query_or_header,
+            mobile_link_flow,
+            mobile_routes_refuse_cross_site,
+        );
+    };
+    (@tests $start:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let app = $start().await;
+                suite::cases::$name(&app).await;
+            }
+        )*
+    };
+}
+pub(crate) use behaviour_suite;

@@ -1,0 +1,196 @@
+//! The `WiseToken` extractor and its rejection.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use wise_oauth_core::web::{self, Mount, RejectionKind, Reply, RequestInfo};
+use wise_oauth_core::{AccessToken, ProfileId, TokenError, UserId, ValidToken, WiseOAuth};
+
+use crate::convert::{request_info, response};
+use crate::routes::Plugin;
+
+/// A valid Wise access token of the logged-in user's linked profile.
+///
+/// Taking it as a handler argument is all it needs: the token is fresh (refreshed
+/// transparently, once, when it was close to expiry), and the handler never runs when the
+/// user is not logged in, not linked or must re-link; see [`WiseTokenRejection`].
+/// `Option<WiseToken>` gives `None` instead when the user has no usable link.
+///
+/// Requires [`WiseRoutes::layer`](crate::WiseRoutes::layer) on the router.
+///
+/// ```
+/// use wise_oauth_axum::WiseToken;
+///
+/// async fn profile(token: WiseToken) -> String {
+///     // Call Wise with `Authorization: Bearer {token.access_token().expose_secret()}`.
+///     format!("linked to profile {}", token.profile_id())
+/// }
+/// ```
+#[derive(Clone)]
+pub struct WiseToken {
+    token: ValidToken,
+    user: UserId,
+    plugin: Arc<Plugin>,
+    req: Arc<RequestInfo>,
+}
+
+impl fmt::Debug for WiseToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WiseToken")
+            .field("user", &self.user)
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+impl WiseToken {
+    /// The access token, for `Authorization: Bearer ...` on Wise API calls.
+    pub fn access_token(&self) -> &AccessToken {
+        self.token.access_token()
+    }
+
+    /// The linked Wise profile.
+    pub fn profile_id(&self) -> ProfileId {
+        self.token.profile_id()
+    }
+
+    /// When the access token expires.
+    pub fn expires_at(&self) -> SystemTime {
+        self.token.expires_at()
+    }
+
+    /// The app user the token belongs to.
+    pub fn user(&self) -> &UserId {
+        &self.user
+    }
+
+    /// The underlying core token.
+    pub fn valid_token(&self) -> &ValidToken {
+        &self.token
+    }
+
+    /// The handle, for other calls (e.g. [`WiseOAuth::status`]).
+    pub fn wise(&self) -> &WiseOAuth {
+        &self.plugin.wise
+    }
+
+    /// Wise answered 401 to this token: gets the newer token another request stored, or
+    /// refreshes once. Call it at most once per failed API call. The rejection is the one
+    /// the extractor would have given for the same request (e.g. a redirect into the link
+    /// flow when Wise revoked the link).
+    pub async fn after_unauthorized(&self) -> Result<WiseToken, WiseTokenRejection> {
+        match self
+            .plugin
+            .wise
+            .token_after_unauthorized(&self.user, self.token.access_token())
+            .await
+        {
+            Ok(token) => Ok(WiseToken {
+                token,
+                ..self.clone()
+            }),
+            Err(e) => Err(WiseTokenRejection::new(&e, &self.req, &self.plugin.mount)),
+        }
+    }
+}
+
+/// Why [`WiseToken`] could not be extracted; answers with the status and body described
+/// under [`RejectionKind`] (shared with the actix-web adapter).
+#[derive(Debug)]
+pub struct WiseTokenRejection {
+    kind: RejectionKind,
+    reply: Reply,
+}
+
+impl WiseTokenRejection {
+    fn new(error: &TokenError, req: &RequestInfo, mount: &Mount) -> Self {
+        WiseTokenRejection {
+            kind: RejectionKind::of(error),
+            reply: web::token_rejection(error, req, mount),
+        }
+    }
+
+    /// Why the extraction failed.
+    pub fn kind(&self) -> RejectionKind {
+        self.kind
+    }
+
+    /// The status code it answers with.
+    pub fn status(&self) -> http::StatusCode {
+        self.reply.status
+    }
+}
+
+impl fmt::Display for WiseTokenRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no Wise token: {}", self.kind.reason())
+    }
+}
+
+impl std::error::Error for WiseTokenRejection {}
+
+impl IntoResponse for WiseTokenRejection {
+    fn into_response(self) -> Response {
+        response(self.reply)
+    }
+}
+
+const NOT_SET_UP_HINT: &str = "WiseToken needs the plugin layer: add \
+    `.layer(wise_routes.layer())` (wise_oauth_axum::WiseRoutes::layer) to the router";
+
+type Extracted = Result<WiseToken, (TokenError, Arc<RequestInfo>, Arc<Plugin>)>;
+
+async fn extract(parts: &Parts) -> Result<Extracted, WiseTokenRejection> {
+    let req = request_info(parts);
+    let Some(plugin) = parts.extensions.get::<Arc<Plugin>>().cloned() else {
+        return Err(WiseTokenRejection {
+            kind: RejectionKind::NotSetUp,
+            reply: web::not_set_up(&req, NOT_SET_UP_HINT),
+        });
+    };
+    let Some(user) = plugin.user(parts) else {
+        return Err(WiseTokenRejection {
+            kind: RejectionKind::NotLoggedIn,
+            reply: web::not_logged_in(&req),
+        });
+    };
+    let req = Arc::new(req);
+    Ok(match plugin.wise.token(&user).await {
+        Ok(token) => Ok(WiseToken {
+            token,
+            user,
+            plugin,
+            req,
+        }),
+        Err(e) => Err((e, req, plugin)),
+    })
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for WiseToken {
+    type Rejection = WiseTokenRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        extract(parts)
+            .await?
+            .map_err(|(e, req, plugin)| WiseTokenRejection::new(&e, &req, &plugin.mount))
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for WiseToken {
+    type Rejection = WiseTokenRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        match extract(parts).await? {
+            Ok(token) => Ok(Some(token)),
+            Err((e, _, _)) if e.needs_link() => Ok(None),
+            Err((e, req, plugin)) => Err(WiseTokenRejection::new(&e, &req, &plugin.mount)),
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! What the routes need to know about a request, filled in by an adapter.
+
+/// The request facts the routes and rejections decide on: method, path and query, and the
+/// few headers that matter (`Accept`, `Origin`, `Sec-Fetch-Site`, `X-Requested-With`,
+/// `Content-Type`, `Cookie`). Every other header is ignored; in particular the user is
+/// never taken from a header.
+///
+/// ```
+/// use wise_oauth_core::web::RequestInfo;
+/// let mut req = RequestInfo::new("GET", "/balances?currency=EUR");
+/// req.header("accept", b"text/html,application/xhtml+xml;q=0.9");
+/// assert!(req.is_browser());
+/// assert_eq!(req.path(), "/balances");
+/// assert_eq!(req.raw_query(), "currency=EUR");
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct RequestInfo {
+    method: String,
+    path_and_query: String,
+    accept: Vec<String>,
+    origin: Vec<String>,
+    sec_fetch_site: Vec<String>,
+    x_requested_with: bool,
+    content_type: Vec<String>,
+    cookies: Vec<String>,
+}
+
+impl RequestInfo {
+    /// A request with this method and raw (still percent-encoded) path and query.
+    pub fn new(method: &str, path_and_query: &str) -> Self {
+        RequestInfo {
+            method: method.to_ascii_uppercase(),
+            path_and_query: path_and_query.to_owned(),
+            ..RequestInfo::default()
+        }
+    }
+
+    /// Records one header (call it once per header line; repeated names accumulate).
+    /// Names are case-insensitive; values that are not UTF-8 are ignored.
+    pub fn header(&mut self, name: &str, value: &[u8]) -> &mut Self {
+        let Ok(value) = std::str::from_utf8(value) else {
+            return self;
+        };
+        let value = value.trim().to_owned();
+        match name.to_ascii_lowercase().as_str() {
+            "accept" => self.accept.push(value),
+            "origin" => self.origin.push(value),
+            "sec-fetch-site" => self.sec_fetch_site.push(value),
+            "x-requested-with" => self.x_requested_with = true,
+            "content-type" => self.content_type.push(value),
+            "cookie" => self.cookies.push(value),
+            _ => {}
+        }
+        self
+    }
+
+    /// The method, upper case.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The path without the query.
+    pub fn path(&self) -> &str {
+        self.path_and_query
+            .split_once('?')
+            .map_or(self.path_and_query.as_str(), |(p, _)| p)
+    }
+
+    /// The raw query string (without `?`, still percent-encoded; empty when absent).
+    pub fn raw_query(&self) -> &str {
+        self.path_and_query.split_once('?').map_or("", |(_, q)| q)
+    }
+
+    /// The path and query as received.
+    pub fn path_and_query(&self) -> &str {
+        &self.path_and_query
+    }
+
+    /// Whether to answer like to a browser (redirects, HTML) rather than to an API client
+    /// (JSON): `Accept` lists `text/html` (with a non-zero quality) and no
+    /// `X-Requested-With` header is present.
+    pub fn is_browser(&self) -> bool {
+        !self.x_requested_with
+            && self.accept.iter().flat_map(|a| a.split(',')).any(|range| {
+                let mut parts = range.split(';').map(str::trim);
+                let media = parts.next().unwrap_or("");
+                media.eq_ignore_ascii_case("text/html")
+                    && !parts.any(|p| {
+                        p.split_once('=').is_some_and(|(k, v)| {
+                            k.trim().eq_ignore_ascii_case("q")
+                                && v.trim().parse::<f32>().is_ok_and(|q| q <= 0.0)
+                        })
+                    })
+            })
+    }
+
+    /// Whether a state-changing request provably comes from the app's own pages (see the
+    /// [module rules](crate::web)). `app_origin` is `scheme://host[:port]` of the
+    /// configured redirect URI.
+    pub fn is_same_origin(&self, app_origin: &str) -> bool {
+        if !self.sec_fetch_site.is_empty() {
+            return self.sec_fetch_site.len() == 1
+                && self.sec_fetch_site[0].eq_ignore_ascii_case("same-origin")
+                && self.origin_matches_if_present(app_origin);
+        }
+        if !self.origin.is_empty() {
+            return self.origin_matches_if_present(app_origin);
+        }
+        self.x_requested_with || self.is_json_body()
+    }
+
+    fn origin_matches_if_present(&self, app_origin: &str) -> bool {
+        match self.origin.as_slice() {
+            [] => true,
+            [one] => one.eq_ignore_ascii_case(app_origin),
+            _ => false,
+        }
+    }
+
+    /// Whether the body is declared as JSON (`application/json`, parameters allowed).
+    pub fn is_json_body(&self) -> bool {
+        matches!(self.content_type.as_slice(), [ct] if ct
+            .split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")))
+    }
+
+    /// The value of a cookie. When the browser sent several cookies with that name, the
+    /// first one (the most specific path) wins.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies
+            .iter()
+            .flat_map(|line| line.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.trim_matches('"'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> RequestInfo {
+        let mut r = RequestInfo::new("post", "/wise/disconnect");
+        for (n, v) in headers {
+            r.header(n, v.as_bytes());
+        }
+        r
+    }
+
+    const APP: &str = "http://127.0.0.1:3000";
+
+    #[test]
+    fn browser_detection() {
+        assert!(req(&[("Accept", "text/html")]).is_browser());
+        assert!(req(&[("accept", "application/json, TEXT/HTML;q=0.5")]).is_browser());
+        assert!(!req(&[("accept", "text/html;q=0")]).is_browser());
+        assert!(!req(&[("accept", "*/*")]).is_browser());
+        assert!(!req(&[]).is_browser());
+        assert!(!req(&[("accept", "text/html"), ("x-requested-with", "fetch")]).is_browser());
+    }
+
+    #[test]
+    fn same_origin_rule() {
+        assert!(req(&[("sec-fetch-site", "same-origin")]).is_same_origin(APP));
+        assert!(req(&[("sec-fetch-site", "same-origin"), ("origin", APP)]).is_same_origin(APP));
+        assert!(
+            !req(&[("sec-fetch-site", "same-origin"), ("origin", "http://evil")])
+                .is_same_origin(APP)
+        );
+        for site in ["cross-site", "same-site", "none", ""] {
+            assert!(
+                !req(&[("sec-fetch-site", site), ("x-requested-with", "x")]).is_same_origin(APP)
+            );
+        }
+        assert!(req(&[("origin", APP)]).is_same_origin(APP));
+        assert!(!req(&[("origin", "null")]).is_same_origin(APP));
+        assert!(!req(&[("origin", "http://127.0.0.1:3000.evil.com")]).is_same_origin(APP));
+        assert!(!req(&[("origin", APP), ("origin", "http://evil")]).is_same_origin(APP));
+        assert!(!req(&[]).is_same_origin(APP));
+        assert!(!req(&[("content-type", "application/x-www-form-urlencoded")]).is_same_origin(APP));
+        assert!(!req(&[("content-type", "text/plain")]).is_same_origin(APP));
+        assert!(req(&[("x-requested-with", "XMLHttpRequest")]).is_same_origin(APP));
+        assert!(req(&[("content-type", "application/json; charset=utf-8")]).is_same_origin(APP));
+    }
+
+    #[test]
+    fn cookies() {
+        let r = req(&[
+            ("cookie", "a=1; wise_oauth_binding=abc; b=2"),
+            ("cookie", "wise_oauth_binding=zzz"),
+        ]);
+        assert_eq!(r.cookie("wise_oauth_binding"), Some("abc"));
+        assert_eq!(r.cookie("c"), None);
+        assert_eq!(r.raw_query(), "");
+    }
+}
