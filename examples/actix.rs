@@ -1,0 +1,71 @@
+//! The wise-oauth demo on actix-web: `cargo run --example actix`.
+//!
+//! The same demo as `cargo run --example axum`, served by the actix-web adapter, so the two
+//! can be compared. With no environment it starts the embedded Wise emulator and the app,
+//! and prints both URLs and the demo login. Open the app, log in with any name, click
+//! "Connect Wise" and sign in at the emulator as `alice@example.com` / `password1`.
+//!
+//! With `WISE_CLIENT_ID`, `WISE_CLIENT_SECRET` and `WISE_REDIRECT_URI` (and optionally
+//! `WISE_ENV`, see `WiseConfig::from_env`) it talks to Wise instead; the redirect URI must
+//! then be `http://127.0.0.1:PORT/wise/callback` or your public URL's `/wise/callback`.
+//! `PORT` sets the app's port (default 3000).
+
+#[path = "demo"]
+#[allow(dead_code)]
+mod demo {
+    pub(crate) mod actix_app;
+    pub(crate) mod shared;
+}
+
+use actix_web::HttpServer;
+use demo::shared::{self, Demo};
+use wise_oauth::{WiseConfig, WiseOAuth};
+
+#[actix_web::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,wise_oauth=info".into()),
+        )
+        .init();
+
+    let port: u16 = match std::env::var("PORT") {
+        Ok(p) => p.parse().map_err(|_| "PORT must be a port number")?,
+        Err(_) => 3000,
+    };
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+    let app_url = format!("http://{}", listener.local_addr()?);
+
+    let (wise, emulator) = if std::env::var_os("WISE_CLIENT_ID").is_some() {
+        let wise = WiseOAuth::builder(WiseConfig::from_env()?).build()?;
+        (wise, None)
+    } else {
+        let (wise, emulator) = shared::emulator_backend(&app_url).await;
+        (wise, Some(emulator))
+    };
+
+    println!();
+    println!("  wise-oauth demo (actix-web)");
+    println!("  app:       {app_url}/");
+    match &emulator {
+        Some(emulator) => {
+            println!("  emulator:  {} (Wise stand-in)", emulator.base_url());
+            println!("  demo login: {app_url}/demo/login?user=alice");
+            println!("  Wise login at the emulator: alice@example.com / password1");
+        }
+        None => println!(
+            "  Wise:      {} ({})",
+            wise.config().environment().authorize_url(),
+            wise.config().environment().name()
+        ),
+    }
+    println!();
+
+    let demo = Demo::new(wise);
+    HttpServer::new(move || demo::actix_app::app(demo.clone()))
+        .listen(listener)?
+        .run()
+        .await?;
+    Ok(())
+}
