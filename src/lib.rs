@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | `axum` | `wise_oauth::axum` | routes (`/wise/connect`, `/wise/callback`, ...) and the `WiseToken` extractor |
 //! | `actix` | `wise_oauth::actix` | the same for actix-web |
+//! | `sqlite`, `postgres` | `wise_oauth::sqlx` | durable token stores (SQLite; PostgreSQL shared by several instances) |
 
 pub use wise_oauth_core::*;
 
@@ -24,4 +25,12 @@ pub mod axum {
 #[cfg(feature = "actix")]
 pub mod actix {
     pub use wise_oauth_actix::*;
+}
+
+/// Durable stores: [`SqliteTokenStore`](wise_oauth_sqlx::SqliteTokenStore) (feature
+/// `sqlite`) and [`PostgresTokenStore`](wise_oauth_sqlx::PostgresTokenStore) (feature
+/// `postgres`), from the `wise-oauth-sqlx` crate.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub mod sqlx {
+    pub use wise_oauth_sqlx::*;
 }

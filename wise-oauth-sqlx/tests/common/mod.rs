@@ -1,0 +1,113 @@
+//! Helpers shared by the store tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::any::Any;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use wise_oauth_core::{
+    LeaseHolder, LinkKey, LinkRecord, LinkStatus, PendingStore, ProfileId, SealedTokens,
+    StoreError, TokenStore, UserId, Version, Versioned,
+};
+
+/// A store plus whatever must live as long as it (a temp dir, a test schema).
+pub struct Guarded<S> {
+    pub store: S,
+    pub _guard: Box<dyn Any + Send + Sync>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for Guarded<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.store.fmt(f)
+    }
+}
+
+#[async_trait]
+impl<S: TokenStore> TokenStore for Guarded<S> {
+    async fn load(&self, key: &LinkKey) -> Result<Option<Versioned<LinkRecord>>, StoreError> {
+        self.store.load(key).await
+    }
+
+    async fn save(
+        &self,
+        key: &LinkKey,
+        record: &LinkRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        self.store.save(key, record, expected).await
+    }
+
+    async fn delete(&self, key: &LinkKey) -> Result<bool, StoreError> {
+        self.store.delete(key).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        key: &LinkKey,
+        holder: LeaseHolder,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.store.acquire_lease(key, holder, ttl).await
+    }
+
+    async fn release_lease(&self, key: &LinkKey, holder: LeaseHolder) -> Result<(), StoreError> {
+        self.store.release_lease(key, holder).await
+    }
+}
+
+#[async_trait]
+impl<S: PendingStore> PendingStore for Guarded<S> {
+    async fn insert(
+        &self,
+        state_hash: &[u8; 32],
+        owner: &LinkKey,
+        pending: &[u8],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.store.insert(state_hash, owner, pending, ttl).await
+    }
+
+    async fn take(&self, state_hash: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.take(state_hash).await
+    }
+}
+
+/// A random lowercase hex suffix for unique names.
+pub fn unique_suffix() -> String {
+    format!("{:016x}", LeaseHolder::random().0 as u64)
+}
+
+pub fn key(user: &str) -> LinkKey {
+    LinkKey::new("sandbox", "client-1", UserId::new(user).unwrap())
+}
+
+pub fn record(profile: u64, sealed: &[u8]) -> LinkRecord {
+    let at = |s: u64| UNIX_EPOCH + Duration::new(s, 123_456_789);
+    LinkRecord::new(
+        ProfileId::new(profile).unwrap(),
+        LinkStatus::Active,
+        at(1_750_043_199),
+        at(1_749_913_600),
+        at(1_750_000_000),
+        SealedTokens(sealed.to_vec()),
+    )
+}
+
+pub fn now() -> SystemTime {
+    SystemTime::now()
+}
+
+pub fn assert_unavailable<T: fmt::Debug>(what: &str, result: Result<T, StoreError>) {
+    match result {
+        Err(StoreError::Unavailable(_)) => {}
+        other => panic!("{what}: expected StoreError::Unavailable, got {other:?}"),
+    }
+}
+
+pub fn assert_corrupt<T: fmt::Debug>(what: &str, result: Result<T, StoreError>) {
+    match result {
+        Err(StoreError::Corrupt(_)) => {}
+        other => panic!("{what}: expected StoreError::Corrupt, got {other:?}"),
+    }
+}
