@@ -84,6 +84,9 @@ mod wise;
 
 pub mod web;
 
+/// Re-exported so custom [`TokenStore`], [`PendingStore`] and [`ProfileCheck`] implementations
+/// need no extra dependency.
+pub use async_trait::async_trait;
 pub use api::{ApiError, ProfileKind, ProfileSummary, SignupOutcome};
 pub use clock::{Clock, SystemClock};
 pub use config::{
