@@ -8,6 +8,10 @@
 //! `WISE_ENV`, see `WiseConfig::from_env`) it talks to Wise instead; the redirect URI must
 //! then be `http://127.0.0.1:PORT/wise/callback` or your public URL's `/wise/callback`.
 //! `PORT` sets the app's port (default 3000).
+//!
+//! `DATABASE_URL` (`sqlite:/path/wise.db?mode=rwc` or `postgres://...`) keeps links in that
+//! database instead of memory, encrypted at rest with the keys of `WISE_TOKEN_KEYS`
+//! (`id:BASE64_32_BYTES,...`); without it a fixed demo-only key is used, with a warning.
 
 #[path = "demo/mod.rs"]
 mod demo;
@@ -31,17 +35,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let app_url = format!("http://{}", listener.local_addr()?);
 
+    // DATABASE_URL (sqlite: or postgres:) or memory; encrypted at rest when durable.
+    let storage = shared::Storage::from_env().await?;
     let (wise, emulator) = if std::env::var_os("WISE_CLIENT_ID").is_some() {
-        let wise = WiseOAuth::builder(WiseConfig::from_env()?).build()?;
+        let wise = storage
+            .apply(WiseOAuth::builder(WiseConfig::from_env()?))?
+            .build()?;
         (wise, None)
     } else {
-        let (wise, emulator) = shared::emulator_backend(&app_url).await;
+        let emulator = wise_oauth_mock::MockWise::builder().start().await?;
+        let wise = shared::emulator_wise(&app_url, &emulator, &storage)?;
         (wise, Some(emulator))
     };
 
     println!();
     println!("  wise-oauth demo (axum)");
     println!("  app:       {app_url}/");
+    println!("  store:     {}", storage.kind);
     match &emulator {
         Some(emulator) => {
             println!("  emulator:  {} (Wise stand-in)", emulator.base_url());

@@ -5,8 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
+use wise_oauth::sqlx::{PostgresTokenStore, SqliteTokenStore};
 use wise_oauth::{
-    ClientSecret, Clock, Environment, LinkView, ProfileId, UserId, WiseConfig, WiseOAuth,
+    ClientSecret, Clock, EncryptionKeys, Environment, InvalidKeys, LinkView, PendingStore,
+    ProfileId, TokenStore, UserId, WiseConfig, WiseOAuth, WiseOAuthBuilder,
 };
 use wise_oauth_mock::{MockWise, MockWiseHandle, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
 
@@ -132,13 +134,116 @@ pub(crate) fn fingerprint(token: &str) -> String {
         .collect()
 }
 
-/// Starts the emulator and builds the library against it. `app_base` is
-/// `http://127.0.0.1:PORT`; its `/wise/callback` is registered with the emulator.
+/// The demo's fixed key for encryption at rest when `WISE_TOKEN_KEYS` is unset. It is in
+/// the source code, so it protects nothing: demo data only. (The library itself never
+/// defaults a key.)
+const DEMO_ONLY_KEY: [u8; 32] = *b"wise-oauth-demo-key-NOT-A-SECRET";
+
+/// Where the demo keeps links and link flows: `DATABASE_URL` (`sqlite:` or `postgres:`)
+/// or, when unset, memory (lost on restart).
+#[derive(Debug, Clone)]
+pub(crate) struct Storage {
+    tokens: Arc<dyn TokenStore>,
+    pending: Arc<dyn PendingStore>,
+    /// `memory`, `SQLite` or `PostgreSQL`.
+    pub(crate) kind: &'static str,
+}
+
+impl Storage {
+    /// The in-memory stores.
+    pub(crate) fn memory() -> Storage {
+        Storage {
+            tokens: Arc::new(wise_oauth::MemoryTokenStore::default()),
+            pending: Arc::new(wise_oauth::MemoryPendingStore::default()),
+            kind: "memory",
+        }
+    }
+
+    /// A durable store used for both links and link flows.
+    pub(crate) fn durable<S: TokenStore + PendingStore + Clone>(
+        kind: &'static str,
+        store: S,
+    ) -> Storage {
+        Storage {
+            tokens: Arc::new(store.clone()),
+            pending: Arc::new(store),
+            kind,
+        }
+    }
+
+    /// Opens `sqlite:...` or `postgres://...` (tables created on first use).
+    pub(crate) async fn connect(url: &str) -> Result<Storage, String> {
+        if url.starts_with("sqlite:") {
+            let store = SqliteTokenStore::connect(url)
+                .await
+                .map_err(|e| format!("DATABASE_URL (SQLite): {e}"))?;
+            Ok(Storage::durable("SQLite", store))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let store = PostgresTokenStore::connect(url)
+                .await
+                .map_err(|e| format!("DATABASE_URL (PostgreSQL): {e}"))?;
+            Ok(Storage::durable("PostgreSQL", store))
+        } else {
+            Err("DATABASE_URL must start with sqlite: or postgres://".to_owned())
+        }
+    }
+
+    /// From `DATABASE_URL`; memory when it is unset or empty.
+    pub(crate) async fn from_env() -> Result<Storage, String> {
+        match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.is_empty() => Storage::connect(&url).await,
+            _ => Ok(Storage::memory()),
+        }
+    }
+
+    pub(crate) fn is_durable(&self) -> bool {
+        self.kind != "memory"
+    }
+
+    /// Puts the stores on `builder`, with encryption at rest: the keys of
+    /// `WISE_TOKEN_KEYS` when set; otherwise, for a durable store only, the demo-only key
+    /// (with a loud warning).
+    pub(crate) fn apply(&self, builder: WiseOAuthBuilder) -> Result<WiseOAuthBuilder, String> {
+        let builder = builder
+            .store_arc(self.tokens.clone())
+            .pending_store_arc(self.pending.clone());
+        match EncryptionKeys::from_env() {
+            Ok(keys) => Ok(builder.encryption(keys)),
+            Err(InvalidKeys::NotSet { .. }) if self.is_durable() => {
+                eprintln!(
+                    "\n  WARNING: WISE_TOKEN_KEYS is not set: tokens in the {} store are \
+                     encrypted with a\n  fixed DEMO-ONLY key that is public in the source \
+                     code. Never use it for real data;\n  set WISE_TOKEN_KEYS=\"k1:<32 random \
+                     bytes in base64>\" (e.g. k1:$(openssl rand -base64 32)).\n",
+                    self.kind
+                );
+                Ok(builder.encryption(EncryptionKeys::new().key("demo-only", DEMO_ONLY_KEY)))
+            }
+            Err(InvalidKeys::NotSet { .. }) => Ok(builder),
+            Err(e) => Err(format!("WISE_TOKEN_KEYS: {e}")),
+        }
+    }
+}
+
+/// Starts the emulator and builds the library against it, with the in-memory stores.
+/// `app_base` is `http://127.0.0.1:PORT`; its `/wise/callback` is registered with the
+/// emulator.
 pub(crate) async fn emulator_backend(app_base: &str) -> (WiseOAuth, MockWiseHandle) {
     let emulator = MockWise::builder()
         .start()
         .await
         .expect("start the emulator");
+    let wise = emulator_wise(app_base, &emulator, &Storage::memory()).expect("wise-oauth");
+    (wise, emulator)
+}
+
+/// Builds the library against a running `emulator` (registering `app_base`'s callback with
+/// it) on `storage`.
+pub(crate) fn emulator_wise(
+    app_base: &str,
+    emulator: &MockWiseHandle,
+    storage: &Storage,
+) -> Result<WiseOAuth, String> {
     let redirect_uri = format!("{app_base}/wise/callback");
     emulator.register_redirect_uri(DEMO_CLIENT_ID, &redirect_uri);
     let environment =
@@ -153,11 +258,11 @@ pub(crate) async fn emulator_backend(app_base: &str) -> (WiseOAuth, MockWiseHand
     .mobile_redirect_uri(MOBILE_REDIRECT_URI)
     .build()
     .expect("emulator configuration");
-    let wise = WiseOAuth::builder(config)
-        .clock(EmulatorClock(emulator.clone()))
+    let builder = WiseOAuth::builder(config).clock(EmulatorClock(emulator.clone()));
+    storage
+        .apply(builder)?
         .build()
-        .expect("wise-oauth");
-    (wise, emulator)
+        .map_err(|e| format!("wise-oauth: {e}"))
 }
 
 /// Minimal HTML escaping for the demo pages.

@@ -84,10 +84,10 @@ mod wise;
 
 pub mod web;
 
+pub use api::{ApiError, ProfileKind, ProfileSummary, SignupOutcome};
 /// Re-exported so custom [`TokenStore`], [`PendingStore`] and [`ProfileCheck`] implementations
 /// need no extra dependency.
 pub use async_trait::async_trait;
-pub use api::{ApiError, ProfileKind, ProfileSummary, SignupOutcome};
 pub use clock::{Clock, SystemClock};
 pub use config::{
     ConfigError, Environment, WiseConfig, WiseConfigBuilder, DEFAULT_CONNECT_TIMEOUT,

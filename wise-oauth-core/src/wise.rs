@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::api::WiseApi;
 use crate::clock::{Clock, SystemClock};
@@ -65,7 +66,14 @@ pub struct WiseOAuthBuilder {
     clock: Option<Arc<dyn Clock>>,
     events: Events,
     profile_check: Option<Arc<dyn ProfileCheck>>,
+    lease_ttl: Option<Duration>,
 }
+
+/// The default of [`WiseOAuthBuilder::lease_ttl`]: 30 seconds.
+const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
+/// The accepted range of [`WiseOAuthBuilder::lease_ttl`].
+const MIN_LEASE_TTL: Duration = Duration::from_secs(1);
+const MAX_LEASE_TTL: Duration = Duration::from_secs(5 * 60);
 
 impl fmt::Debug for WiseOAuthBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -77,6 +85,7 @@ impl fmt::Debug for WiseOAuthBuilder {
             .field("clock", &self.clock)
             .field("events", &self.events)
             .field("profile_check", &self.profile_check.is_some())
+            .field("lease_ttl", &self.lease_ttl)
             .finish()
     }
 }
@@ -135,8 +144,26 @@ impl WiseOAuthBuilder {
         self
     }
 
+    /// How long a refresh lease lasts in the store: while an instance refreshes a link,
+    /// the other instances sharing the store wait (re-reading the store) for up to this
+    /// long, and if that instance dies mid-refresh, another takes over once the lease has
+    /// expired. Keep it above the time a refresh can take (the token endpoint's retries
+    /// included). Default: 30 seconds; [`build`](Self::build) accepts 1 second to 5
+    /// minutes.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = Some(ttl);
+        self
+    }
+
     /// Builds the handle: creates the HTTP client and checks the settings.
     pub fn build(self) -> Result<WiseOAuth, ConfigError> {
+        let lease_ttl = self.lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
+        if !(MIN_LEASE_TTL..=MAX_LEASE_TTL).contains(&lease_ttl) {
+            return Err(ConfigError::Invalid {
+                setting: "lease_ttl",
+                reason: "must be between 1 second and 5 minutes",
+            });
+        }
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let sealer = Arc::new(
             Sealer::try_new(self.keys).map_err(|_| ConfigError::Invalid {
@@ -158,7 +185,10 @@ impl WiseOAuthBuilder {
             sealer.clone(),
             clock.clone(),
             self.events,
-            ManagerSettings::from_config(&self.config),
+            ManagerSettings {
+                lease_ttl,
+                ..ManagerSettings::from_config(&self.config)
+            },
         );
         Ok(WiseOAuth {
             core: Arc::new(Core {
@@ -199,6 +229,7 @@ impl WiseOAuth {
             clock: None,
             events: Events::new(),
             profile_check: None,
+            lease_ttl: None,
         }
     }
 

@@ -1,0 +1,703 @@
+//! Durable, shared and encrypted token stores end to end (SQLite and PostgreSQL through
+//! `WiseOAuth`, the demo app and the emulator):
+//!
+//! - several instances on one PostgreSQL database refresh an expired link exactly once;
+//! - the instance holding the refresh lease dies mid-refresh: another one refreshes once
+//!   the lease expired, and nothing is lost;
+//! - after linking through the demo app, no token appears in a dump of the database;
+//! - restarting the demo app on the same database keeps the link (no refresh needed);
+//! - records are sealed (encrypted) with keys and plain without, and round-trip.
+//!
+//! The PostgreSQL tests need `WISE_TEST_DATABASE_URL` or `DATABASE_URL` (e.g.
+//! `postgres://postgres@127.0.0.1:5432/test`, set by `.ci/run`); without one they print
+//! "SKIPPED" and pass. Each works in a schema of its own, dropped at the end.
+
+#[path = "../examples/demo/mod.rs"]
+mod demo;
+// The behaviour suite's app helpers (`TestApp`, `Browser`); its cases run elsewhere.
+#[allow(unused_macros, unused_imports)]
+mod suite;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use demo::shared::{self, Demo, EmulatorClock, Storage};
+use reqwest::StatusCode;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection, Row};
+use suite::{Browser, TestApp};
+use wise_oauth::sqlx::PostgresTokenStore;
+use wise_oauth::{
+    ClientSecret, EncryptionKeys, Environment, TokenError, TokenStore, UserId, WiseConfig,
+    WiseOAuth,
+};
+use wise_oauth_mock::{Fault, MockWise, MockWiseHandle, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
+
+const ALICE: &str = "alice@example.com";
+const PERSONAL: u64 = 30000000;
+/// Past the access token's 12 hours on the emulator's clock.
+const PAST_EXPIRY: Duration = Duration::from_secs(13 * 3600);
+/// A redirect URI registered with the emulator for the tests that call the library directly.
+const REDIRECT_URI: &str = "http://127.0.0.1:9/wise/callback";
+
+// ----- PostgreSQL: a schema per test -----------------------------------------------------
+
+fn database_url(test: &str) -> Option<String> {
+    let url = std::env::var("WISE_TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .ok()
+        .filter(|u| u.starts_with("postgres"));
+    if url.is_none() {
+        eprintln!(
+            "\n*** SKIPPED {test}: set DATABASE_URL (or WISE_TEST_DATABASE_URL) to a PostgreSQL \
+             URL, e.g. postgres://postgres@127.0.0.1:5432/test, to run it ***\n"
+        );
+    }
+    url
+}
+
+/// The schema of one test; dropped (with everything in it) when this is dropped, also when
+/// the test panics.
+struct TestSchema {
+    url: String,
+    name: String,
+}
+
+impl TestSchema {
+    fn new(url: String) -> Self {
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            url,
+            name: format!("wise_durable_{}", &suffix[..16]),
+        }
+    }
+
+    async fn pool(&self) -> PgPool {
+        // Tagged with the schema name, so the cleanup can end this test's connections.
+        let options = PgConnectOptions::from_str(&self.url)
+            .expect("a valid database URL")
+            .application_name(&self.name);
+        PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .expect("connect to the test database")
+    }
+
+    /// A new store (own pool) on this test's schema.
+    async fn store(&self) -> PostgresTokenStore {
+        PostgresTokenStore::builder(self.pool().await)
+            .schema(&self.name)
+            .build()
+            .await
+            .expect("build the store")
+    }
+
+    /// Everything stored in the schema, as text: `pg_dump` of the schema when it works,
+    /// otherwise every row of every table cast to text (bytea as `\x` hex).
+    async fn dump(&self) -> String {
+        let pg_dump = std::process::Command::new("pg_dump")
+            .args(["--no-owner", "--schema", &self.name, "--dbname", &self.url])
+            .output();
+        if let Ok(out) = pg_dump {
+            if out.status.success() {
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                assert!(
+                    text.contains(&self.name),
+                    "pg_dump of {}: {text}",
+                    self.name
+                );
+                return text;
+            }
+            eprintln!(
+                "pg_dump failed ({}); dumping with SELECT instead: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let pool = self.pool().await;
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1",
+        )
+        .bind(&self.name)
+        .fetch_all(&pool)
+        .await
+        .expect("list tables");
+        assert!(!tables.is_empty(), "no tables in {}", self.name);
+        let mut dump = String::new();
+        for table in tables {
+            let rows = sqlx::query(&format!(
+                "SELECT t::text FROM \"{}\".\"{table}\" t",
+                self.name
+            ))
+            .fetch_all(&pool)
+            .await
+            .expect("dump a table");
+            dump.push_str(&format!("-- {table}\n"));
+            for row in rows {
+                dump.push_str(&row.get::<String, _>(0));
+                dump.push('\n');
+            }
+        }
+        pool.close().await;
+        dump
+    }
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        // Drop runs inside the test's runtime: clean up on a thread with a runtime of its own.
+        let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&url).await?;
+                sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                )
+                .bind(&name)
+                .execute(&mut conn)
+                .await?;
+                sqlx::query("SET lock_timeout = '20s'")
+                    .execute(&mut conn)
+                    .await?;
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await
+            })
+        });
+        if let Ok(Err(err)) = cleanup.join() {
+            eprintln!("could not drop test schema {}: {err}", self.name);
+        }
+    }
+}
+
+// ----- the library on the emulator ---------------------------------------------------------
+
+async fn start_emulator() -> MockWiseHandle {
+    let emulator = MockWise::builder()
+        .start()
+        .await
+        .expect("start the emulator");
+    emulator.register_redirect_uri(DEMO_CLIENT_ID, REDIRECT_URI);
+    emulator
+}
+
+fn config(emulator: &MockWiseHandle) -> WiseConfig {
+    let env = Environment::custom("emulator", &emulator.base_url(), &emulator.authorize_url())
+        .expect("emulator URLs");
+    WiseConfig::builder(
+        DEMO_CLIENT_ID,
+        ClientSecret::new(DEMO_CLIENT_SECRET),
+        REDIRECT_URI,
+    )
+    .environment(env)
+    .build()
+    .expect("configuration")
+}
+
+/// One instance of an app: its own `WiseOAuth` (cache, manager) on `store`, following the
+/// emulator's clock.
+fn instance<S: TokenStore + wise_oauth::PendingStore + Clone>(
+    emulator: &MockWiseHandle,
+    store: S,
+    keys: Option<EncryptionKeys>,
+    lease_ttl: Duration,
+) -> WiseOAuth {
+    let mut builder = WiseOAuth::builder(config(emulator))
+        .store(store.clone())
+        .pending_store(store)
+        .clock(EmulatorClock(emulator.clone()))
+        .lease_ttl(lease_ttl);
+    if let Some(keys) = keys {
+        builder = builder.encryption(keys);
+    }
+    builder.build().expect("wise-oauth")
+}
+
+fn user(name: &str) -> UserId {
+    UserId::new(name).expect("user id")
+}
+
+/// Links `user` to alice's personal profile through the whole flow (auto-approve).
+async fn link(wise: &WiseOAuth, emulator: &MockWiseHandle, user: &UserId) {
+    emulator.set_auto_approve(Some(ALICE));
+    let start = wise.start_link(user, None, None).await.expect("start link");
+    let cookie = start
+        .set_cookie()
+        .split(';')
+        .next()
+        .and_then(|c| c.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .expect("binding cookie");
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(start.authorize_url().clone())
+        .send()
+        .await
+        .expect("authorize");
+    assert!(response.status().is_redirection(), "{}", response.status());
+    let location = reqwest::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    let query = location.query().expect("callback query").to_owned();
+    wise.complete_link(user, &query, Some(&cookie))
+        .await
+        .expect("complete link");
+}
+
+/// The tokens the emulator holds for alice's link: (access, refresh).
+fn emulator_tokens(emulator: &MockWiseHandle) -> (String, String) {
+    let issued = emulator.user_tokens(ALICE);
+    assert_eq!(issued.len(), 1, "one link at the emulator");
+    let issued = &issued[0];
+    (
+        issued.access_token.clone().expect("a valid access token"),
+        issued.refresh_token.clone().expect("a valid refresh token"),
+    )
+}
+
+/// The token values of a plain (unencrypted) sealed record: format byte 0, then JSON.
+fn plain_tokens(sealed: &[u8]) -> (String, String) {
+    assert_eq!(sealed.first(), Some(&0), "a plain record");
+    let json: serde_json::Value = serde_json::from_slice(&sealed[1..]).expect("plain JSON");
+    (
+        json["access_token"].as_str().expect("access").to_owned(),
+        json["refresh_token"].as_str().expect("refresh").to_owned(),
+    )
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Neither token, in text or hex (either case), appears in `dump`.
+fn assert_no_token(what: &str, dump: &[u8], tokens: &(String, String)) {
+    for (name, token) in [("access", &tokens.0), ("refresh", &tokens.1)] {
+        let hex_lower = hex(token.as_bytes());
+        for form in [
+            token.as_bytes(),
+            hex_lower.as_bytes(),
+            hex_lower.to_uppercase().as_bytes(),
+        ] {
+            assert!(
+                !contains(dump, form),
+                "the {name} token is in the {what} ({} bytes searched)",
+                dump.len()
+            );
+        }
+    }
+}
+
+// ----- the lease TTL setter ----------------------------------------------------------------
+
+#[tokio::test]
+async fn lease_ttl_is_validated() {
+    let emulator = start_emulator().await;
+    let build = |ttl: Option<Duration>| {
+        let mut builder = WiseOAuth::builder(config(&emulator));
+        if let Some(ttl) = ttl {
+            builder = builder.lease_ttl(ttl);
+        }
+        builder.build()
+    };
+    assert!(build(None).is_ok(), "default");
+    for ok in [1, 2, 30, 300] {
+        assert!(build(Some(Duration::from_secs(ok))).is_ok(), "{ok} s");
+    }
+    for bad in [
+        Duration::ZERO,
+        Duration::from_millis(999),
+        Duration::from_secs(301),
+        Duration::from_secs(3600),
+    ] {
+        let err = build(Some(bad)).expect_err("out of range");
+        assert!(err.to_string().contains("lease_ttl"), "{err}");
+    }
+}
+
+// ----- several instances on one PostgreSQL database ----------------------------------------
+
+/// Three instances (own caches and managers, own pools) × 100 concurrent requests for one
+/// expired link: exactly one refresh at Wise, and all 300 get the same token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_instances_refresh_an_expired_link_once() {
+    let Some(url) = database_url("three_instances_refresh_an_expired_link_once") else {
+        return;
+    };
+    let schema = TestSchema::new(url);
+    let emulator = start_emulator().await;
+    let keys = EncryptionKeys::new().key("k1", [7; 32]);
+    let mut instances = Vec::new();
+    for _ in 0..3 {
+        instances.push(instance(
+            &emulator,
+            schema.store().await,
+            Some(keys.clone()),
+            Duration::from_secs(30),
+        ));
+    }
+    let user = user("herd");
+    link(&instances[0], &emulator, &user).await;
+    let linked = instances[1]
+        .token(&user)
+        .await
+        .expect("token before expiry");
+    assert_eq!(emulator.stats().token_requests("refresh_token"), 0);
+
+    emulator.advance_clock(PAST_EXPIRY);
+    let mut requests = Vec::new();
+    for wise in &instances {
+        for _ in 0..100 {
+            let (wise, user) = (wise.clone(), user.clone());
+            requests.push(tokio::spawn(async move { wise.token(&user).await }));
+        }
+    }
+    let mut tokens = Vec::new();
+    for request in requests {
+        let token = request.await.expect("task").expect("a valid token");
+        tokens.push(token.access_token().expose_secret().to_owned());
+    }
+    assert_eq!(tokens.len(), 300);
+    assert_eq!(
+        emulator.stats().token_requests("refresh_token"),
+        1,
+        "exactly one refresh for 3 instances x 100 requests"
+    );
+    assert!(
+        tokens.iter().all(|t| *t == tokens[0]),
+        "all 300 requests got the same token"
+    );
+    assert_ne!(tokens[0], linked.access_token().expose_secret());
+    assert_eq!(emulator_tokens(&emulator).0, tokens[0], "the newest token");
+}
+
+/// The instance holding the lease dies mid-refresh (its runtime is shut down while Wise is
+/// answering slowly): another instance refreshes once the lease expired, exactly one
+/// refresh succeeds, and the stored refresh token is valid at Wise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_holder_killed_mid_refresh_loses_nothing() {
+    let Some(url) = database_url("lease_holder_killed_mid_refresh_loses_nothing") else {
+        return;
+    };
+    const LEASE: Duration = Duration::from_secs(2);
+    let schema = TestSchema::new(url);
+    let emulator = start_emulator().await;
+    let b_store = schema.store().await;
+    let b = instance(&emulator, b_store.clone(), None, LEASE);
+    let user = user("killed");
+    link(&b, &emulator, &user).await;
+    emulator.advance_clock(PAST_EXPIRY);
+    emulator.inject_fault(Fault::delay(
+        "token:refresh_token",
+        Duration::from_secs(120),
+    ));
+
+    // Instance A on a runtime (and thread) of its own; it starts the refresh.
+    let a_store = schema.store().await; // a pool of its own, moved into A's runtime below
+    let (a_runtime, _a_request) = {
+        let (emulator, user) = (emulator.clone(), user.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let a = rt.block_on(async { instance(&emulator, a_store, None, LEASE) });
+            let request = rt.spawn(async move { a.token(&user).await.map(|_| ()) });
+            (rt, request)
+        })
+        .join()
+        .expect("instance A's thread")
+    };
+
+    // Wise has A's refresh (so A holds the lease); then A dies.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while emulator.stats().token_requests("refresh_token") == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A's refresh never reached the emulator"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    a_runtime.shutdown_background();
+
+    // B waits for A's lease to expire, then refreshes once.
+    let token = b.token(&user).await.expect("B gets a token");
+    let stats = emulator.stats();
+    assert_eq!(stats.token_requests("refresh_token"), 2, "A's and B's");
+    assert_eq!(
+        stats.token_successes("refresh_token"),
+        1,
+        "exactly one refresh completed"
+    );
+    let stored = b_store
+        .load(&b.link_key(&user))
+        .await
+        .expect("load")
+        .expect("still linked");
+    let (access, refresh) = plain_tokens(&stored.value.sealed_tokens.0);
+    assert_eq!(access, token.access_token().expose_secret());
+    assert!(emulator.access_token_is_valid(&access));
+    assert!(
+        emulator.refresh_token_is_valid(&refresh),
+        "the stored refresh token is valid at Wise"
+    );
+    // And it works: one more expiry, one more refresh, through a fresh instance.
+    emulator.advance_clock(PAST_EXPIRY);
+    let c = instance(&emulator, schema.store().await, None, LEASE);
+    let again = c.token(&user).await.expect("refresh with the stored token");
+    assert_ne!(again.access_token().expose_secret(), access);
+    assert_eq!(emulator.stats().token_successes("refresh_token"), 2);
+}
+
+// ----- sealed records, with and without keys -----------------------------------------------
+
+/// Links a user through a `WiseOAuth` without keys and one with keys, on `make()` stores:
+/// the plain record holds the tokens in clear, the sealed one does not; both read back
+/// (in fresh instances), and the sealed one only with the key.
+async fn sealed_and_plain_records<S, F, Fut>(make: F)
+where
+    S: TokenStore + wise_oauth::PendingStore + Clone,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = S>,
+{
+    let emulator = start_emulator().await;
+    let keys = EncryptionKeys::new().key("k1", [1; 32]);
+    let ttl = Duration::from_secs(30);
+    for encrypted in [false, true] {
+        let store = make().await;
+        let keys_used = encrypted.then(|| keys.clone());
+        let wise = instance(&emulator, store.clone(), keys_used.clone(), ttl);
+        let user = user(if encrypted { "sealed" } else { "plain" });
+        link(&wise, &emulator, &user).await;
+        let tokens = emulator_tokens(&emulator);
+        let record = store
+            .load(&wise.link_key(&user))
+            .await
+            .expect("load")
+            .expect("linked");
+        let sealed = &record.value.sealed_tokens.0;
+        if encrypted {
+            assert_no_token("sealed record", sealed, &tokens);
+        } else {
+            assert_eq!(plain_tokens(sealed), tokens, "the plain record");
+        }
+        // Round trip: a fresh instance (empty cache) reads the record from the store.
+        let fresh = instance(&emulator, make().await, keys_used, ttl);
+        let token = fresh.token(&user).await.expect("read back");
+        assert_eq!(token.access_token().expose_secret(), tokens.0);
+        if encrypted {
+            let no_keys = instance(&emulator, make().await, None, ttl);
+            let wrong = EncryptionKeys::new().key("k1", [2; 32]);
+            let wrong_keys = instance(&emulator, make().await, Some(wrong), ttl);
+            for (what, wise) in [("no keys", no_keys), ("a wrong key", wrong_keys)] {
+                match wise.token(&user).await {
+                    Err(TokenError::Corrupt) => {}
+                    other => panic!("with {what}: expected TokenError::Corrupt, got {other:?}"),
+                }
+            }
+        }
+    }
+    assert_eq!(emulator.stats().token_requests("refresh_token"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_records_are_sealed_with_keys_and_plain_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}?mode=rwc", dir.path().join("wise.db").display());
+    sealed_and_plain_records(|| {
+        let url = url.clone();
+        async move {
+            wise_oauth::sqlx::SqliteTokenStore::connect(&url)
+                .await
+                .expect("SQLite store")
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_records_are_sealed_with_keys_and_plain_without() {
+    let Some(url) = database_url("postgres_records_are_sealed_with_keys_and_plain_without") else {
+        return;
+    };
+    let schema = TestSchema::new(url);
+    sealed_and_plain_records(|| schema.store()).await;
+}
+
+// ----- the demo app on a durable store -----------------------------------------------------
+
+/// The demo app (axum) on `storage` against `emulator`, served until the handle is stopped.
+struct RunningDemo {
+    app: TestApp,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl RunningDemo {
+    async fn start(storage: &Storage, emulator: &MockWiseHandle) -> RunningDemo {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let wise = shared::emulator_wise(&base_url, emulator, storage).expect("demo backend");
+        let router = demo::axum_app::app(Demo::new(wise.clone()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("serve");
+        });
+        RunningDemo {
+            app: TestApp {
+                base_url,
+                emulator: emulator.clone(),
+                wise,
+            },
+            stop,
+            server,
+        }
+    }
+
+    /// Stops serving and drops the app's `WiseOAuth` (cache, stores).
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), self.server)
+            .await
+            .expect("the app stops")
+            .expect("server task");
+    }
+}
+
+/// Logs in as `user` and links alice's personal profile through the demo app's pages;
+/// returns the token fingerprint `/api/profile` shows.
+async fn link_through_demo(app: &TestApp, user: &str) -> String {
+    let browser = app.browser(user).await;
+    let res = browser.link(ALICE, PERSONAL).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "callback redirects");
+    fingerprint(&browser).await
+}
+
+async fn fingerprint(browser: &Browser) -> String {
+    let (status, body) = browser.api_profile().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["profile_id"], PERSONAL);
+    body["token_fingerprint"].as_str().unwrap().to_owned()
+}
+
+/// Reads the SQLite database file and its write-ahead log.
+fn sqlite_bytes(path: &std::path::Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).expect("database file");
+    let wal = path.with_file_name(format!(
+        "{}-wal",
+        path.file_name().unwrap().to_string_lossy()
+    ));
+    if let Ok(more) = std::fs::read(wal) {
+        bytes.extend(more);
+    }
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_demo_app_stores_no_token_in_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("demo.db");
+    let url = format!("sqlite:{}?mode=rwc", path.display());
+    let emulator = MockWise::builder().start().await.unwrap();
+    let storage = Storage::connect(&url).await.expect("SQLite storage");
+    let demo = RunningDemo::start(&storage, &emulator).await;
+    link_through_demo(&demo.app, "dana").await;
+    let tokens = emulator_tokens(&emulator);
+    let bytes = sqlite_bytes(&path);
+    assert!(
+        contains(&bytes, b"wise_oauth_links"),
+        "the dump holds the tables"
+    );
+    assert_no_token("SQLite database file and WAL", &bytes, &tokens);
+    demo.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_demo_app_stores_no_token_in_clear() {
+    let Some(url) = database_url("postgres_demo_app_stores_no_token_in_clear") else {
+        return;
+    };
+    let schema = TestSchema::new(url);
+    let emulator = MockWise::builder().start().await.unwrap();
+    let storage = Storage::durable("PostgreSQL", schema.store().await);
+    let demo = RunningDemo::start(&storage, &emulator).await;
+    link_through_demo(&demo.app, "dana").await;
+    let tokens = emulator_tokens(&emulator);
+    let dump = schema.dump().await;
+    assert!(
+        dump.contains(&PERSONAL.to_string()),
+        "the dump holds the link: {dump}"
+    );
+    assert_no_token("PostgreSQL dump", dump.as_bytes(), &tokens);
+    demo.stop().await;
+}
+
+/// Link, stop the app, start it again on the same database (`reopen`): still linked, same
+/// token, no refresh and no new code exchange.
+async fn restart_keeps_the_link<F, Fut>(reopen: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Storage>,
+{
+    let emulator = MockWise::builder().start().await.unwrap();
+    let first = RunningDemo::start(&reopen().await, &emulator).await;
+    let before = link_through_demo(&first.app, "erin").await;
+    first.stop().await;
+
+    let second = RunningDemo::start(&reopen().await, &emulator).await;
+    // Demo sessions live in memory: log in again.
+    let browser = second.app.browser("erin").await;
+    let status = browser.status().await;
+    assert_eq!(status["linked"], true, "{status}");
+    assert_eq!(status["profile_id"], PERSONAL);
+    assert_eq!(fingerprint(&browser).await, before, "the same token");
+    assert_eq!(second.app.refresh_calls(), 0, "no refresh needed");
+    assert_eq!(second.app.code_calls(), 1, "linked once");
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_restart_keeps_the_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}?mode=rwc", dir.path().join("demo.db").display());
+    restart_keeps_the_link(|| {
+        let url = url.clone();
+        async move { Storage::connect(&url).await.expect("SQLite storage") }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_keeps_the_link() {
+    let Some(url) = database_url("postgres_restart_keeps_the_link") else {
+        return;
+    };
+    let schema = TestSchema::new(url);
+    restart_keeps_the_link(|| async { Storage::durable("PostgreSQL", schema.store().await) }).await;
+}
+
+#[test]
+fn storage_refuses_other_urls() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let err = rt
+        .block_on(Storage::connect("mysql://localhost/db"))
+        .expect_err("not supported");
+    assert!(err.contains("sqlite:"), "{err}");
+}
