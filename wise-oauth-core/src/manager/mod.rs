@@ -230,6 +230,19 @@ impl TokenManager {
                 retry_after: Some(Duration::from_secs(1)),
             });
         }
+        // The cached token has expired and this process already refreshes the link: join
+        // that refresh rather than queue one more store read per request (a herd of
+        // requests on an expired link would otherwise wait for the pool one by one). The
+        // refresh re-reads the store under its lease, so a relink or unlink elsewhere is
+        // still seen.
+        if let Some(entry) = &cached {
+            if matches!(&entry.state, CacheState::Active { usable_until, .. } if now >= *usable_until)
+            {
+                if let Some(flight) = self.running_flight(key) {
+                    return flight.await;
+                }
+            }
+        }
         let entry = match self.inner.store.load(key).await {
             Ok(None) => {
                 self.inner.cache.invalidate(key).await;

@@ -53,6 +53,9 @@ pub(super) struct Unpersisted {
     holder: LeaseHolder,
 }
 
+/// The longest pause between two looks at a lease another instance holds.
+const LEASE_POLL_MAX: Duration = Duration::from_millis(20);
+
 /// What to do with the lease after a refresh attempt.
 enum LeaseFate {
     Release,
@@ -177,7 +180,11 @@ impl TokenManager {
                 });
             }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(200));
+            // Capped low: the refresh being waited for usually takes one Wise round trip
+            // (~100 ms), and a waiter that sleeps past its end adds that oversleep to every
+            // request queued behind it (the refresh herd bench, benches/figures.rs). One
+            // waiter per link and instance polls, so 20 ms costs the store little.
+            delay = (delay * 2).min(LEASE_POLL_MAX);
         }
     }
 

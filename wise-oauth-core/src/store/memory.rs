@@ -40,12 +40,50 @@ pub struct MemoryTokenStore {
 
 #[derive(Default)]
 struct Inner {
-    links: HashMap<LinkKey, Versioned<LinkRecord>>,
+    /// Links by environment and client (almost always one pair per store), then by user.
+    scopes: Vec<Scope>,
     /// Last version of deleted links, so a re-created link continues the sequence.
     deleted: HashMap<LinkKey, Version>,
     leases: HashMap<LinkKey, Lease>,
     /// Sweep expired leases when `leases` grows beyond this.
     lease_sweep_at: usize,
+}
+
+/// The links of one environment and OAuth client. Kept compact, because a store may hold
+/// millions of links: the environment and client are stored once here rather than in every
+/// key, the user id is a `Box<str>`, and the record is boxed so the table's (up to half
+/// empty) buckets stay 24 bytes wide.
+struct Scope {
+    environment: Arc<str>,
+    client_id: Arc<str>,
+    links: HashMap<Box<str>, Box<Versioned<LinkRecord>>>,
+}
+
+impl Scope {
+    fn is(&self, key: &LinkKey) -> bool {
+        *self.environment == *key.environment() && *self.client_id == *key.client_id()
+    }
+}
+
+impl Inner {
+    fn scope(&self, key: &LinkKey) -> Option<&Scope> {
+        self.scopes.iter().find(|s| s.is(key))
+    }
+
+    fn scope_mut(&mut self, key: &LinkKey) -> Option<&mut Scope> {
+        self.scopes.iter_mut().find(|s| s.is(key))
+    }
+
+    fn get(&self, key: &LinkKey) -> Option<&Versioned<LinkRecord>> {
+        self.scope(key)?
+            .links
+            .get(key.user().as_str())
+            .map(|b| &**b)
+    }
+
+    fn len(&self) -> usize {
+        self.scopes.iter().map(|s| s.links.len()).sum()
+    }
 }
 
 struct Lease {
@@ -69,12 +107,12 @@ impl MemoryTokenStore {
 
     /// How many links the store holds.
     pub fn len(&self) -> usize {
-        self.lock().links.len()
+        self.lock().len()
     }
 
     /// Whether the store holds no link.
     pub fn is_empty(&self) -> bool {
-        self.lock().links.is_empty()
+        self.lock().len() == 0
     }
 
     // Never held across an await: every method locks, works and unlocks synchronously.
@@ -87,7 +125,7 @@ impl fmt::Debug for MemoryTokenStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = self.lock();
         f.debug_struct("MemoryTokenStore")
-            .field("links", &inner.links.len())
+            .field("links", &inner.len())
             .field("leases", &inner.leases.len())
             .finish()
     }
@@ -96,7 +134,7 @@ impl fmt::Debug for MemoryTokenStore {
 #[async_trait]
 impl TokenStore for MemoryTokenStore {
     async fn load(&self, key: &LinkKey) -> Result<Option<Versioned<LinkRecord>>, StoreError> {
-        Ok(self.lock().links.get(key).cloned())
+        Ok(self.lock().get(key).cloned())
     }
 
     async fn save(
@@ -106,26 +144,47 @@ impl TokenStore for MemoryTokenStore {
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
         let mut inner = self.lock();
-        let current = inner.links.get(key).map(|v| v.version);
+        let current = inner.get(key).map(|v| v.version);
         if current != expected {
             return Err(StoreError::Conflict);
         }
         let previous = current.or_else(|| inner.deleted.get(key).copied());
         let version = Version(previous.map_or(1, |v| v.0.saturating_add(1)));
-        inner.deleted.remove(key);
-        inner.links.insert(
-            key.clone(),
-            Versioned {
-                version,
-                value: record.clone(),
-            },
-        );
+        if previous.is_some() {
+            inner.deleted.remove(key);
+        }
+        let value = Versioned {
+            version,
+            value: record.clone(),
+        };
+        let index = match inner.scopes.iter().position(|s| s.is(key)) {
+            Some(index) => index,
+            None => {
+                inner.scopes.push(Scope {
+                    environment: Arc::from(key.environment()),
+                    client_id: Arc::from(key.client_id()),
+                    links: HashMap::new(),
+                });
+                inner.scopes.len() - 1
+            }
+        };
+        let links = &mut inner.scopes[index].links;
+        match links.get_mut(key.user().as_str()) {
+            // Rewritten in place: the key and the box are reused.
+            Some(slot) => **slot = value,
+            None => {
+                links.insert(Box::from(key.user().as_str()), Box::new(value));
+            }
+        }
         Ok(version)
     }
 
     async fn delete(&self, key: &LinkKey) -> Result<bool, StoreError> {
         let mut inner = self.lock();
-        match inner.links.remove(key) {
+        let removed = inner
+            .scope_mut(key)
+            .and_then(|scope| scope.links.remove(key.user().as_str()));
+        match removed {
             Some(old) => {
                 inner.deleted.insert(key.clone(), old.version);
                 Ok(true)

@@ -1,0 +1,544 @@
+//! The measurements `scripts/bench.sh` runs, one per process so each figure is clean:
+//!
+//! ```text
+//! cargo bench --bench figures -- memory [--links 1000000]
+//! cargo bench --bench figures -- herd   [--store memory|postgres] [--instances 1|3] [--requests 1000]
+//! cargo bench --bench figures -- flow   [--flows 2000] [--concurrency 8]
+//! cargo bench --bench figures -- serve  [--adapter axum|actix] [--store memory|postgres]
+//! ```
+//!
+//! Each prints `FIGURE <name> <value>` lines for the script (and a readable line on
+//! stderr). `serve` prints `PORT <port>` and serves `/with` (a handler taking `WiseToken`)
+//! and `/without` (the same handler without it) until killed, for `wrk`.
+//! The PostgreSQL store needs `--features postgres` and `DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`); it works in a schema of its own, dropped at
+//! the end.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::Request;
+use tower::ServiceExt;
+use wise_oauth::{LinkKey, MemoryTokenStore, TokenStore, UserId, WiseOAuth};
+use wise_oauth_mock::{Fault, MockWiseHandle};
+
+struct Args(Vec<String>);
+
+impl Args {
+    fn command(&self) -> &str {
+        self.0
+            .iter()
+            .find(|a| !a.starts_with("--"))
+            .map_or("", String::as_str)
+    }
+
+    fn get(&self, name: &str, default: &str) -> String {
+        self.0
+            .iter()
+            .position(|a| a == name)
+            .and_then(|i| self.0.get(i + 1))
+            .cloned()
+            .unwrap_or_else(|| default.to_owned())
+    }
+
+    fn num(&self, name: &str, default: usize) -> usize {
+        self.get(name, &default.to_string())
+            .parse()
+            .expect("a number")
+    }
+}
+
+fn figure(name: &str, value: impl std::fmt::Display) {
+    println!("FIGURE {name} {value}");
+    std::io::stdout().flush().unwrap();
+}
+
+fn main() {
+    // `cargo bench` appends `--bench`; it carries no value here.
+    let args = Args(
+        std::env::args()
+            .skip(1)
+            .filter(|a| a != "--bench")
+            .collect(),
+    );
+    match args.command() {
+        "memory" => memory(&args),
+        "herd" => runtime().block_on(herd(&args)),
+        "flow" => runtime().block_on(flow(&args)),
+        "serve" => serve(&args),
+        // `cargo bench` without arguments runs every bench target: a quick memory figure
+        // keeps it meaningful without the script.
+        "" => {
+            eprintln!(
+                "figures: no command; running `memory --links 100000` (see scripts/bench.sh)"
+            );
+            memory(&Args(vec![
+                "memory".into(),
+                "--links".into(),
+                "100000".into(),
+            ]));
+        }
+        other => panic!("unknown command {other:?}: memory | herd | flow | serve"),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+// ----- memory -------------------------------------------------------------------------
+
+/// Resident set size of this process, in bytes (`/proc/self/statm`, second field).
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // Linux page size on every machine this runs on (x86-64 and aarch64 with 4 KiB pages).
+    pages * 4096
+}
+
+/// Resident memory growth per link with `--links` links in a `MemoryTokenStore`. The record
+/// is the library's own: a user linked through the flow against the emulator (UUID tokens),
+/// sealed as the library seals it; every link gets its own copy of it and a UUID user id.
+fn memory(args: &Args) {
+    let links = args.num("--links", 1_000_000);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (key_of, record) = rt.block_on(async {
+        let mock = support::start_mock().await;
+        support::ensure_wise_user(&mock, "memory@example.com");
+        let store = MemoryTokenStore::new();
+        let wise = support::wise(&mock, Arc::new(store.clone()));
+        let user = support::user("memory-sample");
+        let http = support::no_redirect_client();
+        support::link(&wise, &mock, &http, &user, "memory@example.com").await;
+        let record = store
+            .load(&wise.link_key(&user))
+            .await
+            .unwrap()
+            .expect("a stored link")
+            .value;
+        mock.shutdown().await;
+        (wise, record)
+    });
+    let sealed_len = record.sealed_tokens.0.len();
+    // Ids made before the first reading, so only the store's share is measured.
+    let users: Vec<String> = (0..links)
+        .map(|_| uuid::Uuid::new_v4().to_string())
+        .collect();
+    let store = MemoryTokenStore::new();
+    let before = rss_bytes();
+    rt.block_on(async {
+        for id in &users {
+            let key: LinkKey = key_of.link_key(&UserId::new(id).unwrap());
+            let mut value = record.clone();
+            value.sealed_tokens.0 = record.sealed_tokens.0.clone();
+            store.save(&key, &value, None).await.unwrap();
+        }
+    });
+    let after = rss_bytes();
+    assert_eq!(store.len(), links);
+    let per_link = (after.saturating_sub(before)) as f64 / links as f64;
+    eprintln!(
+        "memory: {links} links, sealed record {sealed_len} B, user id 36 B, RSS {} -> {} MiB, {per_link:.0} B/link",
+        before >> 20,
+        after >> 20
+    );
+    figure("memory.links", links);
+    figure("memory.sealed_bytes", sealed_len);
+    figure("memory.bytes_per_link", format!("{per_link:.0}"));
+    drop(users);
+}
+
+// ----- stores -------------------------------------------------------------------------
+
+fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// The stores of a run: `count` handles (one pool each, like separate app instances) on
+/// the same data, and how to clean up.
+struct Stores {
+    stores: Vec<Arc<dyn TokenStore>>,
+    #[cfg(feature = "postgres")]
+    schema: Option<(String, sqlx::PgPool)>,
+}
+
+impl Stores {
+    async fn open(kind: &str, count: usize) -> Self {
+        match kind {
+            "memory" => {
+                let store = MemoryTokenStore::new();
+                Self {
+                    stores: (0..count)
+                        .map(|_| Arc::new(store.clone()) as Arc<dyn TokenStore>)
+                        .collect(),
+                    #[cfg(feature = "postgres")]
+                    schema: None,
+                }
+            }
+            #[cfg(feature = "postgres")]
+            "postgres" => {
+                let url = database_url();
+                let schema = format!("wise_bench_{}", std::process::id());
+                let mut stores: Vec<Arc<dyn TokenStore>> = Vec::new();
+                let mut admin = None;
+                for _ in 0..count {
+                    let pool = sqlx::postgres::PgPoolOptions::new()
+                        .max_connections(10)
+                        .connect(&url)
+                        .await
+                        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+                    let store = wise_oauth_sqlx::PostgresTokenStore::builder(pool.clone())
+                        .schema(&schema)
+                        .build()
+                        .await
+                        .expect("build the PostgreSQL store");
+                    admin.get_or_insert(pool);
+                    stores.push(Arc::new(store));
+                }
+                Self {
+                    stores,
+                    schema: admin.map(|pool| (schema, pool)),
+                }
+            }
+            other => panic!(
+                "store {other:?} is not available (memory, or postgres with --features postgres)"
+            ),
+        }
+    }
+
+    async fn close(self) {
+        #[cfg(feature = "postgres")]
+        if let Some((schema, pool)) = self.schema {
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                .execute(&pool)
+                .await
+                .expect("drop the bench schema");
+        }
+    }
+}
+
+// ----- refresh herd -------------------------------------------------------------------
+
+/// One request through the axum app, in process; its status.
+async fn get(app: &axum::Router, path: &str) -> u16 {
+    let req = Request::get(path).body(Body::empty()).unwrap();
+    let response = app.clone().oneshot(req).await.unwrap();
+    let status = response.status().as_u16();
+    let _ = axum::body::to_bytes(response.into_body(), 1024).await;
+    status
+}
+
+/// `--requests` concurrent requests (through the axum app with `WiseToken`) for one link
+/// whose token has expired, spread over `--instances` app instances on one store. The
+/// emulator answers refreshes after `REFRESH_DELAY`; the single refresh of another link
+/// measured just before is the emulator's refresh latency.
+async fn herd(args: &Args) {
+    const REFRESH_DELAY: Duration = Duration::from_millis(100);
+    let store_kind = args.get("--store", "memory");
+    let instances = args.num("--instances", 1);
+    let requests = args.num("--requests", 1000);
+    let mock = support::start_mock().await;
+    support::ensure_wise_user(&mock, "herd@example.com");
+    support::ensure_wise_user(&mock, "solo@example.com");
+    let stores = Stores::open(&store_kind, instances).await;
+    let wises: Vec<WiseOAuth> = stores
+        .stores
+        .iter()
+        .map(|s| support::wise(&mock, s.clone()))
+        .collect();
+    let http = support::no_redirect_client();
+    let (herd_user, solo_user) = (support::user("herd-user"), support::user("solo-user"));
+    support::link(&wises[0], &mock, &http, &herd_user, "herd@example.com").await;
+    support::link(&wises[0], &mock, &http, &solo_user, "solo@example.com").await;
+    let apps: Vec<axum::Router> = wises
+        .iter()
+        .map(|w| support::axum_app::app(w.clone(), herd_user.clone()))
+        .collect();
+    // Every instance has the fresh token cached, as in a running deployment.
+    for app in &apps {
+        assert_eq!(get(app, "/with").await, 200);
+    }
+    let solo_app = support::axum_app::app(wises[0].clone(), solo_user.clone());
+    assert_eq!(get(&solo_app, "/with").await, 200);
+
+    // Past the access token's 12 h lifetime; refreshes take REFRESH_DELAY at the emulator.
+    mock.advance_clock(Duration::from_secs(13 * 3600));
+    mock.inject_fault(Fault::delay("token:refresh_token", REFRESH_DELAY).times(u32::MAX));
+
+    let refreshes = || mock.stats().token_requests("refresh_token");
+    let before = refreshes();
+    let started = Instant::now();
+    assert_eq!(get(&solo_app, "/with").await, 200);
+    let solo = started.elapsed();
+    assert_eq!(refreshes() - before, 1, "the solo refresh");
+
+    let before = refreshes();
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(requests);
+    for i in 0..requests {
+        let app = apps[i % apps.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let status = get(&app, "/with").await;
+            (status, started.elapsed())
+        }));
+    }
+    let mut last = Duration::ZERO;
+    let mut ok = 0;
+    for task in tasks {
+        let (status, at) = task.await.unwrap();
+        ok += usize::from(status == 200);
+        last = last.max(at);
+    }
+    let herd_refreshes = refreshes() - before;
+    eprintln!(
+        "herd ({store_kind}, {instances} instance(s)): {requests} requests, {ok} ok, {herd_refreshes} refresh(es) at the emulator, last response after {:.1} ms; one refresh alone: {:.1} ms",
+        last.as_secs_f64() * 1e3,
+        solo.as_secs_f64() * 1e3
+    );
+    figure("herd.requests", requests);
+    figure("herd.ok", ok);
+    figure("herd.refreshes", herd_refreshes);
+    figure("herd.solo_ms", format!("{:.1}", solo.as_secs_f64() * 1e3));
+    figure("herd.last_ms", format!("{:.1}", last.as_secs_f64() * 1e3));
+    drop(apps);
+    drop(wises);
+    stores.close().await;
+    mock.shutdown().await;
+}
+
+// ----- link flow ----------------------------------------------------------------------
+
+#[derive(Default, Clone, Copy)]
+struct FlowTimes {
+    start: Duration,
+    consent: Duration,
+    complete: Duration,
+}
+
+/// One whole link flow for `user`: start (library), consent at the emulator (the
+/// browser's hop, auto-approve), callback (library: state, exchange, profile check,
+/// persist).
+async fn one_flow(wise: &WiseOAuth, http: &reqwest::Client, user: &UserId) -> FlowTimes {
+    let t0 = Instant::now();
+    let start = wise.start_link(user, None, None).await.unwrap();
+    let cookie = start
+        .set_cookie()
+        .split(';')
+        .next()
+        .and_then(|c| c.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .unwrap();
+    let t1 = Instant::now();
+    let response = http
+        .get(start.authorize_url().clone())
+        .send()
+        .await
+        .unwrap();
+    let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    let query = location.query().unwrap().to_owned();
+    let t2 = Instant::now();
+    wise.complete_link(user, &query, Some(&cookie))
+        .await
+        .unwrap();
+    let t3 = Instant::now();
+    FlowTimes {
+        start: t1 - t0,
+        consent: t2 - t1,
+        complete: t3 - t2,
+    }
+}
+
+/// Median of the round trip of the calls the callback makes to Wise, made with a bare
+/// client: a token-endpoint POST and a profile list GET.
+async fn emulator_round_trips(mock: &MockWiseHandle, bearer: &str) -> Duration {
+    let client = reqwest::Client::new();
+    let base = mock.base_url();
+    let mut samples = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        let r = client
+            .post(format!("{base}/oauth/token"))
+            .basic_auth(support::CLIENT_ID, Some(support::CLIENT_SECRET))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        let _ = r.bytes().await;
+        let r = client
+            .get(format!("{base}/v2/profiles"))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        let _ = r.bytes().await;
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+async fn flow(args: &Args) {
+    let flows = args.num("--flows", 2000);
+    let concurrency = args.num("--concurrency", 8).max(1);
+    let mock = support::start_mock().await;
+    support::ensure_wise_user(&mock, "flow@example.com");
+    mock.set_auto_approve(Some("flow@example.com"));
+    let store = MemoryTokenStore::new();
+    let wise = support::wise(&mock, Arc::new(store.clone()));
+    let http = support::no_redirect_client();
+    // Warm-up (connections, lazy statics), and what one flow asks of the emulator.
+    let stats_before = mock.stats();
+    one_flow(&wise, &http, &support::user("flow-warmup")).await;
+    let stats_after = mock.stats();
+    let calls: Vec<String> = stats_after
+        .endpoints
+        .iter()
+        .filter(|(k, v)| stats_before.endpoint_requests(k) != **v)
+        .map(|(k, v)| format!("{k} x{}", v - stats_before.endpoint_requests(k)))
+        .collect();
+    eprintln!("flow: one flow asks the emulator for: {}", calls.join(", "));
+
+    // Sequential flows: the time of each step.
+    let sequential = 300.min(flows);
+    let mut times = Vec::with_capacity(sequential);
+    for i in 0..sequential {
+        times.push(one_flow(&wise, &http, &support::user(&format!("seq-{i}"))).await);
+    }
+    let median = |f: fn(&FlowTimes) -> Duration| {
+        let mut v: Vec<Duration> = times.iter().map(f).collect();
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (start, consent, complete) = (
+        median(|t| t.start),
+        median(|t| t.consent),
+        median(|t| t.complete),
+    );
+    let token = wise.token(&support::user("seq-0")).await.unwrap();
+    let wise_calls = emulator_round_trips(&mock, token.access_token().expose_secret()).await;
+    let total = start + consent + complete;
+    let library = (start + complete).saturating_sub(wise_calls);
+    let share = library.as_secs_f64() / total.as_secs_f64();
+
+    // Throughput: `flows` flows, `concurrency` at a time.
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (wise, http, next) = (wise.clone(), http.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= flows {
+                    break;
+                }
+                one_flow(&wise, &http, &support::user(&format!("par-{i}"))).await;
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let per_second = flows as f64 / elapsed.as_secs_f64();
+    let us = |d: Duration| format!("{:.0}", d.as_secs_f64() * 1e6);
+    eprintln!(
+        "flow: {flows} flows x{concurrency} in {:.2} s = {per_second:.0} flows/s; sequential medians: start {} µs, consent {} µs, callback {} µs; Wise calls of the callback {} µs; library share {:.0}%",
+        elapsed.as_secs_f64(),
+        us(start),
+        us(consent),
+        us(complete),
+        us(wise_calls),
+        share * 100.0
+    );
+    figure("flow.flows", flows);
+    figure("flow.concurrency", concurrency);
+    figure("flow.per_second", format!("{per_second:.0}"));
+    figure("flow.median_us", us(total));
+    figure("flow.start_us", us(start));
+    figure("flow.consent_us", us(consent));
+    figure("flow.callback_us", us(complete));
+    figure("flow.wise_calls_us", us(wise_calls));
+    figure("flow.library_us", us(library));
+    figure("flow.library_share_pct", format!("{:.0}", share * 100.0));
+    mock.shutdown().await;
+}
+
+// ----- HTTP server for wrk --------------------------------------------------------------
+
+/// Serves the measured app on loopback until killed. The emulator and the setup run on a
+/// tokio runtime of their own; the app on the adapter's usual server with 2 workers.
+fn serve(args: &Args) {
+    let adapter = args.get("--adapter", "axum");
+    let store_kind = args.get("--store", "memory");
+    let workers = args.num("--workers", 2);
+    let setup = runtime();
+    let (mock, wise, stores) = setup.block_on(async {
+        let mock = support::start_mock().await;
+        support::ensure_wise_user(&mock, "serve@example.com");
+        let stores = Stores::open(&store_kind, 1).await;
+        let wise = support::wise(&mock, stores.stores[0].clone());
+        let http = support::no_redirect_client();
+        let user = support::user(support::BENCH_USER);
+        support::link(&wise, &mock, &http, &user, "serve@example.com").await;
+        wise.token(&user).await.unwrap();
+        (mock, wise, stores)
+    });
+    let user = support::user(support::BENCH_USER);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    println!("PORT {port}");
+    std::io::stdout().flush().unwrap();
+    eprintln!(
+        "serve: {adapter} app on 127.0.0.1:{port} with the {store_kind} store, {workers} workers"
+    );
+    match adapter.as_str() {
+        "axum" => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                listener.set_nonblocking(true).unwrap();
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let app = support::axum_app::app(wise, user);
+                axum::serve(listener, app).await.unwrap();
+            });
+        }
+        "actix" => {
+            actix_web::rt::System::new().block_on(async move {
+                actix_web::HttpServer::new(move || {
+                    support::actix_app::app(wise.clone(), user.clone())
+                })
+                .workers(workers)
+                .listen(listener)
+                .unwrap()
+                .run()
+                .await
+                .unwrap();
+            });
+        }
+        other => panic!("unknown adapter {other:?}: axum | actix"),
+    }
+    setup.block_on(async {
+        stores.close().await;
+        mock.shutdown().await;
+    });
+}

@@ -1,0 +1,187 @@
+//! Shared by the benches: the emulator, a `WiseOAuth` on it, linking a user through the
+//! real flow (auto-approve), and the two apps measured (one route with the `WiseToken`
+//! extractor, one identical route without it).
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use wise_oauth::{ClientSecret, Clock, Environment, TokenStore, UserId, WiseConfig, WiseOAuth};
+use wise_oauth_mock::{MockWise, MockWiseHandle, NewUser};
+
+pub const CLIENT_ID: &str = "bench-client";
+pub const CLIENT_SECRET: &str = "bench-secret";
+pub const REDIRECT_URI: &str = "http://127.0.0.1:3000/wise/callback";
+/// The app user every hot-path request is made for.
+pub const BENCH_USER: &str = "bench-user";
+
+/// A clock that follows the emulator's, so advancing the emulator expires our tokens.
+#[derive(Debug, Clone)]
+pub struct MockClock(pub MockWiseHandle);
+
+impl Clock for MockClock {
+    fn now(&self) -> SystemTime {
+        self.0.now()
+    }
+}
+
+pub async fn start_mock() -> MockWiseHandle {
+    MockWise::builder()
+        .client(CLIENT_ID, CLIENT_SECRET, [REDIRECT_URI])
+        .start()
+        .await
+        .expect("start the emulator")
+}
+
+pub fn config(mock: &MockWiseHandle) -> WiseConfig {
+    let env = Environment::custom("emulator", &mock.base_url(), &mock.authorize_url()).unwrap();
+    WiseConfig::builder(CLIENT_ID, ClientSecret::new(CLIENT_SECRET), REDIRECT_URI)
+        .environment(env)
+        .request_timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// A `WiseOAuth` on the emulator and `store`, following the emulator's clock.
+pub fn wise(mock: &MockWiseHandle, store: Arc<dyn TokenStore>) -> WiseOAuth {
+    WiseOAuth::builder(config(mock))
+        .store_arc(store)
+        .clock(MockClock(mock.clone()))
+        .build()
+        .unwrap()
+}
+
+pub fn user(name: &str) -> UserId {
+    UserId::new(name).unwrap()
+}
+
+pub fn no_redirect_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Creates the emulator user `email` (one personal profile) if it does not exist yet.
+pub fn ensure_wise_user(mock: &MockWiseHandle, email: &str) {
+    if mock.profile_ids(email).is_empty() {
+        mock.create_user(NewUser::new(email, "password1")).unwrap();
+    }
+}
+
+/// Links `user` to the emulator user `email` through the whole flow: start (authorize URL
+/// and binding cookie), the emulator's consent (auto-approve), the callback (state check,
+/// code exchange, profile check, persist).
+pub async fn link(
+    wise: &WiseOAuth,
+    mock: &MockWiseHandle,
+    http: &reqwest::Client,
+    user: &UserId,
+    email: &str,
+) {
+    mock.set_auto_approve(Some(email));
+    let start = wise.start_link(user, None, None).await.unwrap();
+    let cookie = start
+        .set_cookie()
+        .split(';')
+        .next()
+        .and_then(|c| c.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .unwrap();
+    let response = http
+        .get(start.authorize_url().clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_redirection(), "{}", response.status());
+    let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    let query = location.query().unwrap().to_owned();
+    wise.complete_link(user, &query, Some(&cookie))
+        .await
+        .unwrap();
+}
+
+/// The axum app measured: `/with` takes `WiseToken`, `/without` does not; both behind the
+/// same auth middleware (which names the user) and the plugin's layer, both answering a
+/// short text.
+pub mod axum_app {
+    use axum::extract::Request;
+    use axum::middleware::{self, Next};
+    use axum::response::Response;
+    use axum::routing::get;
+    use axum::Router;
+    use wise_oauth::axum::{WiseRoutes, WiseToken, WiseUser};
+    use wise_oauth::{UserId, WiseOAuth};
+
+    async fn with(token: WiseToken) -> String {
+        format!("profile {}", token.profile_id())
+    }
+
+    async fn without() -> String {
+        format!("profile {}", 0)
+    }
+
+    pub fn app(wise: WiseOAuth, user: UserId) -> Router {
+        let routes = WiseRoutes::new(wise);
+        Router::new()
+            .route("/with", get(with))
+            .route("/without", get(without))
+            .merge(routes.router())
+            .layer(routes.layer())
+            .layer(middleware::from_fn(move |mut req: Request, next: Next| {
+                let user = user.clone();
+                async move {
+                    req.extensions_mut().insert(WiseUser::new(user));
+                    let response: Response = next.run(req).await;
+                    response
+                }
+            }))
+    }
+}
+
+/// The actix-web app measured: the same two routes.
+pub mod actix_app {
+    use actix_web::body::MessageBody;
+    use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+    use actix_web::middleware::{from_fn, Next};
+    use actix_web::{web, App, Error, HttpMessage};
+    use wise_oauth::actix::{WiseRoutes, WiseToken, WiseUser};
+    use wise_oauth::{UserId, WiseOAuth};
+
+    async fn with(token: WiseToken) -> String {
+        format!("profile {}", token.profile_id())
+    }
+
+    async fn without() -> String {
+        format!("profile {}", 0)
+    }
+
+    pub fn app(
+        wise: WiseOAuth,
+        user: UserId,
+    ) -> App<
+        impl ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<impl MessageBody>,
+            Error = Error,
+            InitError = (),
+        >,
+    > {
+        let routes = WiseRoutes::new(wise);
+        App::new()
+            .configure(|cfg| routes.configure(cfg))
+            .route("/with", web::get().to(with))
+            .route("/without", web::get().to(without))
+            .wrap(from_fn(
+                move |req: ServiceRequest, next: Next<actix_web::body::BoxBody>| {
+                    let user = user.clone();
+                    async move {
+                        req.extensions_mut().insert(WiseUser::new(user));
+                        next.call(req).await
+                    }
+                },
+            ))
+    }
+}

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Runs the wise-oauth benchmarks and prints one table of figures (Markdown), with the bars.
+#
+#   scripts/bench.sh                 # everything (about 5-8 minutes on 2 cores)
+#   SKIP_CRITERION=1 scripts/bench.sh
+#   DATABASE_URL=postgres://user@host:5432/db scripts/bench.sh
+#
+# What it runs:
+#   1. cargo bench --bench hot_path   (criterion, in process: WiseToken vs no extractor)
+#   2. wrk on loopback, 64 connections: the same app's /with and /without routes,
+#      axum and actix-web, memory store and PostgreSQL store (behind the manager's cache)
+#   3. the refresh herd: 1,000 concurrent requests on one expired link (1 and 3 instances)
+#   4. link flows per second against the in-process emulator
+#   5. resident memory per link with 1,000,000 links in the memory store
+# Installs wrk with apt-get when it is missing. The PostgreSQL rows need a reachable
+# DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) and are reported as not
+# measured otherwise. Each figure comes from a process of its own.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+WRK_SECONDS="${WRK_SECONDS:-5}"
+WRK_CONNECTIONS=64
+WORK="$(mktemp -d)"
+SERVER_PID=""
+cleanup() {
+    if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+log() { echo "bench: $*" >&2; }
+
+# ----- tools ------------------------------------------------------------------------------
+if ! command -v wrk >/dev/null 2>&1; then
+    log "installing wrk (apt-get)"
+    SUDO=""
+    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; fi
+    $SUDO apt-get update -qq >&2 && $SUDO apt-get install -y -qq wrk >&2
+fi
+command -v python3 >/dev/null 2>&1 || { log "python3 is needed to read criterion's estimates"; exit 1; }
+
+PG=0
+if command -v pg_isready >/dev/null 2>&1 && pg_isready -q -d "$DATABASE_URL" 2>/dev/null; then
+    PG=1
+elif ! command -v pg_isready >/dev/null 2>&1; then
+    PG=1 # try; the figures binary reports a failed connection
+fi
+[ "$PG" = 1 ] || log "PostgreSQL at $DATABASE_URL is not reachable: its rows are skipped"
+
+log "building (release)"
+FIGURES="$(cargo bench --features postgres --bench figures --no-run 2>&1 \
+    | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)"
+[ -x "$FIGURES" ] || { log "could not build benches/figures.rs"; exit 1; }
+
+ROWS=()
+row() { ROWS+=("| $1 | $2 | $3 | $4 |"); }
+verdict() { if python3 -c "import sys; sys.exit(0 if ($1) else 1)"; then echo pass; else echo "**miss**"; fi; }
+fig() { sed -n "s/^FIGURE $1 //p" "$2" | tail -1; }
+
+# ----- 1. hot path in process (criterion) ------------------------------------------------
+if [ "${SKIP_CRITERION:-0}" != 1 ]; then
+    log "criterion hot path"
+    cargo bench --bench hot_path -- --warm-up-time 1 --measurement-time 3 >"$WORK/criterion.txt" 2>&1 \
+        || { cat "$WORK/criterion.txt" >&2; exit 1; }
+    CRIT="${CARGO_TARGET_DIR:-target}/criterion"
+    for adapter in axum actix; do
+        median() {
+            python3 -c 'import json,sys; print("%.3f" % (json.load(open(sys.argv[1]))["median"]["point_estimate"]/1000))' \
+                "$CRIT/$adapter/$1/new/estimates.json"
+        }
+        without="$(median without)"; with="$(median with)"
+        added="$(python3 -c "print('%.3f' % ($with - $without))")"
+        row "hot path in process, $adapter: median with / without WiseToken" \
+            "$with µs / $without µs (+$added µs)" "≤ +1 µs" "$(verdict "$added <= 1.0")"
+    done
+fi
+
+# ----- 2. hot path over HTTP (wrk) --------------------------------------------------------
+to_ms() { # wrk latency ("812.00us", "1.20ms", "2.00s") -> ms
+    python3 -c '
+import sys
+v = sys.argv[1]
+for unit, f in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+    if v.endswith(unit):
+        print("%.2f" % (float(v[: -len(unit)]) * f)); break' "$1"
+}
+run_wrk() { # url out
+    wrk -t2 -c"$WRK_CONNECTIONS" -d"${WRK_SECONDS}s" --latency "$1" >"$2"
+}
+rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
+pct() { to_ms "$(awk -v p="$2" '$1 == p {print $2}' "$1")"; }
+
+for store in memory postgres; do
+    if [ "$store" = postgres ] && [ "$PG" != 1 ]; then
+        row "HTTP rps ratio, $store store" "not measured (no PostgreSQL)" "≥ 0.95" "-"
+        continue
+    fi
+    for adapter in axum actix; do
+        log "wrk: $adapter, $store store"
+        "$FIGURES" serve --adapter "$adapter" --store "$store" >"$WORK/serve.out" 2>"$WORK/serve.err" &
+        SERVER_PID=$!
+        for _ in $(seq 1 300); do
+            grep -q '^PORT ' "$WORK/serve.out" 2>/dev/null && break
+            kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/serve.err" >&2; exit 1; }
+            sleep 0.1
+        done
+        port="$(sed -n 's/^PORT //p' "$WORK/serve.out")"
+        base="http://127.0.0.1:$port"
+        # Warm-up, then two alternating rounds so drift hits both routes alike.
+        wrk -t2 -c"$WRK_CONNECTIONS" -d2s "$base/without" >/dev/null
+        wrk -t2 -c"$WRK_CONNECTIONS" -d2s "$base/with" >/dev/null
+        for round in 1 2; do
+            run_wrk "$base/without" "$WORK/without.$round"
+            run_wrk "$base/with" "$WORK/with.$round"
+        done
+        kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+        grep -q "Non-2xx" "$WORK"/with.* && { log "non-2xx answers on /with"; cat "$WORK"/with.* >&2; exit 1; }
+        r_without="$(python3 -c "print('%.0f' % (($(rps "$WORK/without.1") + $(rps "$WORK/without.2")) / 2))")"
+        r_with="$(python3 -c "print('%.0f' % (($(rps "$WORK/with.1") + $(rps "$WORK/with.2")) / 2))")"
+        ratio="$(python3 -c "print('%.3f' % ($r_with / $r_without))")"
+        row "HTTP $adapter, $store store: rps with / without (p50, p99 ms)" \
+            "$r_with / $r_without = **$ratio** (with $(pct "$WORK/with.2" 50%), $(pct "$WORK/with.2" 99%); without $(pct "$WORK/without.2" 50%), $(pct "$WORK/without.2" 99%))" \
+            "ratio ≥ 0.95" "$(verdict "$ratio >= 0.95")"
+    done
+done
+
+# ----- 3. refresh herd --------------------------------------------------------------------
+herd() { # store instances
+    log "herd: $1 store, $2 instance(s)"
+    "$FIGURES" herd --store "$1" --instances "$2" --requests 1000 >"$WORK/herd.out" 2>"$WORK/herd.err" \
+        || { cat "$WORK/herd.err" >&2; exit 1; }
+    local n ok refreshes solo last
+    n="$(fig herd.requests "$WORK/herd.out")"; ok="$(fig herd.ok "$WORK/herd.out")"
+    refreshes="$(fig herd.refreshes "$WORK/herd.out")"
+    solo="$(fig herd.solo_ms "$WORK/herd.out")"; last="$(fig herd.last_ms "$WORK/herd.out")"
+    row "refresh herd, $1 store, $2 instance(s): refreshes at the emulator ($ok/$n answered 200)" \
+        "$refreshes" "exactly 1" "$(verdict "$refreshes == 1 and $ok == $n")"
+    row "refresh herd, $1 store, $2 instance(s): last of $n responses vs one refresh alone" \
+        "$last ms vs $solo ms" "≤ refresh + 50 ms" "$(verdict "$last <= $solo + 50")"
+}
+herd memory 1
+if [ "$PG" = 1 ]; then herd postgres 3; else row "refresh herd, 3 instances on PostgreSQL" "not measured (no PostgreSQL)" "exactly 1" "-"; fi
+
+# ----- 4. link flows ----------------------------------------------------------------------
+log "link flows"
+"$FIGURES" flow --flows 2000 --concurrency 8 >"$WORK/flow.out" 2>"$WORK/flow.err" \
+    || { cat "$WORK/flow.err" >&2; exit 1; }
+row "link flows per second (8 at a time, memory store, emulator in process)" \
+    "$(fig flow.per_second "$WORK/flow.out")/s" "-" "-"
+row "one link flow (median): start / consent at Wise / callback" \
+    "$(fig flow.start_us "$WORK/flow.out") / $(fig flow.consent_us "$WORK/flow.out") / $(fig flow.callback_us "$WORK/flow.out") µs" "-" "-"
+row "library's own share of a flow (flow minus the consent hop and the callback's Wise calls, $(fig flow.wise_calls_us "$WORK/flow.out") µs)" \
+    "$(fig flow.library_us "$WORK/flow.out") µs = $(fig flow.library_share_pct "$WORK/flow.out")%" "-" "-"
+
+# ----- 5. memory per link -----------------------------------------------------------------
+log "memory, 1,000,000 links"
+"$FIGURES" memory --links 1000000 >"$WORK/memory.out" 2>"$WORK/memory.err" \
+    || { cat "$WORK/memory.err" >&2; exit 1; }
+per_link="$(fig memory.bytes_per_link "$WORK/memory.out")"
+row "RSS growth per link, 1,000,000 links in MemoryTokenStore (sealed record $(fig memory.sealed_bytes "$WORK/memory.out") B, UUID user ids)" \
+    "$per_link B" "≤ 512 B" "$(verdict "$per_link <= 512")"
+
+# ----- table ------------------------------------------------------------------------------
+echo
+echo "wise-oauth benchmarks — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GB RAM, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "| measurement | figure | bar | verdict |"
+echo "|---|---|---|---|"
+printf '%s\n' "${ROWS[@]}"
