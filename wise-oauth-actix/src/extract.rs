@@ -1,11 +1,11 @@
 //! The `WiseToken` extractor and its rejection.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use actix_web::dev::Payload;
-use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderValue, ACCEPT};
+use actix_web::http::{Method, StatusCode, Uri};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use futures::future::LocalBoxFuture;
 use wise_oauth_core::web::{self as core_web, Mount, RejectionKind, Reply, RequestInfo};
@@ -36,7 +36,44 @@ pub struct WiseToken {
     token: ValidToken,
     user: UserId,
     plugin: web::Data<Plugin>,
-    req: Arc<RequestInfo>,
+    head: RequestHead,
+}
+
+/// What a later rejection (from [`WiseToken::after_unauthorized`]) needs of the request:
+/// cheap to keep (reference-counted clones, and `Send` unlike `HttpRequest`), turned into a
+/// [`RequestInfo`] only when used.
+#[derive(Clone)]
+struct RequestHead {
+    method: Method,
+    uri: Uri,
+    accept: Vec<HeaderValue>,
+    requested_with: bool,
+}
+
+impl RequestHead {
+    fn of(req: &HttpRequest) -> Self {
+        RequestHead {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            accept: req.headers().get_all(ACCEPT).cloned().collect(),
+            requested_with: req.headers().contains_key("x-requested-with"),
+        }
+    }
+
+    fn info(&self) -> RequestInfo {
+        let pq = self
+            .uri
+            .path_and_query()
+            .map_or(self.uri.path(), |pq| pq.as_str());
+        let mut info = RequestInfo::new(self.method.as_str(), pq);
+        for value in &self.accept {
+            info.header("accept", value.as_bytes());
+        }
+        if self.requested_with {
+            info.header("x-requested-with", b"1");
+        }
+        info
+    }
 }
 
 impl fmt::Debug for WiseToken {
@@ -94,7 +131,11 @@ impl WiseToken {
                 token,
                 ..self.clone()
             }),
-            Err(e) => Err(WiseTokenRejection::new(&e, &self.req, &self.plugin.mount)),
+            Err(e) => Err(WiseTokenRejection::new(
+                &e,
+                &self.head.info(),
+                &self.plugin.mount,
+            )),
         }
     }
 }
@@ -152,31 +193,31 @@ const NOT_SET_UP_HINT: &str = "WiseToken needs the plugin's app data: add \
     `.configure(|cfg| wise_routes.configure(cfg))` (wise_oauth_actix::WiseRoutes::configure) \
     to the App";
 
-type Extracted = Result<WiseToken, (TokenError, Arc<RequestInfo>, web::Data<Plugin>)>;
+type Extracted = Result<WiseToken, (TokenError, RequestInfo, web::Data<Plugin>)>;
 
+/// The success path touches no header beyond the ones kept in [`RequestHead`]; the full
+/// [`RequestInfo`] is built only for a rejection.
 async fn extract(req: &HttpRequest) -> Result<Extracted, WiseTokenRejection> {
-    let info = request_info(req);
     let Some(plugin) = req.app_data::<web::Data<Plugin>>().cloned() else {
         return Err(WiseTokenRejection {
             kind: RejectionKind::NotSetUp,
-            reply: core_web::not_set_up(&info, NOT_SET_UP_HINT),
+            reply: core_web::not_set_up(&request_info(req), NOT_SET_UP_HINT),
         });
     };
     let Some(user) = plugin.user(req) else {
         return Err(WiseTokenRejection {
             kind: RejectionKind::NotLoggedIn,
-            reply: core_web::not_logged_in(&info),
+            reply: core_web::not_logged_in(&request_info(req)),
         });
     };
-    let info = Arc::new(info);
     Ok(match plugin.wise.token(&user).await {
         Ok(token) => Ok(WiseToken {
             token,
             user,
             plugin,
-            req: info,
+            head: RequestHead::of(req),
         }),
-        Err(e) => Err((e, info, plugin)),
+        Err(e) => Err((e, request_info(req), plugin)),
     })
 }
 

@@ -10,7 +10,7 @@ use http::request::Parts;
 use wise_oauth_core::web::{self, Mount, RejectionKind, Reply, RequestInfo};
 use wise_oauth_core::{AccessToken, ProfileId, TokenError, UserId, ValidToken, WiseOAuth};
 
-use crate::convert::{request_info, response};
+use crate::convert::{original_uri, request_info, response};
 use crate::routes::Plugin;
 
 /// A valid Wise access token of the logged-in user's linked profile.
@@ -35,7 +35,48 @@ pub struct WiseToken {
     token: ValidToken,
     user: UserId,
     plugin: Arc<Plugin>,
-    req: Arc<RequestInfo>,
+    head: RequestHead,
+}
+
+/// What a later rejection (from [`WiseToken::after_unauthorized`]) needs of the request:
+/// cheap to keep (reference-counted clones), turned into a [`RequestInfo`] only when used.
+#[derive(Clone)]
+struct RequestHead {
+    method: http::Method,
+    uri: http::Uri,
+    accept: Vec<http::HeaderValue>,
+    requested_with: bool,
+}
+
+impl RequestHead {
+    fn of(parts: &Parts) -> Self {
+        RequestHead {
+            method: parts.method.clone(),
+            uri: original_uri(parts).clone(),
+            accept: parts
+                .headers
+                .get_all(http::header::ACCEPT)
+                .iter()
+                .cloned()
+                .collect(),
+            requested_with: parts.headers.contains_key("x-requested-with"),
+        }
+    }
+
+    fn info(&self) -> RequestInfo {
+        let pq = self
+            .uri
+            .path_and_query()
+            .map_or(self.uri.path(), |pq| pq.as_str());
+        let mut info = RequestInfo::new(self.method.as_str(), pq);
+        for value in &self.accept {
+            info.header("accept", value.as_bytes());
+        }
+        if self.requested_with {
+            info.header("x-requested-with", b"1");
+        }
+        info
+    }
 }
 
 impl fmt::Debug for WiseToken {
@@ -93,7 +134,11 @@ impl WiseToken {
                 token,
                 ..self.clone()
             }),
-            Err(e) => Err(WiseTokenRejection::new(&e, &self.req, &self.plugin.mount)),
+            Err(e) => Err(WiseTokenRejection::new(
+                &e,
+                &self.head.info(),
+                &self.plugin.mount,
+            )),
         }
     }
 }
@@ -142,31 +187,31 @@ impl IntoResponse for WiseTokenRejection {
 const NOT_SET_UP_HINT: &str = "WiseToken needs the plugin layer: add \
     `.layer(wise_routes.layer())` (wise_oauth_axum::WiseRoutes::layer) to the router";
 
-type Extracted = Result<WiseToken, (TokenError, Arc<RequestInfo>, Arc<Plugin>)>;
+type Extracted = Result<WiseToken, (TokenError, RequestInfo, Arc<Plugin>)>;
 
+/// The success path touches no header beyond the ones kept in [`RequestHead`]; the full
+/// [`RequestInfo`] is built only for a rejection.
 async fn extract(parts: &Parts) -> Result<Extracted, WiseTokenRejection> {
-    let req = request_info(parts);
     let Some(plugin) = parts.extensions.get::<Arc<Plugin>>().cloned() else {
         return Err(WiseTokenRejection {
             kind: RejectionKind::NotSetUp,
-            reply: web::not_set_up(&req, NOT_SET_UP_HINT),
+            reply: web::not_set_up(&request_info(parts), NOT_SET_UP_HINT),
         });
     };
     let Some(user) = plugin.user(parts) else {
         return Err(WiseTokenRejection {
             kind: RejectionKind::NotLoggedIn,
-            reply: web::not_logged_in(&req),
+            reply: web::not_logged_in(&request_info(parts)),
         });
     };
-    let req = Arc::new(req);
     Ok(match plugin.wise.token(&user).await {
         Ok(token) => Ok(WiseToken {
             token,
             user,
             plugin,
-            req,
+            head: RequestHead::of(parts),
         }),
-        Err(e) => Err((e, req, plugin)),
+        Err(e) => Err((e, request_info(parts), plugin)),
     })
 }
 

@@ -163,6 +163,32 @@ impl LinkKey {
     }
 }
 
+/// The environment and client part of every [`LinkKey`] of one configuration, built once so
+/// that making a key on the hot path only bumps two reference counts.
+#[derive(Debug, Clone)]
+pub(crate) struct LinkNamespace {
+    environment: Arc<str>,
+    client_id: Arc<str>,
+}
+
+impl LinkNamespace {
+    pub(crate) fn new(environment: &str, client_id: &str) -> Self {
+        Self {
+            environment: Arc::from(environment),
+            client_id: Arc::from(client_id),
+        }
+    }
+
+    /// The key of `user`'s link in this namespace.
+    pub(crate) fn key(&self, user: &UserId) -> LinkKey {
+        LinkKey {
+            environment: self.environment.clone(),
+            client_id: self.client_id.clone(),
+            user: user.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

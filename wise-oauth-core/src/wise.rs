@@ -13,7 +13,7 @@ use crate::flow::{
     FlowCookie, FlowError, LinkCompleted, LinkOptions, LinkStart, MobileLinkStart, ProfileCheck,
     Registration, RegistrationError,
 };
-use crate::ids::{LinkKey, UserId};
+use crate::ids::{LinkKey, LinkNamespace, UserId};
 use crate::manager::{LinkView, ManagerSettings, TokenError, TokenManager, ValidToken};
 use crate::seal::{EncryptionKeys, Sealer};
 use crate::secret::{AccessToken, RegistrationCode};
@@ -29,6 +29,8 @@ pub(crate) struct Core {
     pub(crate) sealer: Arc<Sealer>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) profile_check: Option<Arc<dyn ProfileCheck>>,
+    /// Environment and client of every link key, shared (see [`Core::link_key`]).
+    pub(crate) namespace: LinkNamespace,
 }
 
 impl fmt::Debug for Core {
@@ -192,6 +194,10 @@ impl WiseOAuthBuilder {
         );
         Ok(WiseOAuth {
             core: Arc::new(Core {
+                namespace: LinkNamespace::new(
+                    self.config.environment().name(),
+                    self.config.client_id(),
+                ),
                 config: self.config,
                 endpoint,
                 api,
@@ -337,7 +343,10 @@ impl WiseOAuth {
     /// A valid access token for `user`'s link (refreshed when needed, stored before it is
     /// handed out).
     pub async fn token(&self, user: &UserId) -> Result<ValidToken, TokenError> {
-        self.core.manager.token(&self.link_key(user)).await
+        self.core
+            .manager
+            .token_for(user, || self.link_key(user))
+            .await
     }
 
     /// Call when Wise answered 401 to `rejected`: returns a newer token (re-read from the

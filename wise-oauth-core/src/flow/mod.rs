@@ -507,10 +507,6 @@ impl Core {
 
     /// The link key of `user` in this configuration.
     pub(crate) fn link_key(&self, user: &UserId) -> LinkKey {
-        LinkKey::new(
-            self.config.environment().name(),
-            self.config.client_id(),
-            user.clone(),
-        )
+        self.namespace.key(user)
     }
 }

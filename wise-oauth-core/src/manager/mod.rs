@@ -35,7 +35,7 @@ use crate::clock::Clock;
 use crate::config::WiseConfig;
 use crate::endpoint::TokenEndpoint;
 use crate::events::{Events, WiseEvent};
-use crate::ids::{LinkKey, ProfileId};
+use crate::ids::{LinkKey, ProfileId, UserId};
 use crate::seal::Sealer;
 use crate::secret::AccessToken;
 use crate::store::{LeaseHolder, LinkRecord, LinkStatus, StoreError, TokenStore, Versioned};
@@ -190,13 +190,19 @@ impl TokenManager {
         }
     }
 
-    /// A valid access token for the link, refreshing it when needed.
+    /// A valid access token for `user`'s link, refreshing it when needed.
     ///
-    /// Fresh cached token: no I/O. Inside the refresh window: the current token, plus one
-    /// background refresh. Expired: waits for the single refresh of the link.
-    pub(crate) async fn token(&self, key: &LinkKey) -> Result<ValidToken, TokenError> {
+    /// Fresh cached token: no I/O (a clock read and one cache lookup; the link key is built
+    /// by `key` only when the cache cannot answer alone). Inside the refresh window: the
+    /// current token, plus one background refresh. Expired: waits for the single refresh
+    /// of the link.
+    pub(crate) async fn token_for(
+        &self,
+        user: &UserId,
+        key: impl FnOnce() -> LinkKey,
+    ) -> Result<ValidToken, TokenError> {
         let now = self.inner.clock.now();
-        let cached = self.inner.cache.get(key).await;
+        let cached = self.inner.cache.get(user);
         if let Some(entry) = &cached {
             if now < entry.revalidate_at {
                 match &entry.state {
@@ -206,7 +212,7 @@ impl TokenManager {
                         refresh_at,
                     } if now < *usable_until => {
                         if now >= *refresh_at {
-                            self.background_refresh(key, now);
+                            self.background_refresh(&key(), now);
                         }
                         return Ok(valid.clone());
                     }
@@ -215,7 +221,7 @@ impl TokenManager {
                 }
             }
         }
-        self.token_slow(key, now, cached).await
+        self.token_slow(&key(), now, cached).await
     }
 
     /// The cache could not answer: read the store, then decide.
@@ -245,7 +251,7 @@ impl TokenManager {
         }
         let entry = match self.inner.store.load(key).await {
             Ok(None) => {
-                self.inner.cache.invalidate(key).await;
+                self.inner.cache.invalidate(key);
                 return Err(TokenError::NotLinked);
             }
             Ok(Some(record)) => self.cache_record(key, &record, now).await?,
@@ -264,7 +270,7 @@ impl TokenManager {
                                 ..
                             } if now < *usable_until => {
                                 let valid = valid.clone();
-                                self.inner.cache.put(key, extended).await;
+                                self.inner.cache.put(key, extended);
                                 return Ok(valid);
                             }
                             CacheState::NeedsRelink { .. } => {
@@ -309,7 +315,7 @@ impl TokenManager {
         let record = match self.inner.store.load(key).await {
             Ok(Some(record)) => record,
             Ok(None) => {
-                self.inner.cache.invalidate(key).await;
+                self.inner.cache.invalidate(key);
                 return Err(TokenError::NotLinked);
             }
             Err(e) => return Err(store_error(&e)),
@@ -349,7 +355,7 @@ impl TokenManager {
                 expires_at: record.value.access_expires_at,
                 relink_required: record.value.status == LinkStatus::NeedsRelink,
             })),
-            Err(e) => match self.inner.cache.get(key).await {
+            Err(e) => match self.inner.cache.get(key.user()) {
                 Some(entry) if !matches!(e, StoreError::Corrupt(_)) => Ok(Some(LinkView {
                     profile_id: entry.profile_id(),
                     expires_at: entry.expires_at(),
@@ -443,13 +449,10 @@ impl TokenManager {
         // A new grant supersedes any unpersisted refresh and resets the refresh budget.
         lock(&self.inner.unpersisted).remove(key);
         lock(&self.inner.attempts).remove(key);
-        self.inner
-            .cache
-            .put(
-                key,
-                CacheEntry::active(&tokens, profile_id, version, now, self.inner.thresholds),
-            )
-            .await;
+        self.inner.cache.put(
+            key,
+            CacheEntry::active(&tokens, profile_id, version, now, self.inner.thresholds),
+        );
         self.inner.events.emit(&WiseEvent::Linked {
             user: key.user().clone(),
             profile_id,
@@ -466,7 +469,7 @@ impl TokenManager {
             .delete(key)
             .await
             .map_err(|e| store_error(&e))?;
-        self.inner.cache.invalidate(key).await;
+        self.inner.cache.invalidate(key);
         lock(&self.inner.unpersisted).remove(key);
         lock(&self.inner.attempts).remove(key);
         if existed {
@@ -485,7 +488,7 @@ impl TokenManager {
         now: SystemTime,
     ) -> Result<Arc<CacheEntry>, TokenError> {
         let entry = self.entry_for(key, record, now)?;
-        Ok(self.inner.cache.offer(key, entry, now).await)
+        Ok(self.inner.cache.offer(key, entry, now))
     }
 
     fn entry_for(

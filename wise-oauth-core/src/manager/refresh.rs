@@ -157,7 +157,7 @@ impl TokenManager {
                 let now = self.inner.clock.now();
                 match self.inner.store.load(key).await {
                     Ok(None) => {
-                        self.inner.cache.invalidate(key).await;
+                        self.inner.cache.invalidate(key);
                         return Err(TokenError::NotLinked);
                     }
                     Ok(Some(record)) => {
@@ -243,7 +243,7 @@ impl TokenManager {
             super::cache::CacheState::Active { valid, .. } => valid.clone(),
             super::cache::CacheState::NeedsRelink { .. } => unreachable!("built as active"),
         };
-        self.inner.cache.offer(key, entry, now).await;
+        self.inner.cache.offer(key, entry, now);
         valid
     }
 
@@ -259,7 +259,7 @@ impl TokenManager {
         let current = match self.inner.store.load(key).await {
             Ok(Some(record)) => record,
             Ok(None) => {
-                self.inner.cache.invalidate(key).await;
+                self.inner.cache.invalidate(key);
                 return (Err(TokenError::NotLinked), LeaseFate::Release);
             }
             Err(e) => return (Err(store_error(&e)), LeaseFate::Release),
@@ -387,7 +387,7 @@ impl TokenManager {
             holder,
         });
         lock(&self.inner.unpersisted).insert(key.clone(), slot.clone());
-        self.inner.cache.invalidate(key).await;
+        self.inner.cache.invalidate(key);
         let manager = self.clone();
         let key = key.clone();
         tokio::spawn(async move { manager.write_unpersisted(&key, slot).await });
@@ -409,7 +409,7 @@ impl TokenManager {
     ) -> ValidToken {
         let now = self.inner.clock.now();
         let entry = CacheEntry::active(fresh, profile_id, version, now, self.inner.thresholds);
-        let entry = self.inner.cache.put(key, entry).await;
+        let entry = self.inner.cache.put(key, entry);
         self.inner.events.emit(&WiseEvent::Refreshed {
             user: key.user().clone(),
             profile_id,
@@ -450,7 +450,7 @@ impl TokenManager {
                 Err(StoreError::Conflict) => {
                     tracing::warn!("link changed while the refreshed tokens were unpersisted");
                     self.drop_slot(key, &slot);
-                    self.inner.cache.invalidate(key).await;
+                    self.inner.cache.invalidate(key);
                     self.release_lease(key, slot.holder).await;
                     return;
                 }
@@ -480,7 +480,7 @@ impl TokenManager {
             }
             Ok(Some(_)) => {}
             Ok(None) => {
-                self.inner.cache.invalidate(key).await;
+                self.inner.cache.invalidate(key);
                 return Err(TokenError::NotLinked);
             }
             // Cannot tell whether a sibling refreshed: leave the record, retry later.
@@ -505,7 +505,7 @@ impl TokenManager {
                     now,
                     self.inner.thresholds,
                 );
-                self.inner.cache.put(key, entry).await;
+                self.inner.cache.put(key, entry);
                 self.inner.events.emit(&WiseEvent::RelinkRequired {
                     user: key.user().clone(),
                     profile_id: record.profile_id,
@@ -524,7 +524,7 @@ impl TokenManager {
                     now,
                     self.inner.thresholds,
                 );
-                self.inner.cache.put(key, entry).await;
+                self.inner.cache.put(key, entry);
                 Err(TokenError::RelinkRequired)
             }
         }
@@ -536,7 +536,7 @@ impl TokenManager {
         match self.inner.store.load(key).await {
             Ok(Some(record)) => self.adopt(key, &record, now).await,
             Ok(None) => {
-                self.inner.cache.invalidate(key).await;
+                self.inner.cache.invalidate(key);
                 Err(TokenError::NotLinked)
             }
             Err(e) => Err(store_error(&e)),

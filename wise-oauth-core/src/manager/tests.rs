@@ -114,7 +114,7 @@ async fn fresh_cached_token_needs_no_store_read() {
         .unwrap();
     let loads = store.loads.load(Ordering::SeqCst);
     for _ in 0..1000 {
-        let t = m.token(&k).await.unwrap();
+        let t = m.token_for(k.user(), || k.clone()).await.unwrap();
         assert_eq!(t.access_token().expose_secret(), "at");
         assert_eq!(t.profile_id(), profile());
     }
@@ -133,14 +133,17 @@ async fn a_panicking_refresh_task_clears_its_flight() {
     store.panic_leases.store(1, Ordering::SeqCst);
     // The task panics outside the guarded section: the JoinError becomes Unavailable and
     // the drop guard removes the in-flight entry.
-    assert_eq!(m.token(&k).await.unwrap_err(), TokenError::unavailable());
+    assert_eq!(
+        m.token_for(k.user(), || k.clone()).await.unwrap_err(),
+        TokenError::unavailable()
+    );
     assert_eq!(m.flights_in_progress(), 0);
     // The next request leads a new refresh (which fails: nobody listens on the port).
-    let err = m.token(&k).await.unwrap_err();
+    let err = m.token_for(k.user(), || k.clone()).await.unwrap_err();
     assert!(matches!(err, TokenError::Unavailable { .. }), "{err:?}");
     assert_eq!(m.flights_in_progress(), 0);
     // The failed attempt spent the link's budget: the next caller is told when to retry.
-    let err = m.token(&k).await.unwrap_err();
+    let err = m.token_for(k.user(), || k.clone()).await.unwrap_err();
     assert!(err
         .retry_after()
         .is_some_and(|d| d <= Duration::from_secs(30)));
