@@ -236,17 +236,15 @@ impl TokenManager {
                 retry_after: Some(Duration::from_secs(1)),
             });
         }
-        // The cached token has expired and this process already refreshes the link: join
-        // that refresh rather than queue one more store read per request (a herd of
-        // requests on an expired link would otherwise wait for the pool one by one). The
-        // refresh re-reads the store under its lease, so a relink or unlink elsewhere is
-        // still seen.
+        // The cached token has expired: join (or lead) the link's single refresh rather
+        // than queue one store read per request (a herd of requests on an expired link
+        // would otherwise wait for the pool one by one). The refresh re-reads the store
+        // under its lease before calling Wise, so a sibling's refresh, a relink or an
+        // unlink elsewhere is still seen, and a store that is down still means no call.
         if let Some(entry) = &cached {
             if matches!(&entry.state, CacheState::Active { usable_until, .. } if now >= *usable_until)
             {
-                if let Some(flight) = self.running_flight(key) {
-                    return flight.await;
-                }
+                return self.join_refresh(key, Reason::Expired).await;
             }
         }
         let entry = match self.inner.store.load(key).await {

@@ -115,13 +115,6 @@ impl TokenManager {
         flight
     }
 
-    /// The refresh of `key` running in this process, if any (never starts one).
-    pub(super) fn running_flight(&self, key: &LinkKey) -> Option<SharedFlight> {
-        lock(&self.inner.flights.map)
-            .get(key)
-            .map(|(_, flight)| flight.clone())
-    }
-
     #[cfg(test)]
     pub(crate) fn flights_in_progress(&self) -> usize {
         lock(&self.inner.flights.map).len()
