@@ -72,10 +72,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!();
 
-    let demo = Demo::new(wise);
+    let demo = Demo::new(wise.clone());
+    // actix-web stops gracefully on Ctrl-C by itself.
     HttpServer::new(move || demo::actix_app::app(demo.clone()))
         .listen(listener)?
         .run()
         .await?;
+    // Let a token refresh that is under way finish and store its result.
+    wise.shutdown(std::time::Duration::from_secs(10)).await;
     Ok(())
 }

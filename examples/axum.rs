@@ -66,7 +66,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!();
 
-    let app = demo::axum_app::app(Demo::new(wise));
-    axum::serve(listener, app).await?;
+    let app = demo::axum_app::app(Demo::new(wise.clone()));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    // Let a token refresh that is under way finish and store its result.
+    wise.shutdown(std::time::Duration::from_secs(10)).await;
     Ok(())
 }

@@ -372,6 +372,22 @@ impl WiseOAuth {
         self.core.manager.unlink(&self.link_key(user)).await
     }
 
+    /// For a graceful shutdown: waits until the token refreshes running in this process
+    /// have finished and stored their result, for at most `within`. Call it after the
+    /// server stopped taking requests; `true` when nothing was left running.
+    ///
+    /// ```no_run
+    /// # async fn stop(wise: wise_oauth_core::WiseOAuth) {
+    /// use std::time::Duration;
+    /// if !wise.shutdown(Duration::from_secs(10)).await {
+    ///     eprintln!("a token refresh was still running at shutdown");
+    /// }
+    /// # }
+    /// ```
+    pub async fn shutdown(&self, within: std::time::Duration) -> bool {
+        self.core.manager.drain(within).await
+    }
+
     /// A client-credentials token (cached in memory, never stored).
     pub async fn app_token(&self) -> Result<AccessToken, TokenError> {
         self.core.manager.app_token().await

@@ -309,6 +309,41 @@ async fn dropped_request_does_not_cancel_the_refresh() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_a_running_refresh_to_be_stored() {
+    let env = Env::new().await;
+    let u = user("u1");
+    link(&env.wise, &env.mock, &u, ALICE).await;
+    let linked = env.stored(&u).await;
+    env.mock.advance_clock(EXPIRED);
+    env.mock.inject_fault(Fault::delay(
+        "token:refresh_token",
+        Duration::from_millis(800),
+    ));
+
+    let wise = env.wise.clone();
+    let waiting = {
+        let u = u.clone();
+        tokio::spawn(async move { wise.token(&u).await })
+    };
+    wait_for("the refresh request to reach Wise", || env.refreshes() == 1).await;
+    // The server stops taking requests: the request is gone, the refresh is not.
+    waiting.abort();
+    // A bound shorter than Wise's answer reports that a refresh is still running...
+    assert!(!env.wise.shutdown(Duration::from_millis(1)).await);
+    // ...and a sufficient one returns once the refreshed tokens are stored.
+    assert!(env.wise.shutdown(Duration::from_secs(20)).await);
+    let stored = env.stored(&u).await;
+    assert!(
+        stored.version > linked.version,
+        "stored before shutdown returned"
+    );
+    assert!(env.mock.access_token_is_valid(&stored.access_token));
+    assert_eq!(env.refresh_successes(), 1);
+    // Nothing running: returns at once.
+    assert!(env.wise.shutdown(Duration::ZERO).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_after_unauthorized_picks_up_a_sibling_refresh() {
     let env = Env::new().await;
     let u = user("u1");

@@ -115,6 +115,17 @@ impl TokenManager {
         flight
     }
 
+    /// Waits until every refresh running in this process has ended (its result persisted
+    /// or given up), or `within` has passed. `true` when none is left running.
+    pub(crate) async fn drain(&self, within: std::time::Duration) -> bool {
+        let running: Vec<SharedFlight> = lock(&self.inner.flights.map)
+            .values()
+            .map(|(_, flight)| flight.clone())
+            .collect();
+        let all = futures::future::join_all(running);
+        tokio::time::timeout(within, all).await.is_ok()
+    }
+
     #[cfg(test)]
     pub(crate) fn flights_in_progress(&self) -> usize {
         lock(&self.inner.flights.map).len()
