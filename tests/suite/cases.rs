@@ -622,3 +622,31 @@ pub(crate) async fn mobile_routes_refuse_cross_site(app: &TestApp) {
     }
     assert_eq!(app.token_calls(), 0);
 }
+
+/// Two tabs of one browser link at once and finish in the opposite order: both callbacks
+/// succeed, and the store keeps the grant Wise issued last (the earlier grant's refresh
+/// token is dead at Wise), so a refresh after expiry still works.
+pub(crate) async fn two_tabs_link_and_the_later_grant_wins(app: &TestApp) {
+    let b = app.browser("dave").await;
+    let first = b.start_connect(None).await;
+    let second = b.start_connect(Some("/profile")).await;
+    let first_cb = b
+        .decide_at_emulator(&first, ALICE, PERSONAL, "approve")
+        .await;
+    let second_cb = b
+        .decide_at_emulator(&second, ALICE, PERSONAL, "approve")
+        .await;
+
+    assert_clean_redirect(&b.get_html(&second_cb).await, "/profile");
+    assert_clean_redirect(&b.get_html(&first_cb).await, "/");
+    assert_eq!(app.code_calls(), 2);
+
+    let (status, body) = b.api_profile().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Only the later grant's refresh token is alive at Wise: the refresh must use it.
+    app.emulator.advance_clock(PAST_EXPIRY);
+    let (status, body) = b.api_profile().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(app.refresh_calls(), 1);
+    assert_eq!(b.status().await["relink_required"], false);
+}

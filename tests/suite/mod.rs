@@ -99,6 +99,7 @@ macro_rules! behaviour_suite {
             user_is_never_taken_from_query_or_header,
             mobile_link_flow,
             mobile_routes_refuse_cross_site,
+            two_tabs_link_and_the_later_grant_wins,
         );
     };
     (@tests $start:path; $($name:ident),* $(,)?) => {

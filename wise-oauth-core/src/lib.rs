@@ -27,7 +27,7 @@
 //! // GET /wise/callback?code=..&state=..&profileId=..: pass the RAW query string.
 //! let raw_query = "code=...&state=...&profileId=30000000";
 //! match wise.complete_link(&user, raw_query, browser_cookie).await {
-//!     // 303 to done.return_to(), Set-Cookie: done.clear_cookie()
+//!     // 303 to done.return_to()
 //!     Ok(done) => println!("linked profile {} -> {}", done.profile_id(), done.return_to()),
 //!     // error.status() and error.reason() ("unknown_state", "access_denied", ...)
 //!     Err(error) => eprintln!("{} {}", error.status(), error.reason()),

@@ -49,7 +49,7 @@ async fn whole_link_flow_links_the_consented_profile() {
     assert_eq!(done.profile_id().get(), 30000000);
     assert_eq!(done.return_to(), "/settings/wise?tab=1");
     assert_eq!(
-        done.clear_cookie(),
+        env.wise.clear_binding_cookie(),
         "wise_oauth_binding=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"
     );
     assert_eq!(env.code_exchanges(), 1);

@@ -154,13 +154,16 @@ impl fmt::Debug for MobileLinkStart {
     }
 }
 
-/// A completed link: the verified profile and where to send the browser (303), with
-/// [`clear_cookie`](Self::clear_cookie) as `Set-Cookie`.
+/// A completed link: the verified profile and where to send the browser (303).
+///
+/// The browser-binding cookie is left in place: it identifies the browser, not one flow,
+/// so a flow started in another tab can still complete (it expires after 30 minutes;
+/// [`WiseOAuth::clear_binding_cookie`](crate::WiseOAuth::clear_binding_cookie) removes it,
+/// e.g. at logout).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkCompleted {
     profile_id: ProfileId,
     return_to: String,
-    clear_cookie: String,
 }
 
 impl LinkCompleted {
@@ -172,11 +175,6 @@ impl LinkCompleted {
     /// The local path given when the flow started (validated then), or `/`.
     pub fn return_to(&self) -> &str {
         &self.return_to
-    }
-
-    /// The `Set-Cookie` value that deletes the browser-binding cookie.
-    pub fn clear_cookie(&self) -> &str {
-        &self.clear_cookie
     }
 }
 
@@ -458,7 +456,6 @@ impl Core {
         Ok(LinkCompleted {
             profile_id,
             return_to: pending.return_to.clone(),
-            clear_cookie: FlowCookie::clear(self.secure_cookie()),
         })
     }
 

@@ -317,9 +317,9 @@ pub async fn callback(
         .complete_link(user, req.raw_query(), req.cookie(BINDING_COOKIE_NAME))
         .await
     {
-        Ok(done) => Reply::see_other(done.return_to())
-            .with(SET_COOKIE, done.clear_cookie())
-            .no_referrer(),
+        // The binding cookie stays: it identifies the browser, not one flow, so a flow
+        // started in another tab of the same browser can still complete.
+        Ok(done) => Reply::see_other(done.return_to()).no_referrer(),
         Err(e) => flow_error_reply(&e, req, mount),
     }
 }
