@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::{HeaderValue, ACCEPT};
-use actix_web::http::{Method, StatusCode, Uri};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use futures::future::LocalBoxFuture;
 use wise_oauth_core::web::{self as core_web, Mount, RejectionKind, Reply, RequestInfo};
@@ -40,40 +40,54 @@ pub struct WiseToken {
 }
 
 /// What a later rejection (from [`WiseToken::after_unauthorized`]) needs of the request:
-/// cheap to keep (reference-counted clones, and `Send` unlike `HttpRequest`), turned into a
-/// [`RequestInfo`] only when used.
+/// reference-counted clones of the request's own bytes (no copy, no header map), turned
+/// into a [`RequestInfo`] only when used.
 #[derive(Clone)]
 struct RequestHead {
     method: Method,
-    uri: Uri,
-    accept: Vec<HeaderValue>,
+    path: Option<actix_web::http::uri::PathAndQuery>,
+    /// The `Accept` header (several are joined with `,`: they form one list).
+    accept: Option<HeaderValue>,
     requested_with: bool,
 }
+
+const X_REQUESTED_WITH: actix_web::http::header::HeaderName =
+    actix_web::http::header::HeaderName::from_static("x-requested-with");
 
 impl RequestHead {
     fn of(req: &HttpRequest) -> Self {
         RequestHead {
             method: req.method().clone(),
-            uri: req.uri().clone(),
-            accept: req.headers().get_all(ACCEPT).cloned().collect(),
-            requested_with: req.headers().contains_key("x-requested-with"),
+            path: req.uri().path_and_query().cloned(),
+            accept: accept_value(req.headers().get_all(ACCEPT)),
+            requested_with: req.headers().contains_key(X_REQUESTED_WITH),
         }
     }
 
     fn info(&self) -> RequestInfo {
-        let pq = self
-            .uri
-            .path_and_query()
-            .map_or(self.uri.path(), |pq| pq.as_str());
+        let pq = self.path.as_ref().map_or("/", |pq| pq.as_str());
         let mut info = RequestInfo::new(self.method.as_str(), pq);
-        for value in &self.accept {
-            info.header("accept", value.as_bytes());
+        if let Some(accept) = &self.accept {
+            info.header("accept", accept.as_bytes());
         }
         if self.requested_with {
             info.header("x-requested-with", b"1");
         }
         info
     }
+}
+
+fn accept_value<'a>(mut values: impl Iterator<Item = &'a HeaderValue>) -> Option<HeaderValue> {
+    let first = values.next()?;
+    let Some(second) = values.next() else {
+        return Some(first.clone());
+    };
+    let mut joined = first.as_bytes().to_vec();
+    for value in std::iter::once(second).chain(values) {
+        joined.push(b',');
+        joined.extend_from_slice(value.as_bytes());
+    }
+    HeaderValue::from_bytes(&joined).ok()
 }
 
 impl fmt::Debug for WiseToken {

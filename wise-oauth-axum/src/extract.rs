@@ -39,44 +39,56 @@ pub struct WiseToken {
 }
 
 /// What a later rejection (from [`WiseToken::after_unauthorized`]) needs of the request:
-/// cheap to keep (reference-counted clones), turned into a [`RequestInfo`] only when used.
+/// reference-counted clones of the request's own bytes (no copy, no header map), turned
+/// into a [`RequestInfo`] only when used.
 #[derive(Clone)]
 struct RequestHead {
     method: http::Method,
-    uri: http::Uri,
-    accept: Vec<http::HeaderValue>,
+    path: Option<http::uri::PathAndQuery>,
+    /// The `Accept` header (several are joined with `,`: they form one list).
+    accept: Option<http::HeaderValue>,
     requested_with: bool,
 }
 
+const X_REQUESTED_WITH: http::HeaderName = http::HeaderName::from_static("x-requested-with");
+
 impl RequestHead {
     fn of(parts: &Parts) -> Self {
+        let uri = original_uri(parts);
         RequestHead {
             method: parts.method.clone(),
-            uri: original_uri(parts).clone(),
-            accept: parts
-                .headers
-                .get_all(http::header::ACCEPT)
-                .iter()
-                .cloned()
-                .collect(),
-            requested_with: parts.headers.contains_key("x-requested-with"),
+            path: uri.path_and_query().cloned(),
+            accept: accept_value(parts.headers.get_all(http::header::ACCEPT).iter()),
+            requested_with: parts.headers.contains_key(X_REQUESTED_WITH),
         }
     }
 
     fn info(&self) -> RequestInfo {
-        let pq = self
-            .uri
-            .path_and_query()
-            .map_or(self.uri.path(), |pq| pq.as_str());
+        let pq = self.path.as_ref().map_or("/", |pq| pq.as_str());
         let mut info = RequestInfo::new(self.method.as_str(), pq);
-        for value in &self.accept {
-            info.header("accept", value.as_bytes());
+        if let Some(accept) = &self.accept {
+            info.header("accept", accept.as_bytes());
         }
         if self.requested_with {
             info.header("x-requested-with", b"1");
         }
         info
     }
+}
+
+fn accept_value<'a>(
+    mut values: impl Iterator<Item = &'a http::HeaderValue>,
+) -> Option<http::HeaderValue> {
+    let first = values.next()?;
+    let Some(second) = values.next() else {
+        return Some(first.clone());
+    };
+    let mut joined = first.as_bytes().to_vec();
+    for value in std::iter::once(second).chain(values) {
+        joined.push(b',');
+        joined.extend_from_slice(value.as_bytes());
+    }
+    http::HeaderValue::from_bytes(&joined).ok()
 }
 
 impl fmt::Debug for WiseToken {
