@@ -86,9 +86,16 @@ for unit, f in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
     if v.endswith(unit):
         print("%.2f" % (float(v[: -len(unit)]) * f)); break' "$1"
 }
-run_wrk() { # url out
-    wrk -t2 -c"$WRK_CONNECTIONS" -d"${WRK_SECONDS}s" --latency "$1" >"$2"
+cpu_ticks() { # the server's user + system CPU time so far, in clock ticks
+    awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"
 }
+run_wrk() { # url out: also records the server's CPU ticks spent on the run in out.cpu
+    local before
+    before="$(cpu_ticks)"
+    wrk -t2 -c"$WRK_CONNECTIONS" -d"${WRK_SECONDS}s" --latency "$1" >"$2"
+    echo $(($(cpu_ticks) - before)) >"$2.cpu"
+}
+requests() { awk '/requests in/ {print $1}' "$1"; }
 rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
 pct() { to_ms "$(awk -v p="$2" '$1 == p {print $2}' "$1")"; }
 
@@ -125,18 +132,26 @@ for store in memory postgres; do
         kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
         grep -q "Non-2xx" "$WORK"/with.* && { log "non-2xx answers on /with"; cat "$WORK"/with.* >&2; exit 1; }
         pairs=""
+        cpu=""
         for round in $(seq 1 "$WRK_ROUNDS"); do
             pairs="$pairs ($(rps "$WORK/with.$round"), $(rps "$WORK/without.$round")),"
+            for route in with without; do
+                cpu="$cpu ('$route', $(cat "$WORK/$route.$round.cpu"), $(requests "$WORK/$route.$round")),"
+            done
         done
-        read -r r_with r_without ratio spread < <(python3 -c "
-import statistics as s
+        read -r r_with r_without ratio spread cpu_with cpu_without < <(python3 -c "
+import os, statistics as s
 pairs = [$pairs]
 ratios = [w / wo for w, wo in pairs]
-print('%.0f %.0f %.3f %.3f-%.3f' % (s.median(w for w, _ in pairs), s.median(wo for _, wo in pairs),
-      s.median(ratios), min(ratios), max(ratios)))")
+tick = 1e6 / os.sysconf('SC_CLK_TCK')
+def us(route):  # server CPU microseconds per request over all rounds of the route
+    t = sum(c for r, c, _ in [$cpu] if r == route); n = sum(q for r, _, q in [$cpu] if r == route)
+    return t * tick / n
+print('%.0f %.0f %.3f %.3f-%.3f %.1f %.1f' % (s.median(w for w, _ in pairs), s.median(wo for _, wo in pairs),
+      s.median(ratios), min(ratios), max(ratios), us('with'), us('without')))")
         last="$WRK_ROUNDS"
         row "HTTP $adapter, $store store: rps with / without, median of $WRK_ROUNDS pairs (p50, p99 ms)" \
-            "$r_with / $r_without = **$ratio** (pairs $spread; with $(pct "$WORK/with.$last" 50%), $(pct "$WORK/with.$last" 99%); without $(pct "$WORK/without.$last" 50%), $(pct "$WORK/without.$last" 99%))" \
+            "$r_with / $r_without = **$ratio** (pairs $spread; server CPU per request $cpu_with / $cpu_without µs; with $(pct "$WORK/with.$last" 50%), $(pct "$WORK/with.$last" 99%); without $(pct "$WORK/without.$last" 50%), $(pct "$WORK/without.$last" 99%))" \
             "ratio ≥ 0.95" "$(verdict "$ratio >= 0.95")"
     done
 done
