@@ -288,12 +288,13 @@ a{{color:#163300}}dt{{font-weight:600}}dd{{margin:0 0 .5rem}}</style></head>\
     )
 }
 
+/// `2026-11-26 23:19:07 UTC`.
 fn when(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format!("{secs} (unix time)")
+    let t = time::OffsetDateTime::from(t);
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    t.format(&format)
+        .unwrap_or_else(|_| "an unknown time".to_owned())
 }
 
 /// The home page. `status` is `Err(message)` when it could not be read.
