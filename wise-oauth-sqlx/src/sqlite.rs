@@ -143,6 +143,14 @@ impl SqliteTokenStoreBuilder {
     }
 }
 
+/// Connection attempts while the file is locked by another process's setup (about 1.4 s).
+const CONNECT_ATTEMPTS: u32 = 10;
+
+/// SQLite's `SQLITE_BUSY` (5) or `SQLITE_LOCKED` (6).
+fn is_locked(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")))
+}
+
 impl SqliteTokenStore {
     /// Opens (with `?mode=rwc`: creates) the database at `url`, e.g.
     /// `sqlite:/var/lib/app/wise.db?mode=rwc`, in WAL mode with a 5 s busy timeout, and
@@ -168,10 +176,20 @@ impl SqliteTokenStore {
                 SqlitePoolOptions::new(),
             )
         };
-        let pool = pool_options
-            .connect_with(options)
-            .await
-            .map_err(SetupError::Connect)?;
+        // Several processes opening a new file at once race to switch it to WAL, and SQLite
+        // answers that with "database is locked" without waiting for the busy timeout:
+        // try again a few times before giving up.
+        let mut attempt = 0;
+        let pool = loop {
+            match pool_options.clone().connect_with(options.clone()).await {
+                Ok(pool) => break pool,
+                Err(e) if attempt < CONNECT_ATTEMPTS && is_locked(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(25 * u64::from(attempt))).await;
+                }
+                Err(e) => return Err(SetupError::Connect(e)),
+            }
+        };
         Self::builder(pool).build().await
     }
 
