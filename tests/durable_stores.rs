@@ -312,12 +312,13 @@ async fn lease_ttl_is_validated() {
         builder.build()
     };
     assert!(build(None).is_ok(), "default");
-    for ok in [1, 2, 30, 300] {
+    for ok in [2, 3, 30, 300] {
         assert!(build(Some(Duration::from_secs(ok))).is_ok(), "{ok} s");
     }
     for bad in [
         Duration::ZERO,
-        Duration::from_millis(999),
+        Duration::from_secs(1),
+        Duration::from_millis(1999),
         Duration::from_secs(301),
         Duration::from_secs(3600),
     ] {

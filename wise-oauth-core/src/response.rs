@@ -87,11 +87,11 @@ fn malformed(reason: &'static str) -> EndpointError {
 
 /// Parses a 2xx body of the token endpoint. `sent_at` is the send time of the request.
 pub(crate) fn parse_token_response(
-    status: u16,
+    _status: u16,
     body: &[u8],
     sent_at: SystemTime,
 ) -> Result<TokenResponse, EndpointError> {
-    let obj = parse_object(status, body)?;
+    let obj = parse_object(body)?;
     let access_token = token_field(&obj, "access_token")?
         .ok_or(malformed("access_token is missing"))
         .map(AccessToken::new)?;
@@ -137,7 +137,7 @@ pub(crate) fn parse_app_token(
 
 /// Body → JSON object, turning `error` members into classified errors and checking
 /// `token_type`.
-fn parse_object(status: u16, body: &[u8]) -> Result<Map<String, Value>, EndpointError> {
+fn parse_object(body: &[u8]) -> Result<Map<String, Value>, EndpointError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(malformed("body is larger than 64 KiB"));
     }
@@ -149,21 +149,11 @@ fn parse_object(status: u16, body: &[u8]) -> Result<Map<String, Value>, Endpoint
     let Value::Object(obj) = value else {
         return Err(malformed("body is not a JSON object"));
     };
+    // An error object inside a 2xx is not a verdict from Wise's token service (a proxy or a
+    // broken deployment answered): transient, never a reason to touch a link.
     match obj.get("error") {
         None | Some(Value::Null) => {}
-        Some(Value::String(code)) => {
-            return Err(EndpointError::from_response(
-                status,
-                Some(OAuthErrorCode::parse(code)),
-                None,
-            ))
-        }
-        Some(_) => {
-            return Err(EndpointError::Rejected {
-                status,
-                code: Some(OAuthErrorCode::Other),
-            })
-        }
+        Some(_) => return Err(malformed("a 2xx body carrying an error object")),
     }
     match obj.get("token_type") {
         None | Some(Value::Null) => {}
@@ -599,23 +589,22 @@ mod tests {
 
     #[test]
     fn error_object_in_a_200_is_an_error() {
-        assert_eq!(
-            parse(r#"{"error":"invalid_grant","error_description":"RT-CANARY"}"#).unwrap_err(),
-            EndpointError::InvalidGrant { status: 200 }
-        );
-        assert_eq!(
-            parse(r#"{"error":"invalid_client","access_token":"a","expires_in":1}"#).unwrap_err(),
-            EndpointError::Client {
-                code: OAuthErrorCode::InvalidClient
-            }
-        );
-        assert_eq!(
-            parse(r#"{"error":{"code":1}}"#).unwrap_err(),
-            EndpointError::Rejected {
-                status: 200,
-                code: Some(OAuthErrorCode::Other)
-            }
-        );
+        // A 2xx carrying an error object is malformed (transient), never a dead grant.
+        for body in [
+            r#"{"error":"invalid_grant","error_description":"RT-CANARY"}"#,
+            r#"{"error":"invalid_client","access_token":"a","expires_in":1}"#,
+            r#"{"error":{"code":1}}"#,
+        ] {
+            let e = parse(body).unwrap_err();
+            assert_eq!(
+                e,
+                EndpointError::MalformedResponse {
+                    reason: "a 2xx body carrying an error object"
+                },
+                "{body}"
+            );
+            assert!(e.is_transient() && !e.needs_relink(), "{body}");
+        }
         let e =
             parse(r#"{"error":"server_error","error_description":"SECRET-CANARY"}"#).unwrap_err();
         assert!(!format!("{e} {e:?}").contains("CANARY"));

@@ -14,7 +14,10 @@ use crate::flow::{
     Registration, RegistrationError,
 };
 use crate::ids::{LinkKey, LinkNamespace, UserId};
-use crate::manager::{LinkView, ManagerSettings, TokenError, TokenManager, ValidToken};
+use crate::manager::{
+    LinkView, ManagerSettings, TokenError, TokenManager, ValidToken, DEFAULT_LEASE_TTL,
+    DEFAULT_REFRESH_TIMEOUT, LEASE_MARGIN,
+};
 use crate::seal::{EncryptionKeys, Sealer};
 use crate::secret::{AccessToken, RegistrationCode};
 use crate::store::{MemoryPendingStore, MemoryTokenStore, PendingStore, TokenStore};
@@ -69,12 +72,12 @@ pub struct WiseOAuthBuilder {
     events: Events,
     profile_check: Option<Arc<dyn ProfileCheck>>,
     lease_ttl: Option<Duration>,
+    refresh_timeout: Option<Duration>,
+    late_completion_bound: Option<Duration>,
 }
 
-/// The default of [`WiseOAuthBuilder::lease_ttl`]: 30 seconds.
-const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
 /// The accepted range of [`WiseOAuthBuilder::lease_ttl`].
-const MIN_LEASE_TTL: Duration = Duration::from_secs(1);
+const MIN_LEASE_TTL: Duration = Duration::from_secs(2);
 const MAX_LEASE_TTL: Duration = Duration::from_secs(5 * 60);
 
 impl fmt::Debug for WiseOAuthBuilder {
@@ -88,6 +91,8 @@ impl fmt::Debug for WiseOAuthBuilder {
             .field("events", &self.events)
             .field("profile_check", &self.profile_check.is_some())
             .field("lease_ttl", &self.lease_ttl)
+            .field("refresh_timeout", &self.refresh_timeout)
+            .field("late_completion_bound", &self.late_completion_bound)
             .finish()
     }
 }
@@ -146,14 +151,31 @@ impl WiseOAuthBuilder {
         self
     }
 
-    /// How long a refresh lease lasts in the store: while an instance refreshes a link,
-    /// the other instances sharing the store wait (re-reading the store) for up to this
-    /// long, and if that instance dies mid-refresh, another takes over once the lease has
-    /// expired. Keep it above the time a refresh can take (the token endpoint's retries
-    /// included). Default: 30 seconds; [`build`](Self::build) accepts 1 second to 5
-    /// minutes.
+    /// How long a refresh lease lasts in the store. The instance refreshing a link renews
+    /// it every third of this while it works; if that instance dies, the others wait at
+    /// most this long before one of them takes over. Must exceed
+    /// [`refresh_timeout`](Self::refresh_timeout) by at least one second, so that a call to
+    /// Wise is only sent while the lease is ours for all of it. Default: 8 seconds;
+    /// [`build`](Self::build) accepts 2 seconds to 5 minutes.
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
         self.lease_ttl = Some(ttl);
+        self
+    }
+
+    /// The timeout of one refresh call to Wise (a refresh is retried, within 25 seconds,
+    /// when that is safe). Default: the configuration's request timeout, at most 5 seconds,
+    /// and less with a short [`lease_ttl`](Self::lease_ttl).
+    pub fn refresh_timeout(mut self, timeout: Duration) -> Self {
+        self.refresh_timeout = Some(timeout);
+        self
+    }
+
+    /// After a refresh call timed out, how long after it was sent Wise may still complete
+    /// it. The retry waits until then: a late completion after the retry would kill the
+    /// access token the retry returned. Default: twice the refresh timeout; at least the
+    /// refresh timeout.
+    pub fn late_completion_bound(mut self, bound: Duration) -> Self {
+        self.late_completion_bound = Some(bound);
         self
     }
 
@@ -163,9 +185,30 @@ impl WiseOAuthBuilder {
         if !(MIN_LEASE_TTL..=MAX_LEASE_TTL).contains(&lease_ttl) {
             return Err(ConfigError::Invalid {
                 setting: "lease_ttl",
-                reason: "must be between 1 second and 5 minutes",
+                reason: "must be between 2 seconds and 5 minutes",
             });
         }
+        let refresh_timeout = self.refresh_timeout.unwrap_or(
+            DEFAULT_REFRESH_TIMEOUT
+                .min(self.config.request_timeout())
+                .min(lease_ttl.saturating_sub(LEASE_MARGIN) * 3 / 4),
+        );
+        if refresh_timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                setting: "refresh_timeout",
+                reason: "must be above zero",
+            });
+        }
+        if lease_ttl <= refresh_timeout + LEASE_MARGIN {
+            return Err(ConfigError::Invalid {
+                setting: "lease_ttl",
+                reason: "must exceed the refresh timeout by more than one second",
+            });
+        }
+        let late_completion_bound = self
+            .late_completion_bound
+            .unwrap_or(refresh_timeout * 2)
+            .max(refresh_timeout);
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let sealer = Arc::new(
             Sealer::try_new(self.keys).map_err(|_| ConfigError::Invalid {
@@ -189,6 +232,8 @@ impl WiseOAuthBuilder {
             self.events,
             ManagerSettings {
                 lease_ttl,
+                refresh_timeout,
+                late_completion_bound,
                 ..ManagerSettings::from_config(&self.config)
             },
         );
@@ -236,6 +281,8 @@ impl WiseOAuth {
             events: Events::new(),
             profile_check: None,
             lease_ttl: None,
+            refresh_timeout: None,
+            late_completion_bound: None,
         }
     }
 

@@ -65,15 +65,17 @@ impl OAuthErrorCode {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum EndpointError {
-    /// `invalid_grant` (with any status, also inside a 200): the grant is dead; the user must
-    /// link again (or the registration code be re-exchanged).
+    /// `invalid_grant` in a 4xx answer: the grant is dead; the user must link again (or the
+    /// registration code be re-exchanged). The only answer that kills a link.
     #[error("Wise rejected the grant (invalid_grant, HTTP {status})")]
     InvalidGrant {
         /// The HTTP status it came with (400 or 401 at Wise).
         status: u16,
     },
-    /// HTTP 403 from the token endpoint: the link is dead (e.g. the user changed their email).
-    #[error("Wise refused to issue a token (HTTP 403)")]
+    /// HTTP 403 without an `invalid_grant` code: a WAF, a CDN or an mTLS gateway in front of
+    /// Wise. Transient; never a reason to touch a link (Wise's own 403 for a user who changed
+    /// their email carries `invalid_grant`).
+    #[error("the Wise token request was refused by a gateway (HTTP 403)")]
     Forbidden,
     /// `invalid_client` or `unauthorized_client`: the application's configuration is wrong.
     /// Never a reason to touch a user's link.
@@ -132,7 +134,9 @@ impl EndpointError {
         retry_after: Option<Duration>,
     ) -> Self {
         match code {
-            Some(OAuthErrorCode::InvalidGrant) => return Self::InvalidGrant { status },
+            Some(OAuthErrorCode::InvalidGrant) if (400..500).contains(&status) => {
+                return Self::InvalidGrant { status }
+            }
             Some(code @ (OAuthErrorCode::InvalidClient | OAuthErrorCode::UnauthorizedClient)) => {
                 return Self::Client { code }
             }
@@ -150,18 +154,19 @@ impl EndpointError {
         }
     }
 
-    /// The user must link again: `invalid_grant` or a 403.
+    /// The user must link again: Wise answered `invalid_grant` with a 4xx status.
     pub fn needs_relink(&self) -> bool {
-        matches!(self, Self::InvalidGrant { .. } | Self::Forbidden)
+        matches!(self, Self::InvalidGrant { .. })
     }
 
-    /// Trying again later may succeed: rate limits, outages, timeouts, connection failures
-    /// and malformed 2xx bodies (the library already retried where that was safe).
+    /// Trying again later may succeed: rate limits, outages, gateway 403s, timeouts,
+    /// connection failures and malformed 2xx bodies (an error object in a 200 included).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
             Self::RateLimited { .. }
                 | Self::Unavailable { .. }
+                | Self::Forbidden
                 | Self::Timeout
                 | Self::Connect
                 | Self::MalformedResponse { .. }
@@ -210,6 +215,13 @@ mod tests {
         );
         assert_eq!(c(403, None), EndpointError::Forbidden);
         assert_eq!(
+            c(403, Some(OAuthErrorCode::InvalidGrant)),
+            EndpointError::InvalidGrant { status: 403 }
+        );
+        // invalid_grant outside a 4xx is not Wise's verdict on the grant.
+        assert!(c(502, Some(OAuthErrorCode::InvalidGrant)).is_transient());
+        assert!(!c(502, Some(OAuthErrorCode::InvalidGrant)).needs_relink());
+        assert_eq!(
             c(400, Some(OAuthErrorCode::InvalidRequest)),
             EndpointError::Rejected {
                 status: 400,
@@ -219,7 +231,8 @@ mod tests {
         assert_eq!(c(307, None), EndpointError::Redirected { status: 307 });
         assert!(c(502, None).is_transient());
         assert!(c(429, None).is_transient());
-        assert!(c(403, None).needs_relink());
+        assert!(!c(403, None).needs_relink());
+        assert!(c(403, None).is_transient());
         assert!(c(401, Some(OAuthErrorCode::InvalidClient)).is_configuration());
     }
 

@@ -153,16 +153,42 @@ impl TokenEndpoint {
     }
 
     /// Refreshes a user token. Transient failures are retried with the same refresh token.
+    /// The token manager does not use this: it drives [`refresh_attempt`](Self::refresh_attempt)
+    /// itself, to fence every attempt with its lease.
+    #[cfg(test)]
     pub(crate) async fn refresh(
         &self,
         refresh_token: &RefreshToken,
     ) -> Result<TokenResponse, EndpointError> {
-        let body = encode_form(&[
-            ("grant_type", Grant::RefreshToken.as_str()),
-            ("refresh_token", refresh_token.expose_secret()),
-        ]);
-        self.call(Grant::RefreshToken, body, response::parse_token_response)
-            .await
+        self.call(
+            Grant::RefreshToken,
+            refresh_body(refresh_token),
+            response::parse_token_response,
+        )
+        .await
+    }
+
+    /// One refresh request, no retry, bounded by `timeout`. The caller decides whether and
+    /// when to try again (see [`retry::next_wait`]); `correlation_id` is the same for every
+    /// attempt of one logical refresh.
+    pub(crate) async fn refresh_attempt(
+        &self,
+        refresh_token: &RefreshToken,
+        correlation_id: &str,
+        timeout: std::time::Duration,
+    ) -> Result<TokenResponse, EndpointError> {
+        self.attempt(
+            &refresh_body(refresh_token),
+            correlation_id,
+            timeout,
+            response::parse_token_response,
+        )
+        .await
+    }
+
+    /// The configured number of attempts of one logical call.
+    pub(crate) fn max_attempts(&self) -> u32 {
+        self.max_attempts
     }
 
     /// Gets an application (client-credentials) token.
@@ -317,6 +343,13 @@ impl TokenEndpoint {
             ))
         }
     }
+}
+
+fn refresh_body(refresh_token: &RefreshToken) -> String {
+    encode_form(&[
+        ("grant_type", Grant::RefreshToken.as_str()),
+        ("refresh_token", refresh_token.expose_secret()),
+    ])
 }
 
 fn encode_form(pairs: &[(&str, &str)]) -> String {

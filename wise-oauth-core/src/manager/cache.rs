@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::types::ValidToken;
 use crate::ids::{LinkKey, ProfileId, UserId};
@@ -37,9 +37,29 @@ pub(super) enum CacheState {
 /// Precomputed thresholds so the hot path only compares instants.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Thresholds {
-    pub(super) skew: std::time::Duration,
-    pub(super) refresh_window: std::time::Duration,
-    pub(super) revalidate_after: std::time::Duration,
+    pub(super) skew: Duration,
+    pub(super) refresh_window: Duration,
+    pub(super) revalidate_after: Duration,
+}
+
+impl Thresholds {
+    /// The skew for this token: the configured one, or a tenth of its lifetime if shorter.
+    pub(super) fn skew_for(&self, tokens: &TokenSet) -> Duration {
+        self.skew.min(lifetime(tokens) / 10)
+    }
+
+    /// The refresh window for this token: the configured one, or half its lifetime if
+    /// shorter, so a short-lived token is refreshed about once per lifetime, not on every use.
+    pub(super) fn window_for(&self, tokens: &TokenSet) -> Duration {
+        self.refresh_window.min(lifetime(tokens) / 2)
+    }
+}
+
+fn lifetime(tokens: &TokenSet) -> Duration {
+    tokens
+        .expires_at
+        .duration_since(tokens.obtained_at)
+        .unwrap_or(Duration::ZERO)
 }
 
 impl CacheEntry {
@@ -55,10 +75,10 @@ impl CacheEntry {
             state: CacheState::Active {
                 valid: ValidToken::new(tokens.access_token.clone(), profile_id, expires_at),
                 usable_until: expires_at
-                    .checked_sub(t.skew)
+                    .checked_sub(t.skew_for(tokens))
                     .unwrap_or(SystemTime::UNIX_EPOCH),
                 refresh_at: expires_at
-                    .checked_sub(t.refresh_window)
+                    .checked_sub(t.window_for(tokens))
                     .unwrap_or(SystemTime::UNIX_EPOCH),
             },
             version,
@@ -143,6 +163,9 @@ impl CacheEntry {
 pub(super) struct LinkCache {
     shards: Box<[Shard]>,
     per_shard: usize,
+    /// Links deleted here recently: the last version they had, and until when an offer of
+    /// that version or an older one is refused (a read that raced the unlink).
+    tombstones: std::sync::Mutex<HashMap<UserId, (Version, SystemTime)>>,
 }
 
 /// Keyed by the user alone: a manager serves the links of one environment and client.
@@ -156,6 +179,7 @@ impl LinkCache {
         Self {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             per_shard: capacity / SHARDS,
+            tombstones: std::sync::Mutex::default(),
         }
     }
 
@@ -185,6 +209,11 @@ impl LinkCache {
         entry: CacheEntry,
         now: SystemTime,
     ) -> Arc<CacheEntry> {
+        if let Some(last) = self.buried_version(key.user(), now) {
+            if entry.version <= last {
+                return Arc::new(entry);
+            }
+        }
         let mut shard = write(self.shard(key.user()));
         if let Some(existing) = shard.get(key.user()) {
             if existing.version > entry.version && now < existing.revalidate_at {
@@ -201,6 +230,31 @@ impl LinkCache {
         let entry = Arc::new(entry);
         self.insert(&mut write(self.shard(key.user())), key, entry.clone());
         entry
+    }
+
+    /// Forgets an unlinked link and refuses offers of its `last` version (or older) until
+    /// `until`: a reader that loaded it before the delete must not cache it again.
+    pub(super) fn bury(&self, key: &LinkKey, last: Option<Version>, until: SystemTime) {
+        if let Some(last) = last {
+            let mut tombstones = self
+                .tombstones
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if tombstones.len() >= 1024 {
+                tombstones.retain(|_, (_, t)| *t > until);
+            }
+            tombstones.insert(key.user().clone(), (last, until));
+        }
+        self.invalidate(key);
+    }
+
+    fn buried_version(&self, user: &UserId, now: SystemTime) -> Option<Version> {
+        let tombstones = self
+            .tombstones
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (version, until) = tombstones.get(user)?;
+        (now < *until).then_some(*version)
     }
 
     pub(super) fn invalidate(&self, key: &LinkKey) {

@@ -13,6 +13,7 @@
 mod app_token;
 mod cache;
 mod error;
+mod lease;
 mod refresh;
 mod single_flight;
 #[cfg(test)]
@@ -29,7 +30,9 @@ pub use types::{LinkView, ValidToken};
 
 use self::app_token::AppTokenCache;
 use self::cache::{CacheEntry, CacheState, LinkCache, Thresholds};
-use self::refresh::{Breaker, Unpersisted};
+use self::lease::HeldLease;
+pub(crate) use self::lease::LEASE_MARGIN;
+use self::refresh::{Breaker, LeaseWait, Pacing, RefreshPause, Unpersisted};
 use self::single_flight::{Flights, Reason};
 use crate::clock::Clock;
 use crate::config::WiseConfig;
@@ -44,16 +47,21 @@ use crate::token::TokenSet;
 /// Tunables of the manager. Built from the [`WiseConfig`] with fixed defaults for the rest.
 #[derive(Debug, Clone)]
 pub(crate) struct ManagerSettings {
-    /// Refresh proactively this long before expiry (config, default 6 h).
+    /// Refresh proactively this long before expiry (config, default 6 h); scaled down to
+    /// half the lifetime of a short-lived token.
     pub(crate) refresh_window: Duration,
-    /// Never hand out a token with less than this left (config, default 60 s).
+    /// Never hand out a token with less than this left (config, default 60 s); scaled down
+    /// to a tenth of the lifetime of a short-lived token.
     pub(crate) skew: Duration,
-    /// How long a refresh lease lasts in the store (30 s).
+    /// How long a refresh lease lasts in the store between heartbeats (8 s).
     pub(crate) lease_ttl: Duration,
+    /// Timeout of one refresh call to Wise (5 s); below `lease_ttl - LEASE_MARGIN`.
+    pub(crate) refresh_timeout: Duration,
+    /// After a refresh call timed out, how long after its sending Wise may still complete
+    /// it; the next attempt waits until then (twice the refresh timeout).
+    pub(crate) late_completion_bound: Duration,
     /// A cached entry older than this is re-read from the store (30 s).
     pub(crate) revalidate_after: Duration,
-    /// At most one refresh call to Wise per link in this interval (30 s).
-    pub(crate) min_refresh_interval: Duration,
     /// How long the breaker stays open after `invalid_client` (60 s).
     pub(crate) breaker_open_for: Duration,
     /// Maximum number of links held in the in-memory cache (100 000).
@@ -62,14 +70,20 @@ pub(crate) struct ManagerSettings {
     pub(crate) max_concurrent_refreshes: usize,
 }
 
+/// The default lease TTL.
+pub(crate) const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(8);
+/// The default timeout of one refresh call.
+pub(crate) const DEFAULT_REFRESH_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Default for ManagerSettings {
     fn default() -> Self {
         Self {
             refresh_window: Duration::from_secs(6 * 3600),
             skew: Duration::from_secs(60),
-            lease_ttl: Duration::from_secs(30),
+            lease_ttl: DEFAULT_LEASE_TTL,
+            refresh_timeout: DEFAULT_REFRESH_TIMEOUT,
+            late_completion_bound: DEFAULT_REFRESH_TIMEOUT * 2,
             revalidate_after: Duration::from_secs(30),
-            min_refresh_interval: Duration::from_secs(30),
             breaker_open_for: Duration::from_secs(60),
             cache_capacity: 100_000,
             max_concurrent_refreshes: 32,
@@ -94,6 +108,12 @@ impl ManagerSettings {
             revalidate_after: self.revalidate_after,
         }
     }
+
+    /// How long a request waits for a refresh (its own, or another holder's lease) before
+    /// it is answered "try again shortly"; the refresh itself goes on.
+    pub(crate) fn max_wait(&self) -> Duration {
+        self.lease_ttl + self.refresh_timeout
+    }
 }
 
 /// Hands out valid access tokens for links; see the module docs. Cheap to clone.
@@ -115,34 +135,14 @@ struct Inner {
     flights: Flights,
     /// Refreshed sets whose store write failed: no second refresh while one exists.
     unpersisted: Mutex<HashMap<LinkKey, Arc<Unpersisted>>>,
-    /// When this process last called Wise's refresh for a link (injected clock).
-    attempts: Mutex<HashMap<LinkKey, SystemTime>>,
+    /// When each link may call Wise's refresh again (success gap, failure backoff).
+    pacing: Mutex<HashMap<LinkKey, Pacing>>,
+    /// Every refresh of this process waits while Wise's `Retry-After` lasts.
+    pause: RefreshPause,
     breaker: Breaker,
     /// Bounds concurrent refresh calls (see [`ManagerSettings::max_concurrent_refreshes`]).
     refresh_permits: tokio::sync::Semaphore,
     app: AppTokenCache,
-}
-
-/// Releases a lease that [`TokenManager::with_lease`] could not release in line.
-struct LeaseGuard {
-    store: Option<Arc<dyn TokenStore>>,
-    key: LinkKey,
-    holder: LeaseHolder,
-}
-
-impl Drop for LeaseGuard {
-    fn drop(&mut self) {
-        let Some(store) = self.store.take() else {
-            return;
-        };
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let key = self.key.clone();
-            let holder = self.holder;
-            runtime.spawn(async move {
-                let _ = store.release_lease(&key, holder).await;
-            });
-        }
-    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -182,7 +182,8 @@ impl TokenManager {
                 settings,
                 flights: Flights::default(),
                 unpersisted: Mutex::new(HashMap::new()),
-                attempts: Mutex::new(HashMap::new()),
+                pacing: Mutex::new(HashMap::new()),
+                pause: RefreshPause::default(),
                 breaker: Breaker::default(),
                 refresh_permits: tokio::sync::Semaphore::new(permits),
                 app: AppTokenCache::default(),
@@ -340,7 +341,7 @@ impl TokenManager {
             }
         }
         Err(TokenError::Unavailable {
-            retry_after: Some(self.inner.settings.min_refresh_interval),
+            retry_after: Some(Duration::from_secs(1)),
         })
     }
 
@@ -364,29 +365,30 @@ impl TokenManager {
         }
     }
 
-    /// Runs `work` while holding the link's refresh lease, so that a relink (exchange and
-    /// save) is serialized with refreshes on every instance. Waits for the lease, bounded
-    /// by the lease TTL plus a margin.
+    /// Runs `work` while holding the link's refresh lease (renewed while it runs), so that
+    /// a relink (exchange and save) or an unlink is serialized with refreshes on every
+    /// instance. Waits for the lease, bounded by [`ManagerSettings::max_wait`].
     pub(crate) async fn with_lease<T>(
         &self,
         key: &LinkKey,
         work: impl Future<Output = T>,
     ) -> Result<T, TokenError> {
         let holder = LeaseHolder::random();
-        self.acquire_lease_waiting(key, holder, None).await?;
-        // Released on every path, also when the caller's future is dropped or `work`
-        // panics (then from a spawned task), so refreshes don't wait for the TTL.
-        let mut guard = LeaseGuard {
-            store: Some(self.inner.store.clone()),
-            key: key.clone(),
-            holder,
+        let LeaseWait::Acquired(granted_at) = self.acquire_lease_waiting(key, holder, None).await?
+        else {
+            unreachable!("a wait without a reason only ends with the lease");
         };
+        // Dropped on every path (also when the caller's future is dropped or `work`
+        // panics): the heartbeat stops and the lease runs out within one TTL.
+        let lease = HeldLease::start(
+            self.inner.store.clone(),
+            key.clone(),
+            holder,
+            self.inner.settings.lease_ttl,
+            granted_at,
+        );
         let out = work.await;
-        if let Some(store) = guard.store.take() {
-            if let Err(e) = store.release_lease(key, holder).await {
-                tracing::warn!(error = %e, "token store lease release failed");
-            }
-        }
+        lease.release().await;
         Ok(out)
     }
 
@@ -446,7 +448,7 @@ impl TokenManager {
         };
         // A new grant supersedes any unpersisted refresh and resets the refresh budget.
         lock(&self.inner.unpersisted).remove(key);
-        lock(&self.inner.attempts).remove(key);
+        lock(&self.inner.pacing).remove(key);
         self.inner.cache.put(
             key,
             CacheEntry::active(&tokens, profile_id, version, now, self.inner.thresholds),
@@ -459,17 +461,21 @@ impl TokenManager {
     }
 
     /// Deletes the link (record, cache, any unpersisted refresh) and emits
-    /// [`WiseEvent::Unlinked`] if there was one.
+    /// [`WiseEvent::Unlinked`] if there was one. Holds the link's lease while it does, so
+    /// no refresh of this link is in flight on any instance, and leaves a tombstone in the
+    /// cache so that a read that raced the delete cannot put the token back.
     pub(crate) async fn unlink(&self, key: &LinkKey) -> Result<bool, TokenError> {
-        let existed = self
-            .inner
-            .store
-            .delete(key)
-            .await
-            .map_err(|e| store_error(&e))?;
-        self.inner.cache.invalidate(key);
-        lock(&self.inner.unpersisted).remove(key);
-        lock(&self.inner.attempts).remove(key);
+        let store = &self.inner.store;
+        let work = async {
+            let last = store.load(key).await.ok().flatten().map(|r| r.version);
+            let existed = store.delete(key).await.map_err(|e| store_error(&e))?;
+            let until = self.inner.clock.now() + self.inner.settings.revalidate_after;
+            self.inner.cache.bury(key, last, until);
+            lock(&self.inner.unpersisted).remove(key);
+            lock(&self.inner.pacing).remove(key);
+            Ok::<_, TokenError>(existed)
+        };
+        let existed = self.with_lease(key, work).await??;
         if existed {
             self.inner.events.emit(&WiseEvent::Unlinked {
                 user: key.user().clone(),

@@ -7,12 +7,18 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::FutureExt;
+use tracing::field::Empty;
+use tracing::Instrument as _;
 
 use super::cache::CacheEntry;
+use super::lease::{Fenced, HeldLease, LEASE_MARGIN};
 use super::single_flight::Reason;
 use super::{lock, store_error, TokenError, TokenManager, ValidToken};
+use crate::endpoint::retry::{next_wait, Repeatable, MAX_HONOURED_RETRY_AFTER, RETRY_BUDGET};
+use crate::endpoint::{correlation_id, EndpointError};
 use crate::events::WiseEvent;
 use crate::ids::LinkKey;
+use crate::response::TokenResponse;
 use crate::store::{
     LeaseHolder, LinkRecord, LinkStatus, StoreError, TokenStore, Version, Versioned,
 };
@@ -56,16 +62,73 @@ pub(super) struct Unpersisted {
 /// The longest pause between two looks at a lease another instance holds.
 const LEASE_POLL_MAX: Duration = Duration::from_millis(20);
 
+/// The longest pause between two refreshes of one link (after success or failure).
+const MAX_REFRESH_GAP: Duration = Duration::from_secs(30);
+
+/// When a link may call Wise's refresh again (this process's view).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Pacing {
+    /// Transient failures in a row (0 after a success).
+    failures: u32,
+    /// No refresh call before this instant (injected clock).
+    next_at: SystemTime,
+    /// The one skip of the post-success gap for a 401 was used.
+    bypassed: bool,
+    /// The lease this process keeps taken for the failure backoff (reused by the next try).
+    held: Option<LeaseHolder>,
+}
+
+impl Pacing {
+    fn after_success(next_at: SystemTime) -> Self {
+        Self {
+            failures: 0,
+            next_at,
+            bypassed: false,
+            held: None,
+        }
+    }
+}
+
+/// A pause of every refresh of this process, set by a 429 with `Retry-After` (capped at
+/// 30 s: one answer must not freeze every link for an hour; the link that got it backs off
+/// on its own). Instants on the injected clock.
+#[derive(Debug, Default)]
+pub(super) struct RefreshPause {
+    until: std::sync::Mutex<Option<SystemTime>>,
+}
+
+impl RefreshPause {
+    /// How long the pause still lasts at `now`, if any.
+    pub(super) fn remaining(&self, now: SystemTime) -> Option<Duration> {
+        let until = (*lock(&self.until))?;
+        let left = until.duration_since(now).unwrap_or(Duration::ZERO);
+        (!left.is_zero()).then_some(left)
+    }
+
+    fn extend(&self, now: SystemTime, by: Duration) {
+        let at = now + by.min(MAX_REFRESH_GAP);
+        let mut until = lock(&self.until);
+        if until.is_none_or(|u| u < at) {
+            *until = Some(at);
+        }
+    }
+}
+
 /// What to do with the lease after a refresh attempt.
 enum LeaseFate {
     Release,
     /// Handed to the background writer of an unpersisted set.
     Keep,
+    /// Keep it taken for this backoff (capped at one TTL) after a transient failure.
+    HoldFor(Duration),
+    /// Lost or stale: release it and start over from the lease.
+    Fenced,
 }
 
 /// How a wait for the lease ended.
 pub(super) enum LeaseWait {
-    Acquired,
+    /// Ours, counted from this instant (taken before the request that granted it).
+    Acquired(tokio::time::Instant),
     /// Someone else's refresh became visible in the store while we waited.
     Settled(ValidToken),
 }
@@ -92,6 +155,20 @@ async fn save_contained(
     }
 }
 
+/// Why [`TokenManager::call_refresh`] did not return Wise's answer.
+enum Stop {
+    /// Wise answered with an error (after the retries that were safe).
+    Wise(EndpointError),
+    /// The lease is no longer provably ours, or the record changed since the fencing read:
+    /// the call was not sent. Start over from the lease.
+    Fenced,
+    /// The store failed while fencing.
+    Store(StoreError),
+}
+
+/// How many times a refresh goes back to the lease after being fenced out.
+const FENCED_ROUNDS: u32 = 3;
+
 impl TokenManager {
     /// Body of the spawned refresh task of one link.
     pub(super) async fn run_refresh(
@@ -107,29 +184,68 @@ impl TokenManager {
         if self.inner.breaker.is_open(self.inner.clock.now()) {
             return Err(TokenError::Misconfigured);
         }
-        let holder = LeaseHolder::random();
-        match self
-            .acquire_lease_waiting(key, holder, Some(&reason))
-            .await?
-        {
-            LeaseWait::Settled(valid) => return Ok(valid),
-            LeaseWait::Acquired => {}
+        if let Some(wait) = self.backoff_wait(key, self.inner.clock.now()) {
+            return Err(TokenError::Unavailable {
+                retry_after: Some(wait),
+            });
         }
-        let outcome = AssertUnwindSafe(self.refresh_locked(key, &reason, holder))
-            .catch_unwind()
-            .await;
-        match outcome {
-            Ok((result, LeaseFate::Keep)) => result,
-            Ok((result, LeaseFate::Release)) => {
-                self.release_lease(key, holder).await;
-                result
-            }
-            Err(_panic) => {
-                tracing::error!("token refresh panicked; lease released");
-                self.release_lease(key, holder).await;
-                Err(TokenError::unavailable())
+        // The permit comes before the lease: a lease must never run out while its holder
+        // queues for a permit (another instance would then refresh the same link).
+        let _permit = self.inner.refresh_permits.acquire().await;
+        let mut reuse = self.take_backoff_lease(key);
+        for _ in 0..FENCED_ROUNDS {
+            let holder = reuse.take().unwrap_or_else(LeaseHolder::random);
+            let granted_at = match self
+                .acquire_lease_waiting(key, holder, Some(&reason))
+                .await?
+            {
+                LeaseWait::Settled(valid) => return Ok(valid),
+                LeaseWait::Acquired(at) => at,
+            };
+            let lease = HeldLease::start(
+                self.inner.store.clone(),
+                key.clone(),
+                holder,
+                self.inner.settings.lease_ttl,
+                granted_at,
+            );
+            let outcome = AssertUnwindSafe(self.refresh_locked(key, &reason, &lease))
+                .catch_unwind()
+                .await;
+            match outcome {
+                Ok((result, LeaseFate::Keep)) => {
+                    lease.keep();
+                    return result;
+                }
+                Ok((result, LeaseFate::Release)) => {
+                    lease.release().await;
+                    return result;
+                }
+                Ok((result, LeaseFate::HoldFor(backoff))) => {
+                    // The failure backoff is shared with the other instances: the lease
+                    // stays taken for it (at most one TTL), so they wait instead of calling.
+                    let holder = lease.keep();
+                    let _ = self
+                        .inner
+                        .store
+                        .acquire_lease(key, holder, backoff.min(self.inner.settings.lease_ttl))
+                        .await;
+                    if let Some(p) = lock(&self.inner.pacing).get_mut(key) {
+                        p.held = Some(holder);
+                    }
+                    return result;
+                }
+                Ok((_, LeaseFate::Fenced)) => {
+                    lease.release().await;
+                }
+                Err(_panic) => {
+                    tracing::error!("token refresh panicked; lease released");
+                    lease.release().await;
+                    return Err(TokenError::unavailable());
+                }
             }
         }
+        Err(TokenError::unavailable())
     }
 
     /// Takes the store lease of `key`, waiting (bounded) while another holder has it.
@@ -141,12 +257,14 @@ impl TokenManager {
         holder: LeaseHolder,
         reason: Option<&Reason>,
     ) -> Result<LeaseWait, TokenError> {
-        let ttl = self.inner.settings.lease_ttl;
-        let deadline = tokio::time::Instant::now() + ttl + Duration::from_secs(5);
+        let s = &self.inner.settings;
+        let ttl = s.lease_ttl;
+        let deadline = tokio::time::Instant::now() + s.max_wait();
         let mut delay = Duration::from_millis(5);
         loop {
+            let before = tokio::time::Instant::now();
             match self.inner.store.acquire_lease(key, holder, ttl).await {
-                Ok(true) => return Ok(LeaseWait::Acquired),
+                Ok(true) => return Ok(LeaseWait::Acquired(before)),
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "token store lease failed");
@@ -197,32 +315,91 @@ impl TokenManager {
 
     /// Whether `tokens` (just read from the store) already give what `reason` asks for.
     fn satisfies(&self, reason: &Reason, tokens: &TokenSet, now: SystemTime) -> bool {
-        let s = &self.inner.settings;
+        let t = &self.inner.thresholds;
         match reason {
-            Reason::Expired => tokens.is_usable(now, s.skew),
-            Reason::Window => tokens.remaining(now) > s.refresh_window,
+            Reason::Expired => tokens.is_usable(now, t.skew_for(tokens)),
+            Reason::Window => tokens.remaining(now) > t.window_for(tokens),
             Reason::Unauthorized(rejected) => {
                 tokens.access_token.expose_secret() != rejected.expose_secret()
-                    && tokens.is_usable(now, s.skew)
+                    && tokens.is_usable(now, t.skew_for(tokens))
             }
         }
     }
 
-    /// How long until this link may call Wise's refresh again, if it may not now.
-    pub(super) fn attempt_wait(&self, key: &LinkKey, now: SystemTime) -> Option<Duration> {
-        let interval = self.inner.settings.min_refresh_interval;
-        let last = *lock(&self.inner.attempts).get(key)?;
-        let next = last + interval;
-        next.duration_since(now).ok().filter(|d| !d.is_zero())
+    /// How long until this link may call Wise's refresh again, if it may not now. A 401
+    /// on a token just refreshed may skip the post-success interval once (a sibling call
+    /// that landed late killed it); a failure backoff is never skipped.
+    pub(super) fn attempt_wait(
+        &self,
+        key: &LinkKey,
+        reason: &Reason,
+        now: SystemTime,
+    ) -> Option<Duration> {
+        let mut pacing = lock(&self.inner.pacing);
+        let entry = pacing.get_mut(key)?;
+        let wait = entry
+            .next_at
+            .duration_since(now)
+            .ok()
+            .filter(|d| !d.is_zero())?;
+        if entry.failures == 0 && matches!(reason, Reason::Unauthorized(_)) && !entry.bypassed {
+            entry.bypassed = true;
+            return None;
+        }
+        Some(wait)
     }
 
-    fn note_attempt(&self, key: &LinkKey, now: SystemTime) {
-        let interval = self.inner.settings.min_refresh_interval;
-        let mut attempts = lock(&self.inner.attempts);
-        if attempts.len() >= 10_000 {
-            attempts.retain(|_, t| *t + interval > now);
+    /// The rest of this link's failure backoff, if it is backing off.
+    fn backoff_wait(&self, key: &LinkKey, now: SystemTime) -> Option<Duration> {
+        let pacing = lock(&self.inner.pacing);
+        let p = pacing.get(key).filter(|p| p.failures > 0)?;
+        p.next_at.duration_since(now).ok().filter(|d| !d.is_zero())
+    }
+
+    /// The holder of the lease kept taken for this link's backoff, to take it over.
+    fn take_backoff_lease(&self, key: &LinkKey) -> Option<LeaseHolder> {
+        lock(&self.inner.pacing).get_mut(key)?.held.take()
+    }
+
+    /// A refresh succeeded: the next one for this link waits a quarter of the new token's
+    /// lifetime (1 s to 30 s), so a token Wise issues nearly expired cannot start a loop.
+    fn record_success(&self, key: &LinkKey, tokens: &TokenSet, now: SystemTime) {
+        let lifetime = tokens
+            .expires_at
+            .duration_since(tokens.obtained_at)
+            .unwrap_or(Duration::ZERO);
+        let gap = (lifetime / 4).clamp(Duration::from_secs(1), MAX_REFRESH_GAP);
+        self.pace(key, now, Pacing::after_success(now + gap));
+    }
+
+    /// A refresh failed transiently: exponential backoff from 1 s, capped at 30 s.
+    fn record_failure(&self, key: &LinkKey, now: SystemTime) -> Duration {
+        let failures = lock(&self.inner.pacing)
+            .get(key)
+            .map_or(0, |p| p.failures)
+            .saturating_add(1);
+        let backoff = Duration::from_secs(1)
+            .saturating_mul(1 << (failures - 1).min(5))
+            .min(MAX_REFRESH_GAP);
+        self.pace(
+            key,
+            now,
+            Pacing {
+                failures,
+                next_at: now + backoff,
+                bypassed: true,
+                held: None,
+            },
+        );
+        backoff
+    }
+
+    fn pace(&self, key: &LinkKey, now: SystemTime, pacing: Pacing) {
+        let mut map = lock(&self.inner.pacing);
+        if map.len() >= 10_000 {
+            map.retain(|_, p| p.next_at > now);
         }
-        attempts.insert(key.clone(), now);
+        map.insert(key.clone(), pacing);
     }
 
     async fn cache_tokens(
@@ -241,7 +418,7 @@ impl TokenManager {
         );
         let valid = match &entry.state {
             super::cache::CacheState::Active { valid, .. } => valid.clone(),
-            super::cache::CacheState::NeedsRelink { .. } => unreachable!("built as active"),
+            _ => unreachable!("built as active"),
         };
         self.inner.cache.offer(key, entry, now);
         valid
@@ -252,7 +429,7 @@ impl TokenManager {
         &self,
         key: &LinkKey,
         reason: &Reason,
-        holder: LeaseHolder,
+        lease: &HeldLease,
     ) -> (Result<ValidToken, TokenError>, LeaseFate) {
         let now = self.inner.clock.now();
         // Fencing: the record as it is now, under the lease.
@@ -279,7 +456,7 @@ impl TokenManager {
             let valid = self.cache_tokens(key, &current, &tokens, now).await;
             return (Ok(valid), LeaseFate::Release);
         }
-        if let Some(wait) = self.attempt_wait(key, now) {
+        if let Some(wait) = self.attempt_wait(key, reason, now) {
             return (
                 Err(TokenError::Unavailable {
                     retry_after: Some(wait),
@@ -290,26 +467,34 @@ impl TokenManager {
         if self.inner.breaker.is_open(now) {
             return (Err(TokenError::Misconfigured), LeaseFate::Release);
         }
-        // Bounds the refresh calls in flight from this process, so that mass expiry does
-        // not turn into a burst of 429s.
-        let _permit = self.inner.refresh_permits.acquire().await;
-        self.note_attempt(key, now);
-        match self.inner.endpoint.refresh(&tokens.refresh_token).await {
+        match self.call_refresh(key, &current, &tokens, lease).await {
             Ok(response) => match response.into_token_set(Some(&tokens.refresh_token)) {
-                Ok(fresh) => self.persist_refreshed(key, &current, fresh, holder).await,
+                Ok(fresh) => {
+                    self.record_success(key, &fresh, self.inner.clock.now());
+                    self.persist_refreshed(key, &current, fresh, lease.holder())
+                        .await
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "unusable refresh response");
-                    (Err(TokenError::unavailable()), LeaseFate::Release)
+                    let backoff = self.record_failure(key, self.inner.clock.now());
+                    (
+                        Err(TokenError::Unavailable {
+                            retry_after: Some(backoff),
+                        }),
+                        LeaseFate::HoldFor(backoff),
+                    )
                 }
             },
-            Err(e) if e.needs_relink() => {
+            Err(Stop::Fenced) => (Err(TokenError::unavailable()), LeaseFate::Fenced),
+            Err(Stop::Store(e)) => (Err(store_error(&e)), LeaseFate::Release),
+            Err(Stop::Wise(e)) if e.needs_relink() => {
                 tracing::info!(error = %e, "Wise rejected the refresh token");
                 (
                     self.mark_needs_relink(key, &current).await,
                     LeaseFate::Release,
                 )
             }
-            Err(e) if e.is_configuration() => {
+            Err(Stop::Wise(e)) if e.is_configuration() => {
                 tracing::error!(
                     error = %e,
                     "Wise rejected the OAuth client; refreshes paused, no link touched"
@@ -319,16 +504,114 @@ impl TokenManager {
                     .open(self.inner.clock.now(), self.inner.settings.breaker_open_for);
                 (Err(TokenError::Misconfigured), LeaseFate::Release)
             }
-            Err(e) => {
+            Err(Stop::Wise(e)) => {
                 tracing::warn!(error = %e, "token refresh failed; link unchanged");
+                let backoff = self.record_failure(key, self.inner.clock.now());
+                let retry_after = e.retry_after().map_or(backoff, |ra| ra.max(backoff));
                 (
                     Err(TokenError::Unavailable {
-                        retry_after: e.retry_after(),
+                        retry_after: Some(retry_after),
                     }),
-                    LeaseFate::Release,
+                    LeaseFate::HoldFor(backoff),
                 )
             }
         }
+    }
+
+    /// Calls Wise's refresh, retrying what is safe, and sends each attempt only while the
+    /// lease is provably ours for the whole attempt and the record is still `current`.
+    async fn call_refresh(
+        &self,
+        key: &LinkKey,
+        current: &Versioned<LinkRecord>,
+        tokens: &TokenSet,
+        lease: &HeldLease,
+    ) -> Result<TokenResponse, Stop> {
+        let s = &self.inner.settings;
+        let endpoint = &self.inner.endpoint;
+        let correlation_id = correlation_id();
+        let span = tracing::info_span!(
+            "wise_oauth.token_request",
+            grant = "refresh_token",
+            correlation_id = %correlation_id,
+            attempt = Empty,
+            status = Empty,
+            trace_id = Empty,
+        );
+        async {
+            let started = tokio::time::Instant::now();
+            let mut attempt = 0u32;
+            loop {
+                attempt += 1;
+                tracing::Span::current().record("attempt", attempt);
+                if let Some(pause) = self.inner.pause.remaining(self.inner.clock.now()) {
+                    // Wise rate-limited this instance: every link waits, not just one.
+                    if pause > MAX_HONOURED_RETRY_AFTER || started.elapsed() + pause >= RETRY_BUDGET
+                    {
+                        return Err(Stop::Wise(EndpointError::RateLimited {
+                            retry_after: Some(pause),
+                        }));
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+                match lease.fence(s.refresh_timeout + LEASE_MARGIN).await {
+                    Ok(()) => {}
+                    Err(Fenced::Lost) => return Err(Stop::Fenced),
+                    Err(Fenced::Store(e)) => return Err(Stop::Store(e)),
+                }
+                match self.inner.store.load(key).await {
+                    Ok(Some(r)) if r.version == current.version => {}
+                    Ok(_) => return Err(Stop::Fenced),
+                    Err(e) => return Err(Stop::Store(e)),
+                }
+                let sent = tokio::time::Instant::now();
+                let err = match endpoint
+                    .refresh_attempt(&tokens.refresh_token, &correlation_id, s.refresh_timeout)
+                    .await
+                {
+                    Ok(response) => return Ok(response),
+                    Err(err) => err,
+                };
+                if let EndpointError::RateLimited {
+                    retry_after: Some(ra),
+                } = &err
+                {
+                    self.inner.pause.extend(self.inner.clock.now(), *ra);
+                }
+                let Some(mut wait) = next_wait(
+                    Repeatable::Yes,
+                    &err,
+                    attempt,
+                    endpoint.max_attempts(),
+                    started.elapsed(),
+                ) else {
+                    return Err(Stop::Wise(err));
+                };
+                if err == EndpointError::Timeout {
+                    // Ambiguous: Wise may still complete the call we gave up on, and if it
+                    // completed after our next attempt it would kill the access token that
+                    // attempt returned, after we handed it out. So the next attempt waits
+                    // until the abandoned one must have ended at Wise
+                    // (`late_completion_bound` after it was sent); then the next attempt is
+                    // the last refresh Wise processes for this link, and its access token
+                    // stays valid. (A dropped connection is not waited for: the server
+                    // ended that exchange.) The heartbeat holds the lease meanwhile.
+                    wait = wait.max(s.late_completion_bound.saturating_sub(sent.elapsed()));
+                    if started.elapsed() + wait >= RETRY_BUDGET {
+                        return Err(Stop::Wise(err));
+                    }
+                }
+                tracing::info!(
+                    attempt,
+                    error = %err,
+                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    "token refresh failed, retrying"
+                );
+                tokio::time::sleep(wait).await;
+            }
+        }
+        .instrument(span)
+        .await
     }
 
     /// Writes a refreshed set (CAS on the version read under the lease) before anyone sees
@@ -416,7 +699,7 @@ impl TokenManager {
         });
         match &entry.state {
             super::cache::CacheState::Active { valid, .. } => valid.clone(),
-            super::cache::CacheState::NeedsRelink { .. } => unreachable!("built as active"),
+            _ => unreachable!("built as active"),
         }
     }
 
@@ -555,7 +838,7 @@ impl TokenManager {
         }
         let tokens = self.open(key, record)?;
         let valid = self.cache_tokens(key, record, &tokens, now).await;
-        if tokens.is_usable(now, self.inner.settings.skew) {
+        if tokens.is_usable(now, self.inner.thresholds.skew_for(&tokens)) {
             Ok(valid)
         } else {
             Err(TokenError::unavailable())

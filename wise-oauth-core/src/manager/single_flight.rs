@@ -58,14 +58,25 @@ impl Drop for FlightGuard {
 
 impl TokenManager {
     /// Joins the refresh in flight for `key`, or starts one, and waits for its result.
+    /// The wait is bounded by [`ManagerSettings::max_wait`](super::ManagerSettings::max_wait);
+    /// the refresh itself goes on after a waiter gives up.
     pub(super) async fn join_refresh(&self, key: &LinkKey, reason: Reason) -> FlightResult {
-        self.flight(key, reason).await
+        let bound = self.inner.settings.max_wait();
+        match tokio::time::timeout(bound, self.flight(key, reason)).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(TokenError::Unavailable {
+                retry_after: Some(std::time::Duration::from_secs(1)),
+            }),
+        }
     }
 
     /// Starts a refresh in the background unless one is running or the link's refresh
     /// budget is spent. Never waits.
     pub(super) fn background_refresh(&self, key: &LinkKey, now: SystemTime) {
-        if self.attempt_wait(key, now).is_some() || self.inner.breaker.is_open(now) {
+        if self.attempt_wait(key, &Reason::Window, now).is_some()
+            || self.inner.breaker.is_open(now)
+            || self.inner.pause.remaining(now).is_some()
+        {
             return;
         }
         drop(self.flight(key, Reason::Window));
