@@ -1,0 +1,309 @@
+//! The refresh protocol where it used to break: a refresh outliving its lease while a
+//! sibling instance takes over, gateway answers that are not Wise's verdict, an unlink
+//! racing a refresh, and a rate limit that must pause the whole instance. Real HTTP to the
+//! emulator on loopback; instances share one store.
+
+mod manager_support;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use manager_support::*;
+use tokio::sync::Notify;
+use wise_oauth_core::async_trait;
+use wise_oauth_core::{
+    LeaseHolder, LinkKey, LinkRecord, LinkStatus, MemoryTokenStore, StoreError, TokenError,
+    TokenStore, Version, Versioned, WiseOAuth,
+};
+use wise_oauth_mock::Fault;
+
+/// An instance with its own lease and refresh timings.
+fn timed_instance(
+    env: &Env,
+    events: &EventLog,
+    lease_ttl: Duration,
+    refresh_timeout: Duration,
+) -> WiseOAuth {
+    WiseOAuth::builder(config(&env.mock, &Settings::default()))
+        .store(env.store.clone())
+        .clock(MockClock(env.mock.clone()))
+        .on_event(events.handler())
+        .lease_ttl(lease_ttl)
+        .refresh_timeout(refresh_timeout)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_wise_reply_never_outlives_the_lease_while_a_sibling_takes_over() {
+    let env = Env::new().await;
+    let u = user("u1");
+    link(&env.wise, &env.mock, &u, ALICE).await;
+    let events = EventLog::default();
+    let a = timed_instance(
+        &env,
+        &events,
+        Duration::from_secs(2),
+        Duration::from_millis(700),
+    );
+    let b = timed_instance(
+        &env,
+        &events,
+        Duration::from_secs(2),
+        Duration::from_millis(700),
+    );
+    env.mock.advance_clock(EXPIRED);
+    // Wise sits on A's first refresh for longer than A's whole lease.
+    env.mock
+        .inject_fault(Fault::delay("token:refresh_token", Duration::from_secs(3)));
+    let first = {
+        let a = a.clone();
+        let u = u.clone();
+        tokio::spawn(async move { a.token(&u).await })
+    };
+    wait_for("A's refresh to reach Wise", || env.refreshes() == 1).await;
+    // B asks while A's call hangs; under the old protocol B refreshed once A's lease ran
+    // out and A's late success then killed B's stored access token.
+    let second = b.token(&u).await;
+    let first = first.await.unwrap();
+    let stored = env.stored(&u).await;
+    assert!(
+        env.mock.access_token_is_valid(&stored.access_token),
+        "the stored access token is alive at Wise"
+    );
+    for result in [first, second] {
+        match result {
+            Ok(token) => assert!(
+                env.mock
+                    .access_token_is_valid(token.access_token().expose_secret()),
+                "a handed-out token is alive at Wise"
+            ),
+            Err(e) => assert!(matches!(e, TokenError::Unavailable { .. }), "{e:?}"),
+        }
+    }
+    assert_eq!(stored.status, LinkStatus::Active);
+    // The abandoned call was dropped by the emulator; exactly one refresh took effect.
+    assert_eq!(env.refresh_successes(), 1);
+}
+
+async fn transient_answer_keeps_the_link(fault: Fault) {
+    let env = Env::new().await;
+    let u = user("u1");
+    link(&env.wise, &env.mock, &u, ALICE).await;
+    let before = env.stored(&u).await;
+    env.mock.advance_clock(EXPIRED);
+    env.mock.inject_fault(fault.times(3));
+    let err = env.wise.token(&u).await.unwrap_err();
+    assert!(matches!(err, TokenError::Unavailable { .. }), "{err:?}");
+    let after = env.stored(&u).await;
+    assert_eq!(after.status, LinkStatus::Active, "not marked for re-link");
+    assert_eq!(after.sealed, before.sealed);
+    assert!(
+        env.events.count(|e| !refreshed(e)) <= 1,
+        "{:?}",
+        env.events.all()
+    );
+    env.mock.clear_faults();
+    env.mock.advance_clock(PAST_BUDGET);
+    let token = env.wise.token(&u).await.unwrap();
+    assert!(env
+        .mock
+        .access_token_is_valid(token.access_token().expose_secret()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_403_without_an_oauth_error_keeps_the_link() {
+    transient_answer_keeps_the_link(Fault::status_with_type(
+        "token:refresh_token",
+        403,
+        "<html><body>Request blocked by WAF</body></html>",
+        "text/html",
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_carrying_invalid_grant_keeps_the_link() {
+    transient_answer_keeps_the_link(Fault::status(
+        "token:refresh_token",
+        200,
+        r#"{"error":"invalid_grant","error_description":"proxy"}"#,
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_5xx_carrying_invalid_grant_keeps_the_link() {
+    transient_answer_keeps_the_link(Fault::status(
+        "token:refresh_token",
+        503,
+        r#"{"error":"invalid_grant"}"#,
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_4xx_invalid_grant_still_asks_for_a_relink() {
+    let env = Env::new().await;
+    let u = user("u1");
+    link(&env.wise, &env.mock, &u, ALICE).await;
+    env.mock.advance_clock(EXPIRED);
+    env.mock.revoke(ALICE);
+    let err = env.wise.token(&u).await.unwrap_err();
+    assert!(matches!(err, TokenError::RelinkRequired), "{err:?}");
+    assert_eq!(env.stored(&u).await.status, LinkStatus::NeedsRelink);
+    assert_eq!(env.refreshes(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_pauses_every_refresh_of_the_instance() {
+    let env = Env::new().await;
+    let (u1, u2) = (user("u1"), user("u2"));
+    new_wise_user(&env.mock, "carol@example.com");
+    link(&env.wise, &env.mock, &u1, ALICE).await;
+    link(&env.wise, &env.mock, &u2, "carol@example.com").await;
+    env.mock.advance_clock(EXPIRED);
+    env.mock
+        .inject_fault(Fault::rate_limit("token:refresh_token", 3600));
+    let err = env.wise.token(&u1).await.unwrap_err();
+    assert!(matches!(err, TokenError::Unavailable { .. }), "{err:?}");
+    assert_eq!(env.refreshes(), 1);
+    // Another link of the same instance does not call Wise while the pause lasts.
+    let err = env.wise.token(&u2).await.unwrap_err();
+    assert!(
+        err.retry_after().is_some_and(|d| d > Duration::ZERO),
+        "{err:?}"
+    );
+    assert_eq!(env.refreshes(), 1, "paused, no call to Wise");
+    // After the (capped) pause, both links refresh.
+    env.mock.advance_clock(PAST_BUDGET);
+    env.wise.token(&u2).await.unwrap();
+    env.wise.token(&u1).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_refresh_backs_off_briefly_not_for_thirty_seconds() {
+    let env = Env::new().await;
+    let u = user("u1");
+    link(&env.wise, &env.mock, &u, ALICE).await;
+    env.mock.advance_clock(EXPIRED);
+    env.mock.inject_fault(
+        Fault::status("token:refresh_token", 500, r#"{"error":"server_error"}"#).times(3),
+    );
+    let err = env.wise.token(&u).await.unwrap_err();
+    let retry_after = err.retry_after().expect("a retry hint");
+    assert!(retry_after <= Duration::from_secs(2), "{retry_after:?}");
+    env.mock.clear_faults();
+    // Two seconds later (not thirty) the link refreshes again.
+    env.mock.advance_clock(Duration::from_secs(2));
+    let token = env.wise.token(&u).await.unwrap();
+    assert!(env
+        .mock
+        .access_token_is_valid(token.access_token().expose_secret()));
+}
+
+/// A store whose next successful `save` waits, after writing, until it is let go; counts
+/// lease attempts that were refused.
+#[derive(Debug, Clone, Default)]
+struct GatedStore {
+    inner: MemoryTokenStore,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+    saved: Arc<Notify>,
+    release: Arc<Notify>,
+    deletes: Arc<AtomicU64>,
+    refused_leases: Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl TokenStore for GatedStore {
+    async fn load(&self, key: &LinkKey) -> Result<Option<Versioned<LinkRecord>>, StoreError> {
+        self.inner.load(key).await
+    }
+
+    async fn save(
+        &self,
+        key: &LinkKey,
+        record: &LinkRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        let version = self.inner.save(key, record, expected).await?;
+        if self.armed.swap(false, Ordering::SeqCst) {
+            let released = self.release.notified();
+            self.saved.notify_one();
+            released.await;
+        }
+        Ok(version)
+    }
+
+    async fn delete(&self, key: &LinkKey) -> Result<bool, StoreError> {
+        self.deletes.fetch_add(1, Ordering::SeqCst);
+        self.inner.delete(key).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        key: &LinkKey,
+        holder: LeaseHolder,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let granted = self.inner.acquire_lease(key, holder, ttl).await?;
+        if !granted {
+            self.refused_leases.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(granted)
+    }
+
+    async fn release_lease(&self, key: &LinkKey, holder: LeaseHolder) -> Result<(), StoreError> {
+        self.inner.release_lease(key, holder).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unlink_racing_a_refresh_leaves_no_token_behind() {
+    let mock = start_mock(false).await;
+    let store = GatedStore::default();
+    let events = EventLog::default();
+    let wise = WiseOAuth::builder(config(&mock, &Settings::default()))
+        .store(store.clone())
+        .clock(MockClock(mock.clone()))
+        .on_event(events.handler())
+        .build()
+        .unwrap();
+    let u = user("u1");
+    link(&wise, &mock, &u, ALICE).await;
+    mock.advance_clock(EXPIRED);
+    // The refresh writes its tokens, then stalls before it caches and hands them out.
+    store.armed.store(true, Ordering::SeqCst);
+    let saved = store.saved.notified();
+    let refresh = {
+        let wise = wise.clone();
+        let u = u.clone();
+        tokio::spawn(async move { wise.token(&u).await })
+    };
+    saved.await;
+    let unlink = {
+        let wise = wise.clone();
+        let u = u.clone();
+        tokio::spawn(async move { wise.unlink(&u).await })
+    };
+    // The unlink either deleted at once (the old protocol) or is waiting for the lease.
+    wait_for("the unlink to act or wait", || {
+        store.deletes.load(Ordering::SeqCst) > 0 || store.refused_leases.load(Ordering::SeqCst) > 0
+    })
+    .await;
+    store.release.notify_one();
+    let _ = refresh.await.unwrap();
+    assert!(unlink.await.unwrap().unwrap(), "there was a link to delete");
+    assert!(store
+        .inner
+        .load(&wise.link_key(&u))
+        .await
+        .unwrap()
+        .is_none());
+    let after = wise.token(&u).await;
+    assert!(
+        matches!(after, Err(TokenError::NotLinked)),
+        "no token after an unlink: {after:?}"
+    );
+}
