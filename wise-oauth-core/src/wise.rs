@@ -1,6 +1,7 @@
 //! The [`WiseOAuth`] handle: everything an app (or an adapter) calls.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -341,9 +342,9 @@ impl WiseOAuth {
         raw_query: &str,
         binding_cookie: Option<&str>,
     ) -> Result<LinkCompleted, FlowError> {
-        self.core
-            .complete_web(user, raw_query, binding_cookie)
-            .await
+        let (core, user) = (self.core.clone(), user.clone());
+        let (query, cookie) = (raw_query.to_owned(), binding_cookie.map(str::to_owned));
+        detached(async move { core.complete_web(&user, &query, cookie.as_deref()).await }).await
     }
 
     /// The `Set-Cookie` value that deletes the binding cookie (with `Secure` unless the
@@ -370,9 +371,14 @@ impl WiseOAuth {
         state: &str,
         profile_id: Option<&str>,
     ) -> Result<LinkCompleted, FlowError> {
-        self.core
-            .complete_mobile_fields(user, code, state, profile_id)
-            .await
+        let (core, user) = (self.core.clone(), user.clone());
+        let (code, state) = (code.to_owned(), state.to_owned());
+        let profile_id = profile_id.map(str::to_owned);
+        detached(async move {
+            core.complete_mobile_fields(&user, &code, &state, profile_id.as_deref())
+                .await
+        })
+        .await
     }
 
     /// Completes a mobile flow from the deep link's raw query (also handles
@@ -382,7 +388,8 @@ impl WiseOAuth {
         user: &UserId,
         raw_query: &str,
     ) -> Result<LinkCompleted, FlowError> {
-        self.core.complete_mobile_query(user, raw_query).await
+        let (core, user, query) = (self.core.clone(), user.clone(), raw_query.to_owned());
+        detached(async move { core.complete_mobile_query(&user, &query).await }).await
     }
 
     // ----- tokens -------------------------------------------------------------------
@@ -455,5 +462,21 @@ impl WiseOAuth {
         code: &RegistrationCode,
     ) -> Result<Registration, RegistrationError> {
         self.core.register(user, email, code).await
+    }
+}
+
+/// Runs a link completion in a task of its own: once the state is consumed, the code
+/// exchange, the profile check and the install finish even if the caller's future is
+/// dropped (a browser that leaves mid-callback), so a grant Wise issued is never lost; on a
+/// re-link the previous refresh token is already dead by then.
+async fn detached(
+    completion: impl Future<Output = Result<LinkCompleted, FlowError>> + Send + 'static,
+) -> Result<LinkCompleted, FlowError> {
+    match tokio::spawn(completion).await {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::error!(panicked = e.is_panic(), "link completion task failed");
+            Err(FlowError::Unavailable { retry_after: None })
+        }
     }
 }

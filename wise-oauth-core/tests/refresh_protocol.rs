@@ -307,3 +307,56 @@ async fn an_unlink_racing_a_refresh_leaves_no_token_behind() {
         "no token after an unlink: {after:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_whose_browser_leaves_still_completes_the_link() {
+    let env = Env::new().await;
+    let u = user("u1");
+    env.mock.set_auto_approve(Some(ALICE));
+    let start = env.wise.start_link(&u, None, None).await.unwrap();
+    let cookie = start
+        .set_cookie()
+        .split(';')
+        .next()
+        .and_then(|c| c.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .unwrap();
+    let response = no_redirect_client()
+        .get(start.authorize_url().clone())
+        .send()
+        .await
+        .unwrap();
+    let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    let query = location.query().unwrap().to_owned();
+    // Wise takes its time issuing the grant; the browser gives up meanwhile.
+    env.mock.inject_fault(Fault::delay(
+        "token:authorization_code",
+        Duration::from_millis(300),
+    ));
+    let callback = {
+        let wise = env.wise.clone();
+        let u = u.clone();
+        tokio::spawn(async move { wise.complete_link(&u, &query, Some(&cookie)).await })
+    };
+    wait_for("the code exchange to reach Wise", || {
+        env.mock.stats().token_requests("authorization_code") == 1
+    })
+    .await;
+    callback.abort();
+    assert!(callback.await.unwrap_err().is_cancelled());
+    env.events
+        .wait_until(|events| {
+            events
+                .iter()
+                .any(|e| matches!(e, wise_oauth_core::WiseEvent::Linked { .. }))
+        })
+        .await;
+    // The next visit shows the link as made, with a token Wise accepts.
+    let view = env.wise.status(&u).await.unwrap().expect("linked");
+    assert!(!view.relink_required);
+    let token = env.wise.token(&u).await.unwrap();
+    assert!(env
+        .mock
+        .access_token_is_valid(token.access_token().expose_secret()));
+    assert_eq!(env.mock.stats().token_requests("authorization_code"), 1);
+}
