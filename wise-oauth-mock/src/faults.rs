@@ -44,6 +44,11 @@ pub enum FaultKind {
     /// Process the request fully (tokens are issued, old ones die), then close the
     /// connection without sending the response.
     DropAfterProcessing,
+    /// Hold the request for [`Fault::delay_ms`], then process it fully even if the client
+    /// has given up and closed the connection meanwhile (Wise completing a call the client
+    /// abandoned after its timeout). The response goes out if the client is still there.
+    /// Token endpoint only; elsewhere it acts like [`FaultKind::Delay`].
+    LateCompletion,
 }
 
 impl FaultKind {
@@ -55,6 +60,7 @@ impl FaultKind {
             FaultKind::Sca => "sca",
             FaultKind::Drop => "drop",
             FaultKind::DropAfterProcessing => "drop_after_processing",
+            FaultKind::LateCompletion => "late_completion",
         }
     }
 }
@@ -154,6 +160,12 @@ impl Fault {
         Self::new(endpoint, FaultKind::DropAfterProcessing)
     }
 
+    /// Process after `delay` even when the client has left (see
+    /// [`FaultKind::LateCompletion`]).
+    pub fn late_completion(endpoint: impl Into<String>, delay: Duration) -> Self {
+        Self::new(endpoint, FaultKind::LateCompletion).with_delay(delay)
+    }
+
     /// Affect the next `n` matching requests (at least 1).
     pub fn times(mut self, n: u32) -> Self {
         self.times = n.max(1);
@@ -227,7 +239,7 @@ pub(crate) async fn begin(fault: Option<&Fault>, kill: Option<&ConnKill>) -> Fau
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     match &fault.kind {
-        FaultKind::Delay => FaultAction::Proceed,
+        FaultKind::Delay | FaultKind::LateCompletion => FaultAction::Proceed,
         FaultKind::DropAfterProcessing => FaultAction::DropAfter,
         FaultKind::Drop => drop_now(kill).await,
         FaultKind::Status {

@@ -73,37 +73,66 @@ async fn handle(app: App, req: Request) -> Response {
     let grant_key = format!("token:{grant}");
     let fault = app.take_fault(&["token", &grant_key, "POST /oauth/token"]);
     if let Some(f) = &fault {
-        if !matches!(f.kind, FaultKind::Delay | FaultKind::DropAfterProcessing) {
+        if !matches!(
+            f.kind,
+            FaultKind::Delay | FaultKind::DropAfterProcessing | FaultKind::LateCompletion
+        ) {
             let outcome = format!("fault:{}", f.kind.name());
             app.lock().stats.token_outcome(&grant, &outcome, false);
         }
+    }
+    if let Some(f) = fault
+        .clone()
+        .filter(|f| f.kind == FaultKind::LateCompletion)
+    {
+        // Detached from the connection: dropping this handler (the client left) does not
+        // stop the processing.
+        let task = tokio::spawn(async move {
+            faults::begin(Some(&f), None).await;
+            respond(&app, &grant, &parts.headers, pairs.as_deref(), false)
+        });
+        return task.await.unwrap_or_else(|_| {
+            json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({"error": "server_error"}),
+            )
+        });
     }
     let action = faults::begin(fault.as_ref(), kill.as_ref()).await;
     if let FaultAction::Respond(r) = action {
         return r;
     }
     let dropping = matches!(action, FaultAction::DropAfter);
-    let resp = {
-        let result = process(&app, &parts.headers, pairs.as_deref());
-        let mut s = app.lock();
-        match result {
-            Ok(v) => {
-                let outcome = if dropping { "ok:dropped" } else { "ok" };
-                s.stats.token_outcome(&grant, outcome, true);
-                json_response(StatusCode::OK, &v)
-            }
-            Err(e) => {
-                let outcome = if dropping {
-                    format!("{}:dropped", e.error)
-                } else {
-                    e.error.to_owned()
-                };
-                s.stats.token_outcome(&grant, &outcome, false);
-                e.into_response()
-            }
-        }
-    };
+    let resp = respond(&app, &grant, &parts.headers, pairs.as_deref(), dropping);
     faults::finish(dropping, kill.as_ref(), resp).await
+}
+
+/// Processes the request and counts its outcome.
+fn respond(
+    app: &App,
+    grant: &str,
+    headers: &HeaderMap,
+    pairs: Option<&[(String, String)]>,
+    dropping: bool,
+) -> Response {
+    let result = process(app, headers, pairs);
+    let mut s = app.lock();
+    match result {
+        Ok(v) => {
+            let outcome = if dropping { "ok:dropped" } else { "ok" };
+            s.stats.token_outcome(grant, outcome, true);
+            json_response(StatusCode::OK, &v)
+        }
+        Err(e) => {
+            let outcome = if dropping {
+                format!("{}:dropped", e.error)
+            } else {
+                e.error.to_owned()
+            };
+            s.stats.token_outcome(grant, &outcome, false);
+            e.into_response()
+        }
+    }
 }
 
 fn process(

@@ -187,6 +187,43 @@ async fn drop_after_processing_loses_the_response_but_applies_the_refresh() {
 }
 
 #[tokio::test]
+async fn late_completion_applies_a_refresh_the_client_gave_up_on() {
+    let wise = start().await;
+    let (at, rt) = link(&wise, "alice@example.com").await;
+    wise.inject_fault(Fault::late_completion(
+        "token:refresh_token",
+        std::time::Duration::from_millis(400),
+    ));
+    let result = http()
+        .post(format!("{}/oauth/token", wise.base_url()))
+        .basic_auth("wise-demo-client", Some("wise-demo-secret"))
+        .timeout(std::time::Duration::from_millis(100))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt.as_str()),
+        ])
+        .send()
+        .await;
+    assert!(result.unwrap_err().is_timeout(), "the client gave up");
+    // Not processed yet when the client left...
+    assert!(wise.access_token_is_valid(&at));
+    // ...but completed later all the same (bounded wait on the emulator's own counter).
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while wise.stats().token_successes("refresh_token") == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the late completion happened");
+    assert!(
+        !wise.access_token_is_valid(&at),
+        "the late refresh killed it"
+    );
+    let tokens = wise.user_tokens("alice@example.com");
+    assert_ne!(tokens[0].access_token.as_deref(), Some(at.as_str()));
+}
+
+#[tokio::test]
 async fn any_target_and_api_drop() {
     let wise = start().await;
     let (at, _) = link(&wise, "alice@example.com").await;
