@@ -360,3 +360,38 @@ async fn a_callback_whose_browser_leaves_still_completes_the_link() {
         .access_token_is_valid(token.access_token().expose_secret()));
     assert_eq!(env.mock.stats().token_requests("authorization_code"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_completion_of_an_abandoned_refresh_does_not_kill_the_handed_out_token() {
+    let env = Env::new().await;
+    let u = user("u1");
+    link(&env.wise, &env.mock, &u, ALICE).await;
+    let events = EventLog::default();
+    let wise = WiseOAuth::builder(config(&env.mock, &Settings::default()))
+        .store(env.store.clone())
+        .clock(MockClock(env.mock.clone()))
+        .on_event(events.handler())
+        .lease_ttl(Duration::from_secs(3))
+        .refresh_timeout(Duration::from_millis(300))
+        .late_completion_bound(Duration::from_millis(1500))
+        .build()
+        .unwrap();
+    env.mock.advance_clock(EXPIRED);
+    // Wise completes the first call 700 ms after it was sent, long after the client's
+    // 300 ms timeout. A retry sent before then would be killed by that completion.
+    env.mock.inject_fault(Fault::late_completion(
+        "token:refresh_token",
+        Duration::from_millis(700),
+    ));
+    let token = wise.token(&u).await.unwrap();
+    // Both calls were processed by Wise; the one whose answer we used came last.
+    wait_for("the late completion", || env.refresh_successes() == 2).await;
+    assert!(
+        env.mock
+            .access_token_is_valid(token.access_token().expose_secret()),
+        "the handed-out token survived the late completion"
+    );
+    let stored = env.stored(&u).await;
+    assert_eq!(stored.access_token, token.access_token().expose_secret());
+    assert!(env.mock.refresh_token_is_valid(&stored.refresh_token));
+}
