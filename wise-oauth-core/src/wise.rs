@@ -155,26 +155,28 @@ impl WiseOAuthBuilder {
     /// How long a refresh lease lasts in the store. The instance refreshing a link renews
     /// it every third of this while it works; if that instance dies, the others wait at
     /// most this long before one of them takes over. Must exceed
-    /// [`refresh_timeout`](Self::refresh_timeout) by at least one second, so that a call to
-    /// Wise is only sent while the lease is ours for all of it. Default: 8 seconds;
-    /// [`build`](Self::build) accepts 2 seconds to 5 minutes.
+    /// [`late_completion_bound`](Self::late_completion_bound) by more than one second: a
+    /// call to Wise is only sent while the lease is ours for as long as Wise may still
+    /// complete it. Default: 10 seconds; [`build`](Self::build) accepts 2 seconds to 5
+    /// minutes.
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
         self.lease_ttl = Some(ttl);
         self
     }
 
     /// The timeout of one refresh call to Wise (a refresh is retried, within 25 seconds,
-    /// when that is safe). Default: the configuration's request timeout, at most 5 seconds,
+    /// when that is safe). Default: the configuration's request timeout, at most 3 seconds,
     /// and less with a short [`lease_ttl`](Self::lease_ttl).
     pub fn refresh_timeout(mut self, timeout: Duration) -> Self {
         self.refresh_timeout = Some(timeout);
         self
     }
 
-    /// After a refresh call timed out, how long after it was sent Wise may still complete
-    /// it. The retry waits until then: a late completion after the retry would kill the
-    /// access token the retry returned. Default: twice the refresh timeout; at least the
-    /// refresh timeout.
+    /// How long after a refresh call was sent Wise may still complete it, when we gave up
+    /// on it (timeout, or our process died). A retry waits until then, and no other
+    /// instance may take the lease before then: a completion after a newer refresh would
+    /// kill the access token that refresh handed out. Default: twice the refresh timeout;
+    /// at least the refresh timeout.
     pub fn late_completion_bound(mut self, bound: Duration) -> Self {
         self.late_completion_bound = Some(bound);
         self
@@ -192,7 +194,7 @@ impl WiseOAuthBuilder {
         let refresh_timeout = self.refresh_timeout.unwrap_or(
             DEFAULT_REFRESH_TIMEOUT
                 .min(self.config.request_timeout())
-                .min(lease_ttl.saturating_sub(LEASE_MARGIN) * 3 / 4),
+                .min(lease_ttl.saturating_sub(LEASE_MARGIN) / 3),
         );
         if refresh_timeout.is_zero() {
             return Err(ConfigError::Invalid {
@@ -200,16 +202,16 @@ impl WiseOAuthBuilder {
                 reason: "must be above zero",
             });
         }
-        if lease_ttl <= refresh_timeout + LEASE_MARGIN {
-            return Err(ConfigError::Invalid {
-                setting: "lease_ttl",
-                reason: "must exceed the refresh timeout by more than one second",
-            });
-        }
         let late_completion_bound = self
             .late_completion_bound
             .unwrap_or(refresh_timeout * 2)
             .max(refresh_timeout);
+        if lease_ttl <= late_completion_bound + LEASE_MARGIN {
+            return Err(ConfigError::Invalid {
+                setting: "lease_ttl",
+                reason: "must exceed the late-completion bound (twice the refresh timeout by default) by more than one second",
+            });
+        }
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let sealer = Arc::new(
             Sealer::try_new(self.keys).map_err(|_| ConfigError::Invalid {

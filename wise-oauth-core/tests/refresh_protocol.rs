@@ -45,13 +45,13 @@ async fn a_slow_wise_reply_never_outlives_the_lease_while_a_sibling_takes_over()
         &env,
         &events,
         Duration::from_secs(2),
-        Duration::from_millis(700),
+        Duration::from_millis(400),
     );
     let b = timed_instance(
         &env,
         &events,
         Duration::from_secs(2),
-        Duration::from_millis(700),
+        Duration::from_millis(400),
     );
     env.mock.advance_clock(EXPIRED);
     // Wise sits on A's first refresh for longer than A's whole lease.

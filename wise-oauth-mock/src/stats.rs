@@ -29,6 +29,10 @@ pub struct Stats {
     pub grants: BTreeMap<String, GrantStats>,
     /// How many injected faults fired.
     pub faults_applied: u64,
+    /// Token-endpoint requests being handled right now, late completions included: zero
+    /// means nothing more will change tokens until the next request.
+    #[serde(default)]
+    pub token_in_flight: u64,
 }
 
 impl Stats {

@@ -42,7 +42,25 @@ fn valid_version(v: &str) -> bool {
         && (b'1'..=b'4').contains(&b[5])
 }
 
+/// Counts a token request as in flight until dropped (the handler ended or was cancelled).
+struct InFlight(App);
+
+impl InFlight {
+    fn start(app: &App) -> Self {
+        app.lock().stats.token_in_flight += 1;
+        Self(app.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut s = self.0.lock();
+        s.stats.token_in_flight = s.stats.token_in_flight.saturating_sub(1);
+    }
+}
+
 async fn handle(app: App, req: Request) -> Response {
+    let in_flight = InFlight::start(&app);
     let kill = req.extensions().get::<ConnKill>().cloned();
     let (parts, body) = req.into_parts();
     let raw = match read_body(body).await {
@@ -88,6 +106,7 @@ async fn handle(app: App, req: Request) -> Response {
         // Detached from the connection: dropping this handler (the client left) does not
         // stop the processing.
         let task = tokio::spawn(async move {
+            let _in_flight = in_flight;
             faults::begin(Some(&f), None).await;
             respond(&app, &grant, &parts.headers, pairs.as_deref(), false)
         });

@@ -3,12 +3,14 @@
 //!
 //! The lease is the only thing that keeps two instances from calling Wise's refresh for one
 //! link at once, and a refresh kills the previous access token at once. So a call is sent
-//! only when the lease is known to be ours for the whole time the call may take: the
-//! holder extends it right before the call, counts its validity from the instant *before*
-//! the extension was sent (the store may have applied it at any point after that), and
-//! skips the call if less than the call's timeout plus [`LEASE_MARGIN`] is left. The
-//! builder guarantees `lease_ttl > refresh_timeout + LEASE_MARGIN`, so a prompt store
-//! always leaves enough.
+//! only when the lease is known to be ours for as long as Wise may still complete the call
+//! (the late-completion bound, which covers the call's timeout): the holder extends it
+//! right before the call, counts its validity from the instant *before* the extension was
+//! sent (the store may have applied it at any point after that), and skips the call if
+//! less than that bound plus [`LEASE_MARGIN`] is left. The builder guarantees
+//! `lease_ttl > late_completion_bound + LEASE_MARGIN`, so a prompt store always leaves
+//! enough, and a holder that dies mid-call cannot be followed by another instance's
+//! refresh before its abandoned call has ended at Wise.
 //!
 //! Between calls (backoff, the wait after an ambiguous timeout, the store write) a
 //! heartbeat task renews the lease every third of its TTL, so leases can be short: a killed

@@ -53,12 +53,13 @@ pub(crate) struct ManagerSettings {
     /// Never hand out a token with less than this left (config, default 60 s); scaled down
     /// to a tenth of the lifetime of a short-lived token.
     pub(crate) skew: Duration,
-    /// How long a refresh lease lasts in the store between heartbeats (8 s).
+    /// How long a refresh lease lasts in the store between heartbeats (10 s).
     pub(crate) lease_ttl: Duration,
-    /// Timeout of one refresh call to Wise (5 s); below `lease_ttl - LEASE_MARGIN`.
+    /// Timeout of one refresh call to Wise (3 s).
     pub(crate) refresh_timeout: Duration,
     /// After a refresh call timed out, how long after its sending Wise may still complete
-    /// it; the next attempt waits until then (twice the refresh timeout).
+    /// it; the next attempt waits until then, and a call is sent only while the lease
+    /// outlasts it (twice the refresh timeout; below `lease_ttl - LEASE_MARGIN`).
     pub(crate) late_completion_bound: Duration,
     /// A cached entry older than this is re-read from the store (30 s).
     pub(crate) revalidate_after: Duration,
@@ -71,9 +72,9 @@ pub(crate) struct ManagerSettings {
 }
 
 /// The default lease TTL.
-pub(crate) const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(8);
+pub(crate) const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
 /// The default timeout of one refresh call.
-pub(crate) const DEFAULT_REFRESH_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_REFRESH_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Default for ManagerSettings {
     fn default() -> Self {

@@ -554,7 +554,8 @@ impl TokenManager {
                     }
                     tokio::time::sleep(pause).await;
                 }
-                match lease.fence(s.refresh_timeout + LEASE_MARGIN).await {
+                // Ours for as long as Wise may complete this call, even if we die now.
+                match lease.fence(s.late_completion_bound + LEASE_MARGIN).await {
                     Ok(()) => {}
                     Err(Fenced::Lost) => return Err(Stop::Fenced),
                     Err(Fenced::Store(e)) => return Err(Stop::Store(e)),

@@ -154,8 +154,8 @@ async fn settings_come_from_the_config() {
     let m = manager(Arc::new(TestStore::default())).await;
     assert_eq!(m.settings().refresh_window, Duration::from_secs(6 * 3600));
     assert_eq!(m.settings().skew, Duration::from_secs(60));
-    assert_eq!(m.settings().lease_ttl, Duration::from_secs(8));
-    assert_eq!(m.settings().refresh_timeout, Duration::from_secs(5));
+    assert_eq!(m.settings().lease_ttl, Duration::from_secs(10));
+    assert_eq!(m.settings().refresh_timeout, Duration::from_secs(3));
 }
 
 #[test]
