@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::clock::fmt_millis;
 use crate::error::{json_response, validation_error};
-use crate::faults::{self, ConnKill, FaultAction};
+use crate::faults::{self, ConnKill, FaultAction, FaultKind};
 use crate::server::{read_body, App};
 use crate::state::{valid_email, Owner, Profile, State, User};
 use crate::users::{NewProfile, NewUser, ProfileKind};
@@ -21,12 +21,13 @@ enum Caller {
     User { user_id: u64, profile_id: u64 },
 }
 
-/// Reads the body, applies faults for `keys`, then runs `f` under the state lock.
+/// Reads the body, applies the rate limit and faults for `keys`, then runs `f` under the
+/// state lock.
 async fn run(
     app: App,
     req: Request,
     keys: &[&str],
-    f: impl FnOnce(&mut State, &Parts, &[u8]) -> Response,
+    f: impl FnOnce(&mut State, &Parts, &[u8]) -> Response + Send + 'static,
 ) -> Response {
     let kill = req.extensions().get::<ConnKill>().cloned();
     let (parts, body) = req.into_parts();
@@ -34,7 +35,22 @@ async fn run(
         Ok(b) => b,
         Err(e) => return e.into_oauth().into_response(),
     };
+    let client = bearer(&parts).and_then(|t| app.lock().token_client(&t).map(str::to_owned));
+    if let Some(resp) = app.rate_limit(client.as_deref()) {
+        return resp;
+    }
     let fault = app.take_fault(keys);
+    if let Some(late) = fault
+        .as_ref()
+        .filter(|f| f.kind == FaultKind::LateCompletion)
+    {
+        let worker = app.clone();
+        return faults::complete_late(&app, late, move || {
+            let mut s = worker.lock();
+            f(&mut s, &parts, &raw)
+        })
+        .await;
+    }
     let action = faults::begin(fault.as_ref(), kill.as_ref()).await;
     if let FaultAction::Respond(r) = action {
         return r;
@@ -51,6 +67,17 @@ async fn run(
     .await
 }
 
+/// The token of an `Authorization: Bearer <token>` header (bytes decoded lossily).
+fn bearer(parts: &Parts) -> Option<String> {
+    let value = parts.headers.get(header::AUTHORIZATION)?;
+    let value = String::from_utf8_lossy(value.as_bytes());
+    let value = value.trim();
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
 fn authenticate(s: &State, parts: &Parts) -> Result<Caller, Response> {
     let unauthorized = || {
         json_response(
@@ -58,16 +85,10 @@ fn authenticate(s: &State, parts: &Parts) -> Result<Caller, Response> {
             &json!({"error": "unauthorized", "error_description": "Full authentication is required to access this resource"}),
         )
     };
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+    let Some(token) = bearer(parts) else {
         return Err(unauthorized());
     };
-    let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(unauthorized());
-    }
-    let token = token.trim();
-    match s.access_valid(token) {
+    match s.access_valid(&token) {
         Some(rec) => Ok(match rec.owner {
             Owner::App => Caller::App {
                 client_id: rec.client_id.clone(),

@@ -4,7 +4,7 @@ use axum::extract::{Request, State as AxState};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::faults::{self, ConnKill, FaultAction};
+use crate::faults::{self, ConnKill, FaultAction, FaultKind};
 use crate::html::{
     consent_page, error_page, login_page, profile_page, two_factor_page, ProfileChoice,
 };
@@ -81,6 +81,14 @@ fn valid_pkce_value(v: &str) -> bool {
 pub(crate) async fn get_page(AxState(app): AxState<App>, req: Request) -> Response {
     let kill = req.extensions().get::<ConnKill>().cloned();
     let fault = app.take_fault(&["authorize", "GET /oauth/authorize"]);
+    if let Some(late) = fault
+        .as_ref()
+        .filter(|f| f.kind == FaultKind::LateCompletion)
+    {
+        let worker = app.clone();
+        let query = req.uri().query().unwrap_or("").to_owned();
+        return faults::complete_late(&app, late, move || authorize_request(&worker, &query)).await;
+    }
     let action = faults::begin(fault.as_ref(), kill.as_ref()).await;
     if let FaultAction::Respond(r) = action {
         return r;

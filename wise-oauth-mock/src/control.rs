@@ -15,8 +15,9 @@ use serde_json::{json, Value};
 use crate::clock::fmt_millis;
 use crate::error::{json_response, MockError};
 use crate::faults::Fault;
+use crate::limits::RateLimit;
 use crate::server::App;
-use crate::state::ClientConfig;
+use crate::state::{ClientConfig, State};
 use crate::users::NewUser;
 
 pub(crate) fn routes() -> Router<App> {
@@ -31,7 +32,7 @@ pub(crate) fn routes() -> Router<App> {
             get(list_faults).post(add_faults).delete(clear_faults),
         )
         .route("/__mock/clock", get(get_clock).post(advance_clock))
-        .route("/__mock/config", post(set_config))
+        .route("/__mock/config", get(get_config).post(set_config))
         .route("/__mock/clients", post(add_client))
         .route(
             "/__mock/clients/{client_id}/redirect-uris",
@@ -176,6 +177,7 @@ fn clock_json(app: &App) -> Value {
         "offset_ms": u64::try_from(offset.as_millis()).unwrap_or(u64::MAX),
         "offset_secs": offset.as_secs(),
         "now": fmt_millis(s.now()),
+        "frozen": s.clock_frozen(),
     })
 }
 
@@ -189,6 +191,9 @@ struct Advance {
     advance_secs: u64,
     #[serde(default)]
     advance_ms: u64,
+    /// Absent: unchanged; `true` freezes, `false` thaws (applied before advancing).
+    #[serde(default)]
+    frozen: Option<bool>,
 }
 
 async fn advance_clock(AxState(app): AxState<App>, body: Bytes) -> Response {
@@ -198,9 +203,12 @@ async fn advance_clock(AxState(app): AxState<App>, body: Bytes) -> Response {
     };
     {
         let mut s = app.lock();
+        if let Some(frozen) = a.frozen {
+            s.set_clock_frozen(frozen);
+        }
         let by = std::time::Duration::from_secs(a.advance_secs)
             .saturating_add(std::time::Duration::from_millis(a.advance_ms));
-        s.clock_offset = s.clock_offset.saturating_add(by);
+        s.advance_clock(by);
     }
     ok(&clock_json(&app))
 }
@@ -212,6 +220,12 @@ struct ConfigPatch {
     auto_approve: Option<Value>,
     #[serde(default)]
     rotate_refresh_tokens: Option<bool>,
+    /// Absent: unchanged; `null`: off; `{"per_second":..,"per_minute":..}`: that limit.
+    #[serde(default, deserialize_with = "present")]
+    rate_limit: Option<Value>,
+    /// Absent: unchanged; whole seconds, at least 1.
+    #[serde(default)]
+    access_token_lifetime_secs: Option<u64>,
 }
 
 /// Keeps an explicit `null` as `Some(Value::Null)` (absent stays `None`).
@@ -224,17 +238,56 @@ async fn set_config(AxState(app): AxState<App>, body: Bytes) -> Response {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let mut s = app.lock();
-    match patch.auto_approve {
-        None => {}
-        Some(Value::Null) => s.auto_approve = None,
-        Some(Value::String(e)) => s.auto_approve = Some(e),
+    let auto_approve = match patch.auto_approve {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(e)) => Some(Some(e)),
         Some(_) => return bad("auto_approve must be an email or null"),
+    };
+    let rate_limit = match patch.rate_limit {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(v) => match serde_json::from_value::<RateLimit>(v) {
+            Ok(l) => Some(Some(l)),
+            Err(_) => {
+                return bad(
+                    "rate_limit must be null or {\"per_second\": <u32>, \"per_minute\": <u32>}",
+                )
+            }
+        },
+    };
+    if patch.access_token_lifetime_secs == Some(0) {
+        return bad("access_token_lifetime_secs must be at least 1");
+    }
+    // Validated in full above: a rejected patch changes nothing.
+    let mut s = app.lock();
+    if let Some(a) = auto_approve {
+        s.auto_approve = a;
     }
     if let Some(r) = patch.rotate_refresh_tokens {
         s.rotate = r;
     }
-    ok(&json!({"auto_approve": s.auto_approve, "rotate_refresh_tokens": s.rotate}))
+    if let Some(l) = rate_limit {
+        s.set_rate_limit(l);
+    }
+    if let Some(secs) = patch.access_token_lifetime_secs {
+        s.set_access_ttl(std::time::Duration::from_secs(secs));
+    }
+    ok(&config_json(&s))
+}
+
+/// `GET /__mock/config`: the switches in force.
+async fn get_config(AxState(app): AxState<App>) -> Response {
+    ok(&config_json(&app.lock()))
+}
+
+fn config_json(s: &State) -> Value {
+    json!({
+        "auto_approve": s.auto_approve,
+        "rotate_refresh_tokens": s.rotate,
+        "rate_limit": s.rate_limit(),
+        "access_token_lifetime_secs": s.access_ttl().as_secs(),
+    })
 }
 
 #[derive(Deserialize)]

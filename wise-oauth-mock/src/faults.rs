@@ -10,6 +10,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 use crate::error::json_response;
+use crate::server::App;
 
 /// What an injected fault does.
 ///
@@ -46,8 +47,12 @@ pub enum FaultKind {
     DropAfterProcessing,
     /// Hold the request for [`Fault::delay_ms`], then process it fully even if the client
     /// has given up and closed the connection meanwhile (Wise completing a call the client
-    /// abandoned after its timeout). The response goes out if the client is still there.
-    /// Token endpoint only; elsewhere it acts like [`FaultKind::Delay`].
+    /// abandoned after its timeout): a refresh issues new tokens and kills the previous
+    /// access token. The response goes out if the client is still there. Works on every
+    /// faultable endpoint; the processing runs in its own task, so a client that leaves
+    /// does not cancel it. Counted in [`Stats::late_completions`](crate::Stats) once
+    /// processed, with token outcome `ok:late` / `<error>:late`; await it with
+    /// [`MockWiseHandle::wait_for_late_completions`](crate::MockWiseHandle::wait_for_late_completions).
     LateCompletion,
 }
 
@@ -160,7 +165,7 @@ impl Fault {
         Self::new(endpoint, FaultKind::DropAfterProcessing)
     }
 
-    /// Process after `delay` even when the client has left (see
+    /// Hold the request for `delay`, then process it even when the client has left (see
     /// [`FaultKind::LateCompletion`]).
     pub fn late_completion(endpoint: impl Into<String>, delay: Duration) -> Self {
         Self::new(endpoint, FaultKind::LateCompletion).with_delay(delay)
@@ -256,17 +261,7 @@ pub(crate) async fn begin(fault: Option<&Fault>, kill: Option<&ConnKill>) -> Fau
             FaultAction::Respond(resp)
         }
         FaultKind::RateLimit { retry_after } => {
-            let mut resp = json_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                &json!({"error": "too_many_requests", "error_description": "Rate limit exceeded"}),
-            );
-            let h = resp.headers_mut();
-            h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
-            h.insert(
-                "x-rate-limited-by",
-                HeaderValue::from_static("wise-public-api"),
-            );
-            FaultAction::Respond(resp)
+            FaultAction::Respond(rate_limit_response(*retry_after))
         }
         FaultKind::Sca => {
             let ott = uuid::Uuid::new_v4().to_string();
@@ -290,6 +285,46 @@ pub(crate) async fn begin(fault: Option<&Fault>, kill: Option<&ConnKill>) -> Fau
             FaultAction::Respond(resp)
         }
     }
+}
+
+/// 429 with `Retry-After`, `X-Rate-Limited-By: wise-public-api` and a JSON body (the
+/// `rate_limit` fault and the built-in rate limit answer alike).
+pub(crate) fn rate_limit_response(retry_after: u64) -> Response {
+    let mut resp = json_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        &json!({"error": "too_many_requests", "error_description": "Rate limit exceeded"}),
+    );
+    let h = resp.headers_mut();
+    h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    h.insert(
+        "x-rate-limited-by",
+        HeaderValue::from_static("wise-public-api"),
+    );
+    resp
+}
+
+/// A late completion: waits the fault's delay, then runs `work` (the processing) in a
+/// task of its own and answers with its response. Dropping this future (hyper does so
+/// when the client disconnects) leaves the task running to the end.
+pub(crate) async fn complete_late(
+    app: &App,
+    fault: &Fault,
+    work: impl FnOnce() -> Response + Send + 'static,
+) -> Response {
+    let delay = Duration::from_millis(fault.delay_ms.unwrap_or(0));
+    let app = app.clone();
+    let task = tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let resp = work();
+        app.late_completed();
+        resp
+    });
+    task.await.unwrap_or_else(|_| {
+        json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"error": "server_error", "error_description": "late completion failed"}),
+        )
+    })
 }
 
 /// Closes the connection and never returns; without a connection switch, answers 500.

@@ -10,8 +10,9 @@ use tokio::task::JoinHandle;
 
 use crate::error::MockError;
 use crate::faults::Fault;
+use crate::limits::RateLimit;
 use crate::server::{router, serve, App};
-use crate::state::{ClientConfig, Config, State};
+use crate::state::{ClientConfig, Config, State, ACCESS_TTL};
 use crate::stats::Stats;
 use crate::users::{CreatedUser, IssuedTokens, NewUser};
 
@@ -32,7 +33,7 @@ pub struct MockWise;
 
 impl MockWise {
     /// A builder with the defaults: `127.0.0.1:0`, the demo client, no auto-approve,
-    /// no refresh-token rotation.
+    /// no refresh-token rotation, no rate limit, access tokens for 43199 s.
     pub fn builder() -> MockWiseBuilder {
         MockWiseBuilder::default()
     }
@@ -46,6 +47,8 @@ pub struct MockWiseBuilder {
     clients: Vec<ClientConfig>,
     auto_approve: Option<String>,
     rotate: bool,
+    rate_limit: Option<RateLimit>,
+    access_ttl: Duration,
 }
 
 impl Default for MockWiseBuilder {
@@ -55,6 +58,8 @@ impl Default for MockWiseBuilder {
             clients: Vec::new(),
             auto_approve: None,
             rotate: false,
+            rate_limit: None,
+            access_ttl: ACCESS_TTL,
         }
     }
 }
@@ -97,6 +102,22 @@ impl MockWiseBuilder {
         self
     }
 
+    /// Limits requests per OAuth client; over it the emulator answers 429 with
+    /// `Retry-After` (see [`RateLimit`] for what is counted and how the windows slide).
+    /// Default: no limit. [`RateLimit::WISE_DEFAULT`] is Wise's documented 100/s, 1,000/min.
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
+        self
+    }
+
+    /// Lifetime of every access token (user and client-credentials): `expires_in` is its
+    /// whole seconds, `expires_at` and the API's check use it exactly, on the emulator
+    /// clock. Values under 1 s are raised to 1 s. Default: 43199 s.
+    pub fn access_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.access_ttl = lifetime;
+        self
+    }
+
     /// Binds the address and spawns the server on the current tokio runtime.
     pub async fn start(self) -> std::io::Result<MockWiseHandle> {
         let clients = if self.clients.is_empty() {
@@ -112,6 +133,8 @@ impl MockWiseBuilder {
             clients,
             auto_approve: self.auto_approve,
             rotate: self.rotate,
+            rate_limit: self.rate_limit,
+            access_ttl: self.access_ttl,
         };
         let listener = TcpListener::bind(self.addr).await?;
         let addr = listener.local_addr()?;
@@ -207,6 +230,37 @@ impl MockWiseHandle {
         self.app().lock().rotate = on;
     }
 
+    /// Switches the per-client [`RateLimit`] on (or replaces it) or off (`None`); every
+    /// client's windows start afresh.
+    pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
+        self.app().lock().set_rate_limit(limit);
+    }
+
+    /// The rate limit in force, if any.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.app().lock().rate_limit()
+    }
+
+    /// Lifetime of access tokens issued from now on (tokens already issued keep theirs);
+    /// see [`MockWiseBuilder::access_token_lifetime`]. Values under 1 s are raised to 1 s.
+    pub fn set_access_token_lifetime(&self, lifetime: Duration) {
+        self.app().lock().set_access_ttl(lifetime);
+    }
+
+    /// The lifetime given to newly issued access tokens.
+    pub fn access_token_lifetime(&self) -> Duration {
+        self.app().lock().access_ttl()
+    }
+
+    /// Waits until at least `n` requests held by a
+    /// [`late_completion`](crate::FaultKind::LateCompletion) fault have been processed
+    /// since the start or the last [`reset`](Self::reset) ([`Stats::late_completions`]),
+    /// whether or not their clients were still there. Wrap it in a timeout: it waits for
+    /// ever if fewer happen.
+    pub async fn wait_for_late_completions(&self, n: u64) {
+        self.app().wait_late_completions(n).await;
+    }
+
     /// A snapshot of the request counters.
     pub fn stats(&self) -> Stats {
         self.app().lock().stats.clone()
@@ -275,13 +329,31 @@ impl MockWiseHandle {
 
     /// Moves the emulator's clock forward.
     pub fn advance_clock(&self, by: Duration) {
-        let mut s = self.app().lock();
-        s.clock_offset = s.clock_offset.saturating_add(by);
+        self.app().lock().advance_clock(by);
     }
 
-    /// How far the emulator clock is ahead of the real clock.
+    /// How far the emulator clock is ahead of the real clock (while frozen: ahead of the
+    /// moment it was frozen).
     pub fn clock_offset(&self) -> Duration {
         self.app().lock().clock_offset
+    }
+
+    /// Stops the emulator clock: [`now`](Self::now) stays put and moves only with
+    /// [`advance_clock`](Self::advance_clock), so timing-sensitive checks (token expiry,
+    /// rate-limit windows) do not depend on how fast the test runs. Idempotent.
+    pub fn freeze_clock(&self) {
+        self.app().lock().set_clock_frozen(true);
+    }
+
+    /// Lets the clock run again from where it stood (or from the real time, if that is
+    /// later: the clock never goes back). Idempotent; [`reset`](Self::reset) also thaws.
+    pub fn unfreeze_clock(&self) {
+        self.app().lock().set_clock_frozen(false);
+    }
+
+    /// Whether the clock is frozen.
+    pub fn clock_frozen(&self) -> bool {
+        self.app().lock().clock_frozen()
     }
 
     /// The emulator's clock.
@@ -289,8 +361,10 @@ impl MockWiseHandle {
         self.app().lock().now()
     }
 
-    /// Back to the start: seed users, configured clients and switches, no tokens,
-    /// codes, faults or counters, clock offset zero.
+    /// Back to the start: seed users, configured clients and switches (auto-approve,
+    /// rotation, rate limit, access-token lifetime as built), no tokens, codes, faults or
+    /// counters, clock running with offset zero. Late completions already held still
+    /// finish (against the new state).
     pub fn reset(&self) {
         self.app().lock().reset();
     }

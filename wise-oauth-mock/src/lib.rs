@@ -47,18 +47,37 @@
 //! * `POST /oauth/token` and `POST /{YYYY}Q{1-4}/oauth/token`: HTTP Basic, form body,
 //!   grants `authorization_code`, `refresh_token`, `registration_code`,
 //!   `client_credentials`. Codes are single-use and live 30 minutes; access tokens
-//!   43199 s; refresh tokens 20 years; UUID token values; a refresh kills the previous
-//!   access token; a new code grant kills the link's old refresh token (its last access
-//!   token lives on); rotation off unless switched on.
+//!   43199 s unless configured ([`MockWiseBuilder::access_token_lifetime`],
+//!   [`MockWiseHandle::set_access_token_lifetime`], at least 1 s; `expires_in` /
+//!   `expires_at` and the API's expiry check follow it); refresh tokens 20 years; UUID
+//!   token values; a refresh kills the previous access token; a new code grant kills the
+//!   link's old refresh token (its last access token lives on); rotation off unless
+//!   switched on.
 //! * `GET /v1/me`, `GET /v2/profiles`, `GET /v2/profiles/{id}`, `GET /v1/profiles`,
 //!   `POST /v1/user/signup/registration_code`, `POST /v1/users/exists`,
 //!   `POST /v1/user/claim-account`. A user token sees only its consented profile.
 //! * Every response has `x-trace-id`; `X-External-Correlation-Id` (≤ 36 chars) is echoed.
+//! * Optional per-client [`RateLimit`] (off by default; Wise documents 100/s and
+//!   1,000/min): over it, token and API calls get 429 with `Retry-After` (whole seconds
+//!   until a slot frees) and `X-Rate-Limited-By: wise-public-api`, counted in
+//!   [`Stats::rate_limited`]. Sliding windows on the emulator clock.
+//! * Faults ([`Fault`]): status replies, delays, 429, SCA 403, dropped connections before
+//!   or after processing, and late completion ([`FaultKind::LateCompletion`]): the request
+//!   is held, then processed in a task of its own even after the client timed out and
+//!   left (Wise finishing an abandoned call); [`MockWiseHandle::wait_for_late_completions`]
+//!   awaits it.
+//! * The clock is real time plus an offset that only moves forward
+//!   ([`MockWiseHandle::advance_clock`]); it can be frozen
+//!   ([`MockWiseHandle::freeze_clock`]) so that expiry and rate-limit windows do not
+//!   depend on how fast a test runs.
 //! * Control API: `GET /__mock/stats`, `GET /__mock/users/{email}/tokens`,
 //!   `POST /__mock/users/{email}/{reclaim|revoke|change-email|enable-2fa|enhanced-security}`,
-//!   `POST /__mock/users`, `POST|GET|DELETE /__mock/faults`, `POST|GET /__mock/clock`,
-//!   `POST /__mock/config`, `POST /__mock/clients`, `POST /__mock/reset`. Each is also a
-//!   method on [`MockWiseHandle`].
+//!   `POST /__mock/users`, `POST|GET|DELETE /__mock/faults`,
+//!   `POST|GET /__mock/clock` (`{"advance_secs", "advance_ms", "frozen"}`),
+//!   `POST|GET /__mock/config` (`{"auto_approve", "rotate_refresh_tokens", "rate_limit":
+//!   {"per_second", "per_minute"} | null, "access_token_lifetime_secs"}`, fields optional),
+//!   `POST /__mock/clients`, `POST /__mock/reset`. Each is also a method on
+//!   [`MockWiseHandle`].
 
 mod api;
 mod authorize;
@@ -68,6 +87,7 @@ mod error;
 mod faults;
 mod handle;
 mod html;
+mod limits;
 mod server;
 mod state;
 mod stats;
@@ -80,5 +100,6 @@ pub use handle::{
     MockWise, MockWiseBuilder, MockWiseHandle, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET,
     DEMO_REDIRECT_URIS,
 };
+pub use limits::RateLimit;
 pub use stats::{GrantStats, Stats};
 pub use users::{CreatedUser, IssuedTokens, NewProfile, NewUser, ProfileKind};

@@ -15,7 +15,7 @@ use http_body_util::BodyExt as _;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 use tower::Service as _;
 
@@ -31,16 +31,45 @@ const DRAIN_LIMIT: usize = 32 * 1024 * 1024;
 
 /// Shared handle to the emulator state, used as axum state.
 #[derive(Clone, Debug)]
-pub(crate) struct App(Arc<Mutex<State>>);
+pub(crate) struct App {
+    state: Arc<Mutex<State>>,
+    /// Ticks after every finished late completion.
+    late_done: Arc<watch::Sender<()>>,
+}
 
 impl App {
     pub(crate) fn new(state: State) -> Self {
-        App(Arc::new(Mutex::new(state)))
+        App {
+            state: Arc::new(Mutex::new(state)),
+            late_done: Arc::new(watch::channel(()).0),
+        }
     }
 
     /// Locks the state (a poisoned lock is recovered: state is always left consistent).
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts a processed late completion and wakes the waiters.
+    pub(crate) fn late_completed(&self) {
+        self.lock().stats.late_completions += 1;
+        self.late_done.send_replace(());
+    }
+
+    /// Waits until the stats count at least `n` late completions.
+    pub(crate) async fn wait_late_completions(&self, n: u64) {
+        let mut rx = self.late_done.subscribe();
+        while self.lock().stats.late_completions < n {
+            // The sender lives as long as `self`, so this only returns on a tick.
+            let _ = rx.changed().await;
+        }
+    }
+
+    /// Applies the built-in rate limit to a request of `client_id` (when known):
+    /// `Some(429 response)` when it is over the limit.
+    pub(crate) fn rate_limit(&self, client_id: Option<&str>) -> Option<Response> {
+        let retry_after = self.lock().rate_limited(client_id?)?;
+        Some(crate::faults::rate_limit_response(retry_after))
     }
 
     /// Takes one use of a fault matching `keys`, counting it.

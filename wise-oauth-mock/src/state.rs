@@ -11,11 +11,14 @@ use serde_json::{json, Value};
 use crate::clock::{fmt_millis, fmt_nanos, now_with, secs_between};
 use crate::error::{MockError, OAuthError};
 use crate::faults::FaultQueue;
+use crate::limits::{RateLimit, RateLog};
 use crate::stats::Stats;
 use crate::users::{CreatedUser, IssuedTokens, NewProfile, NewUser, ProfileKind};
 
-/// Access-token lifetime: `expires_in` 43199.
+/// Default access-token lifetime: `expires_in` 43199.
 pub(crate) const ACCESS_TTL: Duration = Duration::from_secs(43_199);
+/// The shortest configurable access-token lifetime.
+pub(crate) const MIN_ACCESS_TTL: Duration = Duration::from_secs(1);
 /// Refresh-token lifetime: 20 years (7305 days).
 pub(crate) const REFRESH_TTL: Duration = Duration::from_secs(7305 * 86_400);
 /// Authorization codes live 30 minutes.
@@ -41,6 +44,8 @@ pub(crate) struct Config {
     pub(crate) clients: Vec<ClientConfig>,
     pub(crate) auto_approve: Option<String>,
     pub(crate) rotate: bool,
+    pub(crate) rate_limit: Option<RateLimit>,
+    pub(crate) access_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -169,8 +174,13 @@ pub(crate) struct State {
     pub(crate) faults: FaultQueue,
     pub(crate) stats: Stats,
     pub(crate) clock_offset: Duration,
+    /// The real time at which the clock was frozen (`now` is then this plus the offset).
+    clock_frozen_at: Option<SystemTime>,
     pub(crate) auto_approve: Option<String>,
     pub(crate) rotate: bool,
+    rate_limit: Option<RateLimit>,
+    rate_log: RateLog,
+    access_ttl: Duration,
     next_user_id: u64,
     next_profile_id: u64,
 }
@@ -208,8 +218,12 @@ impl State {
             faults: FaultQueue::default(),
             stats: Stats::default(),
             clock_offset: Duration::ZERO,
+            clock_frozen_at: None,
             auto_approve: config.auto_approve.clone(),
             rotate: config.rotate,
+            rate_limit: config.rate_limit,
+            rate_log: RateLog::default(),
+            access_ttl: config.access_ttl.max(MIN_ACCESS_TTL),
             next_user_id: 10_000_001,
             next_profile_id: 30_000_000,
             config,
@@ -247,7 +261,73 @@ impl State {
     }
 
     pub(crate) fn now(&self) -> SystemTime {
-        now_with(self.clock_offset)
+        match self.clock_frozen_at {
+            Some(t) => t.checked_add(self.clock_offset).unwrap_or(t),
+            None => now_with(self.clock_offset),
+        }
+    }
+
+    pub(crate) fn advance_clock(&mut self, by: Duration) {
+        self.clock_offset = self.clock_offset.saturating_add(by);
+    }
+
+    pub(crate) fn clock_frozen(&self) -> bool {
+        self.clock_frozen_at.is_some()
+    }
+
+    /// Freezes or thaws the clock. Thawing resumes from the frozen time, or from the
+    /// real time when that is later (the clock never goes back).
+    pub(crate) fn set_clock_frozen(&mut self, frozen: bool) {
+        match (frozen, self.clock_frozen_at) {
+            (true, None) => self.clock_frozen_at = Some(SystemTime::now()),
+            (false, Some(_)) => {
+                let stopped_at = self.now();
+                self.clock_frozen_at = None;
+                self.clock_offset = stopped_at
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO);
+            }
+            _ => {}
+        }
+    }
+
+    // ----- rate limit and lifetimes ----------------------------------------------------
+
+    pub(crate) fn rate_limit(&self) -> Option<RateLimit> {
+        self.rate_limit
+    }
+
+    /// Sets or clears the limit; every client's windows start afresh.
+    pub(crate) fn set_rate_limit(&mut self, limit: Option<RateLimit>) {
+        self.rate_limit = limit;
+        self.rate_log.clear();
+    }
+
+    /// Applies the rate limit to one request of `client_id` (registered clients only):
+    /// `Some(retry_after_secs)` when it is over the limit, counted in the stats.
+    pub(crate) fn rate_limited(&mut self, client_id: &str) -> Option<u64> {
+        let limit = self.rate_limit?;
+        if !self.clients.contains_key(client_id) {
+            return None;
+        }
+        let now = self.now();
+        let retry_after = self.rate_log.admit(limit, client_id, now).err()?;
+        self.stats.rate_limited += 1;
+        Some(retry_after)
+    }
+
+    /// The client an access token was issued to (expired and revoked tokens included).
+    pub(crate) fn token_client(&self, token: &str) -> Option<&str> {
+        self.access.get(token).map(|a| a.client_id.as_str())
+    }
+
+    pub(crate) fn access_ttl(&self) -> Duration {
+        self.access_ttl
+    }
+
+    /// Lifetime of access tokens issued from now on (at least [`MIN_ACCESS_TTL`]).
+    pub(crate) fn set_access_ttl(&mut self, ttl: Duration) {
+        self.access_ttl = ttl.max(MIN_ACCESS_TTL);
     }
 
     // ----- clients -------------------------------------------------------------------
@@ -510,7 +590,7 @@ impl State {
     pub(crate) fn grant_client_credentials(&mut self, client_id: &str) -> Value {
         let now = self.now();
         let at = uuid();
-        let exp = now + ACCESS_TTL;
+        let exp = now + self.access_ttl;
         self.access.insert(
             at.clone(),
             AccessRecord {
@@ -634,7 +714,7 @@ impl State {
                 a.revoked = true;
             }
         }
-        let at = self.mint_user_access(client_id, rec.user_id, rec.profile_id, now);
+        let (at, at_exp) = self.mint_user_access(client_id, rec.user_id, rec.profile_id, now);
         let (rt, rt_exp) = if self.rotate {
             if let Some(r) = self.refresh.get_mut(token) {
                 r.status = RefreshStatus::Replaced;
@@ -665,7 +745,7 @@ impl State {
             .or_default();
         link.access_token = Some(at.clone());
         link.refresh_token = Some(rt.clone());
-        Ok(user_token_body(&at, now, &rt, rt_exp))
+        Ok(user_token_body(&at, at_exp, now, &rt, rt_exp))
     }
 
     fn mint_user_access(
@@ -674,8 +754,9 @@ impl State {
         user_id: u64,
         profile_id: u64,
         now: SystemTime,
-    ) -> String {
+    ) -> (String, SystemTime) {
         let at = uuid();
+        let exp = now + self.access_ttl;
         self.access.insert(
             at.clone(),
             AccessRecord {
@@ -684,11 +765,11 @@ impl State {
                     user_id,
                     profile_id,
                 },
-                expires_at: now + ACCESS_TTL,
+                expires_at: exp,
                 revoked: false,
             },
         );
-        at
+        (at, exp)
     }
 
     /// A code or registration grant: new access and refresh token; the link's old refresh
@@ -703,7 +784,7 @@ impl State {
                 }
             }
         }
-        let at = self.mint_user_access(client_id, user_id, profile_id, now);
+        let (at, at_exp) = self.mint_user_access(client_id, user_id, profile_id, now);
         let rt = uuid();
         let rt_exp = now + REFRESH_TTL;
         self.refresh.insert(
@@ -724,7 +805,7 @@ impl State {
                 refresh_token: Some(rt.clone()),
             },
         );
-        user_token_body(&at, now, &rt, rt_exp)
+        user_token_body(&at, at_exp, now, &rt, rt_exp)
     }
 
     // ----- token checks ---------------------------------------------------------------
@@ -789,8 +870,13 @@ impl State {
     }
 }
 
-fn user_token_body(at: &str, now: SystemTime, rt: &str, rt_exp: SystemTime) -> Value {
-    let exp = now + ACCESS_TTL;
+fn user_token_body(
+    at: &str,
+    exp: SystemTime,
+    now: SystemTime,
+    rt: &str,
+    rt_exp: SystemTime,
+) -> Value {
     json!({
         "access_token": at,
         "token_type": "bearer",

@@ -9,11 +9,14 @@ use serde::{Deserialize, Serialize};
 pub struct GrantStats {
     /// Every POST to the token endpoint with this `grant_type`, any outcome.
     pub requests: u64,
-    /// Requests for which tokens were issued (including `drop_after_processing` ones).
+    /// Requests for which tokens were issued (including `drop_after_processing` and
+    /// `late_completion` ones).
     pub successes: u64,
     /// Counts by outcome: `ok`, an OAuth error code (`invalid_grant`, ...),
-    /// `fault:<kind>` when a fault replaced the response, `ok:dropped` for
-    /// `drop_after_processing`.
+    /// `fault:<kind>` when a fault replaced the response, `ok:dropped` /
+    /// `<error>:dropped` for `drop_after_processing`, `ok:late` / `<error>:late` for
+    /// `late_completion`, `rate_limited` when the [rate limit](crate::RateLimit)
+    /// refused the request.
     pub outcomes: BTreeMap<String, u64>,
 }
 
@@ -33,6 +36,14 @@ pub struct Stats {
     /// means nothing more will change tokens until the next request.
     #[serde(default)]
     pub token_in_flight: u64,
+    /// Requests refused with 429 by the [rate limit](crate::RateLimit), token endpoint
+    /// and API together (injected `rate_limit` faults are not counted here).
+    #[serde(default)]
+    pub rate_limited: u64,
+    /// Requests held by a [`late_completion`](crate::FaultKind::LateCompletion) fault that
+    /// have been processed, whether or not the client was still there for the answer.
+    #[serde(default)]
+    pub late_completions: u64,
 }
 
 impl Stats {

@@ -88,6 +88,13 @@ async fn handle(app: App, req: Request) -> Response {
             .unwrap_or_else(|| "(missing)".to_owned()),
     };
     app.lock().stats.token_request(&grant);
+    let client = basic_auth(&parts.headers).ok().map(|(id, _)| id);
+    if let Some(resp) = app.rate_limit(client.as_deref()) {
+        app.lock()
+            .stats
+            .token_outcome(&grant, "rate_limited", false);
+        return resp;
+    }
     let grant_key = format!("token:{grant}");
     let fault = app.take_fault(&["token", &grant_key, "POST /oauth/token"]);
     if let Some(f) = &fault {
@@ -100,55 +107,55 @@ async fn handle(app: App, req: Request) -> Response {
         }
     }
     if let Some(f) = fault
-        .clone()
+        .as_ref()
         .filter(|f| f.kind == FaultKind::LateCompletion)
     {
-        // Detached from the connection: dropping this handler (the client left) does not
-        // stop the processing.
-        let task = tokio::spawn(async move {
+        let worker = app.clone();
+        return faults::complete_late(&app, f, move || {
+            // The in-flight count ends with the processing, not with the connection.
             let _in_flight = in_flight;
-            faults::begin(Some(&f), None).await;
-            respond(&app, &grant, &parts.headers, pairs.as_deref(), false)
-        });
-        return task.await.unwrap_or_else(|_| {
-            json_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &json!({"error": "server_error"}),
+            respond(
+                &worker,
+                &grant,
+                &parts.headers,
+                pairs.as_deref(),
+                Some("late"),
             )
-        });
+        })
+        .await;
     }
     let action = faults::begin(fault.as_ref(), kill.as_ref()).await;
     if let FaultAction::Respond(r) = action {
         return r;
     }
     let dropping = matches!(action, FaultAction::DropAfter);
-    let resp = respond(&app, &grant, &parts.headers, pairs.as_deref(), dropping);
+    let suffix = dropping.then_some("dropped");
+    let resp = respond(&app, &grant, &parts.headers, pairs.as_deref(), suffix);
     faults::finish(dropping, kill.as_ref(), resp).await
 }
 
-/// Processes the request and counts its outcome.
+/// Processes the request and counts its outcome (`ok` or the error code, with
+/// `:<suffix>` when given).
 fn respond(
     app: &App,
     grant: &str,
     headers: &HeaderMap,
     pairs: Option<&[(String, String)]>,
-    dropping: bool,
+    suffix: Option<&str>,
 ) -> Response {
     let result = process(app, headers, pairs);
+    let outcome = |base: &str| match suffix {
+        Some(sfx) => format!("{base}:{sfx}"),
+        None => base.to_owned(),
+    };
     let mut s = app.lock();
     match result {
         Ok(v) => {
-            let outcome = if dropping { "ok:dropped" } else { "ok" };
-            s.stats.token_outcome(grant, outcome, true);
+            s.stats.token_outcome(grant, &outcome("ok"), true);
             json_response(StatusCode::OK, &v)
         }
         Err(e) => {
-            let outcome = if dropping {
-                format!("{}:dropped", e.error)
-            } else {
-                e.error.to_owned()
-            };
-            s.stats.token_outcome(grant, &outcome, false);
+            s.stats.token_outcome(grant, &outcome(e.error), false);
             e.into_response()
         }
     }

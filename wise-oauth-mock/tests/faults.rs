@@ -192,12 +192,12 @@ async fn late_completion_applies_a_refresh_the_client_gave_up_on() {
     let (at, rt) = link(&wise, "alice@example.com").await;
     wise.inject_fault(Fault::late_completion(
         "token:refresh_token",
-        std::time::Duration::from_millis(400),
+        Duration::from_millis(1500),
     ));
     let result = http()
         .post(format!("{}/oauth/token", wise.base_url()))
         .basic_auth("wise-demo-client", Some("wise-demo-secret"))
-        .timeout(std::time::Duration::from_millis(100))
+        .timeout(Duration::from_millis(250))
         .form(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", rt.as_str()),
@@ -205,22 +205,127 @@ async fn late_completion_applies_a_refresh_the_client_gave_up_on() {
         .send()
         .await;
     assert!(result.unwrap_err().is_timeout(), "the client gave up");
-    // Not processed yet when the client left...
+    // Held, not processed yet, when the client left...
+    let stats = wise.stats();
+    assert_eq!(stats.late_completions, 0);
+    assert_eq!(stats.token_in_flight, 1, "the request is still held");
     assert!(wise.access_token_is_valid(&at));
-    // ...but completed later all the same (bounded wait on the emulator's own counter).
-    tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        while wise.stats().token_successes("refresh_token") == 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the late completion happened");
+    // ...but completed later all the same.
+    tokio::time::timeout(Duration::from_secs(10), wise.wait_for_late_completions(1))
+        .await
+        .expect("the late completion happened");
     assert!(
         !wise.access_token_is_valid(&at),
         "the late refresh killed it"
     );
+    assert_eq!(
+        get_api(&wise, "/v1/me", &at).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     let tokens = wise.user_tokens("alice@example.com");
-    assert_ne!(tokens[0].access_token.as_deref(), Some(at.as_str()));
+    let new_at = tokens[0].access_token.clone().expect("a new access token");
+    assert_ne!(new_at, at);
+    assert_eq!(
+        get_api(&wise, "/v1/me", &new_at).await.status(),
+        StatusCode::OK
+    );
+    let stats = wise.stats();
+    assert_eq!(stats.late_completions, 1);
+    assert_eq!(stats.token_in_flight, 0);
+    assert_eq!(stats.faults_applied, 1);
+    assert_eq!(stats.token_requests("refresh_token"), 1);
+    assert_eq!(stats.token_successes("refresh_token"), 1);
+    assert_eq!(stats.token_outcomes("refresh_token", "ok:late"), 1);
+    assert_eq!(stats.token_outcomes("refresh_token", "ok"), 0);
+}
+
+#[tokio::test]
+async fn late_completion_answers_a_client_that_waits() {
+    let wise = start().await;
+    let (at, rt) = link(&wise, "alice@example.com").await;
+    wise.inject_fault(Fault::late_completion(
+        "token:refresh_token",
+        Duration::from_millis(300),
+    ));
+    let t = Instant::now();
+    let (status, body) = refresh(&wise, &rt).await;
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "the request was held"
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let new_at = body["access_token"].as_str().unwrap();
+    assert_ne!(new_at, at);
+    assert!(wise.access_token_is_valid(new_at));
+    assert!(!wise.access_token_is_valid(&at));
+    // Already processed when the answer came: the wait returns at once.
+    tokio::time::timeout(Duration::from_secs(5), wise.wait_for_late_completions(1))
+        .await
+        .expect("counted");
+    assert_eq!(wise.stats().token_outcomes("refresh_token", "ok:late"), 1);
+    // A late completion that fails is counted with its error.
+    wise.inject_fault(Fault::late_completion(
+        "token:refresh_token",
+        Duration::from_millis(10),
+    ));
+    assert_eq!(
+        refresh(&wise, "no-such-token").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let stats = wise.stats();
+    assert_eq!(stats.late_completions, 2);
+    assert_eq!(
+        stats.token_outcomes("refresh_token", "invalid_grant:late"),
+        1
+    );
+    assert_eq!(stats.token_successes("refresh_token"), 1);
+}
+
+#[tokio::test]
+async fn late_completion_at_the_api_over_the_control_api() {
+    let wise = start().await;
+    let c = http();
+    let resp = c
+        .post(format!("{}/__mock/faults", wise.base_url()))
+        .json(
+            &serde_json::json!({"endpoint": "signup", "kind": "late_completion", "delay_ms": 1500}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let (status, cc) = token(&wise, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(status, StatusCode::OK);
+    let result = c
+        .post(format!(
+            "{}/v1/user/signup/registration_code",
+            wise.base_url()
+        ))
+        .bearer_auth(cc["access_token"].as_str().unwrap())
+        .timeout(Duration::from_millis(250))
+        .json(&serde_json::json!({"email": "late@example.com", "registrationCode": "r".repeat(32)}))
+        .send()
+        .await;
+    assert!(result.unwrap_err().is_timeout(), "the client gave up");
+    assert!(wise.profile_ids("late@example.com").is_empty(), "not yet");
+    tokio::time::timeout(Duration::from_secs(10), wise.wait_for_late_completions(1))
+        .await
+        .expect("the late completion happened");
+    assert_eq!(
+        wise.profile_ids("late@example.com").len(),
+        1,
+        "user created"
+    );
+    let stats: Value = c
+        .get(format!("{}/__mock/stats", wise.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["late_completions"], 1);
+    assert_eq!(stats["faults_applied"], 1);
 }
 
 #[tokio::test]
