@@ -32,7 +32,7 @@ use self::app_token::AppTokenCache;
 use self::cache::{CacheEntry, CacheState, LinkCache, Thresholds};
 use self::lease::HeldLease;
 pub(crate) use self::lease::LEASE_MARGIN;
-use self::refresh::{Breaker, LeaseWait, Pacing, RefreshPause, Unpersisted};
+use self::refresh::{Breaker, LeaseWait, Pacing, RefreshPause, Rotation, Unpersisted};
 use self::single_flight::{Flights, Reason};
 use crate::clock::Clock;
 use crate::config::WiseConfig;
@@ -140,6 +140,8 @@ struct Inner {
     pacing: Mutex<HashMap<LinkKey, Pacing>>,
     /// Every refresh of this process waits while Wise's `Retry-After` lasts.
     pause: RefreshPause,
+    /// Whether Wise rotates refresh tokens, as observed.
+    rotation: Rotation,
     breaker: Breaker,
     /// Bounds concurrent refresh calls (see [`ManagerSettings::max_concurrent_refreshes`]).
     refresh_permits: tokio::sync::Semaphore,
@@ -185,6 +187,7 @@ impl TokenManager {
                 unpersisted: Mutex::new(HashMap::new()),
                 pacing: Mutex::new(HashMap::new()),
                 pause: RefreshPause::default(),
+                rotation: Rotation::default(),
                 breaker: Breaker::default(),
                 refresh_permits: tokio::sync::Semaphore::new(permits),
                 app: AppTokenCache::default(),

@@ -114,6 +114,37 @@ impl RefreshPause {
     }
 }
 
+/// Whether Wise rotates refresh tokens, as seen on this process's refreshes (Wise does
+/// not document it). Unknown until the first successful refresh.
+#[derive(Debug)]
+pub(super) struct Rotation(std::sync::atomic::AtomicU8);
+
+impl Default for Rotation {
+    fn default() -> Self {
+        Self(std::sync::atomic::AtomicU8::new(ROTATION_UNKNOWN))
+    }
+}
+
+const ROTATION_UNKNOWN: u8 = 0;
+const ROTATION_ROTATES: u8 = 1;
+const ROTATION_KEEPS: u8 = 2;
+
+impl Rotation {
+    fn observe(&self, sent: &TokenSet, fresh: &TokenSet) {
+        let seen = if sent.refresh_token.expose_secret() == fresh.refresh_token.expose_secret() {
+            ROTATION_KEEPS
+        } else {
+            ROTATION_ROTATES
+        };
+        self.0.store(seen, Ordering::Relaxed);
+    }
+
+    /// Wise was seen to keep the refresh token on refresh.
+    fn keeps_refresh_tokens(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == ROTATION_KEEPS
+    }
+}
+
 /// What to do with the lease after a refresh attempt.
 enum LeaseFate {
     Release,
@@ -470,6 +501,7 @@ impl TokenManager {
         match self.call_refresh(key, &current, &tokens, lease).await {
             Ok(response) => match response.into_token_set(Some(&tokens.refresh_token)) {
                 Ok(fresh) => {
+                    self.inner.rotation.observe(&tokens, &fresh);
                     self.record_success(key, &fresh, self.inner.clock.now());
                     self.persist_refreshed(key, &current, fresh, lease.holder())
                         .await
@@ -541,6 +573,8 @@ impl TokenManager {
         async {
             let started = tokio::time::Instant::now();
             let mut attempt = 0u32;
+            // The send time of the last attempt that timed out (Wise may still complete it).
+            let mut abandoned: Option<tokio::time::Instant> = None;
             loop {
                 attempt += 1;
                 tracing::Span::current().record("attempt", attempt);
@@ -570,9 +604,34 @@ impl TokenManager {
                     .refresh_attempt(&tokens.refresh_token, &correlation_id, s.refresh_timeout)
                     .await
                 {
-                    Ok(response) => return Ok(response),
+                    Ok(response) => {
+                        let kept = response
+                            .refresh_token
+                            .as_ref()
+                            .is_none_or(|r| r.expose_secret() == tokens.refresh_token.expose_secret());
+                        let pending = abandoned
+                            .take()
+                            .map(|at| (at + s.late_completion_bound).saturating_duration_since(tokio::time::Instant::now()))
+                            .filter(|left| !left.is_zero());
+                        match pending {
+                            // We retried at once after a timeout (rotation unknown) and learn
+                            // now that Wise keeps refresh tokens: the abandoned call, if Wise
+                            // completes it, will kill the access token just issued. Wait it
+                            // out and refresh once more, so the token we hand out is issued
+                            // after the last refresh Wise processes.
+                            Some(left) if kept && started.elapsed() + left < RETRY_BUDGET => {
+                                tracing::info!("waiting out an abandoned refresh call before using the new token");
+                                tokio::time::sleep(left).await;
+                                continue;
+                            }
+                            _ => return Ok(response),
+                        }
+                    }
                     Err(err) => err,
                 };
+                if err == EndpointError::Timeout {
+                    abandoned = Some(sent);
+                }
                 if let EndpointError::RateLimited {
                     retry_after: Some(ra),
                 } = &err
@@ -588,16 +647,21 @@ impl TokenManager {
                 ) else {
                     return Err(Stop::Wise(err));
                 };
-                if err == EndpointError::Timeout {
-                    // Ambiguous: Wise may still complete the call we gave up on, and if it
-                    // completed after our next attempt it would kill the access token that
-                    // attempt returned, after we handed it out. So the next attempt waits
-                    // until the abandoned one must have ended at Wise
-                    // (`late_completion_bound` after it was sent); then the next attempt is
-                    // the last refresh Wise processes for this link, and its access token
-                    // stays valid. (A dropped connection is not waited for: the server
-                    // ended that exchange.) The heartbeat holds the lease meanwhile.
+                if err == EndpointError::Timeout && self.inner.rotation.keeps_refresh_tokens() {
+                    // Ambiguous: Wise may still complete the call we gave up on. When Wise
+                    // keeps refresh tokens, a completion after our next attempt would kill
+                    // the access token that attempt returned, after we handed it out; so the
+                    // next attempt waits until the abandoned one must have ended at Wise
+                    // (`late_completion_bound` after it was sent) and is then the last
+                    // refresh Wise processes: its access token stays valid. When Wise
+                    // rotates them (or we have not seen which yet), waiting would be wrong:
+                    // a late completion kills the refresh token we hold and issues one we
+                    // never see, so the retry goes out at once and, if it lands first, the
+                    // late completion fails harmlessly on the rotated token. (A dropped
+                    // connection is not waited for: the server ended that exchange.) The
+                    // heartbeat holds the lease meanwhile.
                     wait = wait.max(s.late_completion_bound.saturating_sub(sent.elapsed()));
+                    abandoned = None;
                     if started.elapsed() + wait >= RETRY_BUDGET {
                         return Err(Stop::Wise(err));
                     }

@@ -127,13 +127,20 @@ impl TokenManager {
     }
 
     /// Waits until every refresh running in this process has ended (its result persisted
-    /// or given up), or `within` has passed. `true` when none is left running.
+    /// or given up, an unpersisted set written), or `within` has passed. `true` when none is left running.
     pub(crate) async fn drain(&self, within: std::time::Duration) -> bool {
         let running: Vec<SharedFlight> = lock(&self.inner.flights.map)
             .values()
             .map(|(_, flight)| flight.clone())
             .collect();
-        let all = futures::future::join_all(running);
+        let all = async {
+            futures::future::join_all(running).await;
+            // Sets Wise issued that the store has not taken yet: their writer keeps trying;
+            // exiting before it succeeds would lose them.
+            while !lock(&self.inner.unpersisted).is_empty() {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        };
         tokio::time::timeout(within, all).await.is_ok()
     }
 

@@ -1,0 +1,403 @@
+//! A seeded, randomized fault schedule for the refresh protocol.
+//!
+//! Per seed: three `WiseOAuth` instances in one process over one store (memory, with
+//! injected slow and failing loads and saves), the emulator over loopback injecting random
+//! delays longer than the client timeout, dropped connections, lost responses, late
+//! completions of abandoned calls, 5xx, 429, gateway 403s and error objects in a 200, and
+//! now and then a fourth instance whose runtime is killed in the middle of its refresh.
+//! Each round expires every link and lets all instances ask for tokens at once; after
+//! quiescence an invariant checker asserts:
+//! - every link is still stored, active (no needless re-link), and its stored refresh and
+//!   access tokens are valid at the emulator (nothing lost);
+//! - every access token handed out in the round is still valid at the emulator (none was
+//!   killed by a refresh of our own making);
+//! - Wise issued at most one new token set per link per round, plus two for each fault that
+//!   made an outcome ambiguous (a lost response, a late completion, a killed holder): the
+//!   call Wise completed unseen, and the refresh that follows once it must have ended.
+//!
+//! Real HTTP and real time (the emulator and the manager cannot share a paused clock), made
+//! repeatable where it matters: the fault schedule, the store's faults and the kill points
+//! all come from the seed. `SIM_SEEDS=N` runs N seeds (default 8), `SIM_SEED=S` replays
+//! one; a failing seed prints itself. `scripts/soak.sh` runs thousands.
+
+mod manager_support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use manager_support::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use wise_oauth_core::{
+    async_trait, LeaseHolder, LinkKey, LinkRecord, LinkStatus, MemoryTokenStore, StoreError,
+    TokenStore, UserId, Version, Versioned, WiseOAuth,
+};
+use wise_oauth_mock::{Fault, MockWiseHandle};
+
+const INSTANCES: usize = 3;
+const LINKS: usize = 3;
+const ROUNDS: usize = 3;
+const CALLS_PER_LINK: usize = 2;
+const LEASE_TTL: Duration = Duration::from_secs(3);
+const REFRESH_TIMEOUT: Duration = Duration::from_millis(300);
+const LATE_BOUND: Duration = Duration::from_millis(1200);
+
+/// A store that, while switched on, fails or slows its calls at random (seeded).
+#[derive(Debug, Clone)]
+struct ChaosStore {
+    inner: MemoryTokenStore,
+    on: Arc<AtomicBool>,
+    rng: Arc<Mutex<StdRng>>,
+}
+
+enum Chaos {
+    None,
+    Fail,
+    Slow(Duration),
+    /// Apply the write, then report a failure (the reply was lost).
+    FailAfter,
+}
+
+impl ChaosStore {
+    fn roll(&self) -> Chaos {
+        if !self.on.load(Ordering::SeqCst) {
+            return Chaos::None;
+        }
+        let mut rng = self.rng.lock().unwrap();
+        match rng.gen_range(0..100) {
+            0..=5 => Chaos::Fail,
+            6..=8 => Chaos::FailAfter,
+            9..=20 => Chaos::Slow(Duration::from_millis(rng.gen_range(5..150))),
+            _ => Chaos::None,
+        }
+    }
+}
+
+fn down() -> StoreError {
+    StoreError::Unavailable("injected store fault".into())
+}
+
+#[async_trait]
+impl TokenStore for ChaosStore {
+    async fn load(&self, key: &LinkKey) -> Result<Option<Versioned<LinkRecord>>, StoreError> {
+        match self.roll() {
+            Chaos::Fail => Err(down()),
+            Chaos::Slow(d) => {
+                tokio::time::sleep(d).await;
+                self.inner.load(key).await
+            }
+            _ => self.inner.load(key).await,
+        }
+    }
+
+    async fn save(
+        &self,
+        key: &LinkKey,
+        record: &LinkRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        match self.roll() {
+            Chaos::Fail => Err(down()),
+            Chaos::FailAfter => {
+                self.inner.save(key, record, expected).await?;
+                Err(down())
+            }
+            Chaos::Slow(d) => {
+                tokio::time::sleep(d).await;
+                self.inner.save(key, record, expected).await
+            }
+            Chaos::None => self.inner.save(key, record, expected).await,
+        }
+    }
+
+    async fn delete(&self, key: &LinkKey) -> Result<bool, StoreError> {
+        self.inner.delete(key).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        key: &LinkKey,
+        holder: LeaseHolder,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        if let Chaos::Slow(d) = self.roll() {
+            tokio::time::sleep(d / 4).await;
+        }
+        self.inner.acquire_lease(key, holder, ttl).await
+    }
+
+    async fn release_lease(&self, key: &LinkKey, holder: LeaseHolder) -> Result<(), StoreError> {
+        self.inner.release_lease(key, holder).await
+    }
+}
+
+fn instance_on(mock: &MockWiseHandle, store: &ChaosStore) -> WiseOAuth {
+    WiseOAuth::builder(config(mock, &Settings::default()))
+        .store(store.clone())
+        .clock(MockClock(mock.clone()))
+        .lease_ttl(LEASE_TTL)
+        .refresh_timeout(REFRESH_TIMEOUT)
+        .late_completion_bound(LATE_BOUND)
+        .build()
+        .unwrap()
+}
+
+/// A random fault for the refresh grant; `true` when it can make an outcome ambiguous
+/// (Wise may have issued tokens whose answer we never saw).
+fn random_fault(rng: &mut StdRng) -> (Fault, bool) {
+    let e = "token:refresh_token";
+    let slow = Duration::from_millis(rng.gen_range(350..1000));
+    match rng.gen_range(0..9) {
+        0 => (Fault::delay(e, slow), false),
+        1 => (Fault::drop_connection(e), false),
+        2 => (Fault::drop_after_processing(e), true),
+        3 => (Fault::late_completion(e, slow), true),
+        4 => (Fault::status(e, 500, r#"{"error":"server_error"}"#), false),
+        5 => (
+            Fault::status_with_type(e, 502, "<h1>Bad gateway</h1>", "text/html"),
+            false,
+        ),
+        6 => (Fault::rate_limit(e, 1), false),
+        7 => (
+            Fault::status_with_type(e, 403, "<h1>Blocked</h1>", "text/html"),
+            false,
+        ),
+        _ => (Fault::status(e, 200, r#"{"error":"invalid_grant"}"#), false),
+    }
+}
+
+/// Starts a refresh on an instance of its own runtime and kills that runtime once the
+/// emulator has the call, leaving its lease and maybe an abandoned call behind.
+fn killed_mid_refresh(mock: &MockWiseHandle, store: &ChaosStore, user: &UserId) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let wise = {
+        let _enter = runtime.enter();
+        instance_on(mock, store)
+    };
+    let before = mock.stats().token_requests("refresh_token");
+    let user = user.clone();
+    runtime.spawn(async move {
+        let _ = wise.token(&user).await;
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while mock.stats().token_requests("refresh_token") == before
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::yield_now();
+    }
+    runtime.shutdown_background();
+}
+
+async fn quiesce(mock: &MockWiseHandle, instances: &[WiseOAuth]) {
+    for wise in instances {
+        assert!(
+            wise.shutdown(Duration::from_secs(30)).await,
+            "refreshes drained"
+        );
+    }
+    wait_for("the emulator to finish every token request", || {
+        mock.stats().token_in_flight == 0
+    })
+    .await;
+}
+
+async fn run_seed(seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let rotate = rng.gen_bool(0.5);
+    let mock = start_mock(rotate).await;
+    eprintln!("  refresh-token rotation: {rotate}");
+    let store = ChaosStore {
+        inner: MemoryTokenStore::default(),
+        on: Arc::new(AtomicBool::new(false)),
+        rng: Arc::new(Mutex::new(StdRng::seed_from_u64(seed ^ 0x5eed))),
+    };
+    let instances: Vec<WiseOAuth> = (0..INSTANCES).map(|_| instance_on(&mock, &store)).collect();
+    let mut users = Vec::new();
+    for i in 0..LINKS {
+        let email = format!("sim{i}@example.com");
+        new_wise_user(&mock, &email);
+        let u = user(&format!("sim-user-{i}"));
+        link(&instances[i % INSTANCES], &mock, &u, &email).await;
+        users.push(u);
+    }
+    let key = |u: &UserId| instances[0].link_key(u);
+
+    for round in 0..ROUNDS {
+        let issued_before = mock.stats().token_successes("refresh_token");
+        let mut versions_before = Vec::new();
+        for u in &users {
+            versions_before.push(stored(&store.inner, &key(u)).await.version.0);
+        }
+        mock.advance_clock(EXPIRED);
+        let mut ambiguous = 0u64;
+        for _ in 0..rng.gen_range(0..4) {
+            let (fault, may_issue) = random_fault(&mut rng);
+            let times = rng.gen_range(1..=2);
+            if may_issue {
+                ambiguous += u64::from(times);
+            }
+            eprintln!("  round {round}: {:?} x{times}", fault.kind);
+            mock.inject_fault(fault.times(times));
+        }
+        if rng.gen_bool(0.3) {
+            let victim = users[rng.gen_range(0..LINKS)].clone();
+            eprintln!("  round {round}: an instance dies refreshing {victim}");
+            let (m, st) = (mock.clone(), store.clone());
+            tokio::task::spawn_blocking(move || killed_mid_refresh(&m, &st, &victim))
+                .await
+                .unwrap();
+            // Its call may still be completed by Wise after it died.
+            ambiguous += 1;
+        }
+        store.on.store(true, Ordering::SeqCst);
+        let mut calls = Vec::new();
+        for (i, wise) in instances.iter().enumerate() {
+            for u in &users {
+                for _ in 0..CALLS_PER_LINK {
+                    let (wise, u, mock) = (wise.clone(), u.clone(), mock.clone());
+                    calls.push(tokio::spawn(async move {
+                        let result = wise.token(&u).await;
+                        // Valid at the emulator when handed out?
+                        let alive = result.as_ref().ok().map(|t| {
+                            let at = t.access_token().expose_secret().to_owned();
+                            (mock.access_token_is_valid(&at), at)
+                        });
+                        (i, u, result.err(), alive)
+                    }));
+                }
+            }
+        }
+        let mut handed_out = Vec::new();
+        for call in calls {
+            let (i, u, err, alive) = call.await.unwrap();
+            if let Some(err) = &err {
+                // With rotation, a lost answer (a dropped response, a late completion, a
+                // killed holder's call) can leave Wise holding the only live refresh token:
+                // that re-link is forced by the fault. Anything else must be transient.
+                let forced = rotate && ambiguous > 0;
+                assert!(
+                    matches!(err, wise_oauth_core::TokenError::Unavailable { .. })
+                        || (forced && matches!(err, wise_oauth_core::TokenError::RelinkRequired)),
+                    "seed {seed} round {round}: instance {i} got {err:?} for {u}"
+                );
+            }
+            if let Some((valid_then, at)) = alive {
+                assert!(
+                    valid_then,
+                    "seed {seed} round {round}: instance {i} handed out a dead token for {u}"
+                );
+                handed_out.push((u, at));
+            }
+        }
+        store.on.store(false, Ordering::SeqCst);
+        quiesce(&mock, &instances).await;
+        mock.clear_faults();
+
+        let mut relink = Vec::new();
+        for (i, u) in users.iter().enumerate() {
+            let s = stored(&store.inner, &key(u)).await;
+            // Forced by the fault: Wise rotated the refresh token in an answer we never saw
+            // (the link is marked, or will be on its next refresh if the store failed the
+            // marking write).
+            let lost = s.status == LinkStatus::NeedsRelink
+                || !mock.refresh_token_is_valid(&s.refresh_token);
+            if lost && rotate && ambiguous > 0 {
+                eprintln!("  round {round}: {u} must re-link (rotated token lost to a fault)");
+                relink.push(i);
+                continue;
+            }
+            assert_eq!(
+                s.status,
+                LinkStatus::Active,
+                "seed {seed} round {round}: needless re-link of {u}"
+            );
+            assert!(
+                mock.refresh_token_is_valid(&s.refresh_token),
+                "seed {seed} round {round}: stored refresh token of {u} is dead"
+            );
+        }
+        for (u, at) in &handed_out {
+            assert!(
+                mock.access_token_is_valid(at),
+                "seed {seed} round {round}: a token handed out for {u} was killed by a later refresh"
+            );
+        }
+        let issued = mock.stats().token_successes("refresh_token") - issued_before;
+        let mut versions = Vec::new();
+        for (i, u) in users.iter().enumerate() {
+            versions.push((
+                versions_before[i],
+                stored(&store.inner, &key(u)).await.version.0,
+            ));
+        }
+        assert!(
+            issued <= LINKS as u64 + 2 * ambiguous,
+            "seed {seed} round {round}: {issued} token sets issued for {LINKS} links \
+             ({ambiguous} ambiguous faults); outcomes {:?}; versions {versions:?}",
+            mock.stats()
+                .grants
+                .get("refresh_token")
+                .map(|g| g.outcomes.clone())
+        );
+        for i in relink {
+            link(
+                &instances[0],
+                &mock,
+                &users[i],
+                &format!("sim{i}@example.com"),
+            )
+            .await;
+        }
+        // Whatever failed in this round, the next request after it gets a live token.
+        for u in &users {
+            let mut token = None;
+            for _ in 0..3 {
+                match instances[0].token(u).await {
+                    Ok(t) => {
+                        token = Some(t);
+                        break;
+                    }
+                    // A failure backoff (at most a few seconds here) may still run.
+                    Err(e) => {
+                        let wait = e.retry_after().unwrap_or(Duration::from_secs(1));
+                        mock.advance_clock(wait + Duration::from_secs(1));
+                    }
+                }
+            }
+            let token = token.unwrap_or_else(|| panic!("seed {seed} round {round}: {u} stuck"));
+            assert!(
+                mock.access_token_is_valid(token.access_token().expose_secret()),
+                "seed {seed} round {round}: dead token for {u} after the round"
+            );
+        }
+        quiesce(&mock, &instances).await;
+    }
+    mock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeded_fault_schedules_keep_every_invariant() {
+    let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
+        Ok(one) => vec![one.parse().expect("SIM_SEED is a number")],
+        Err(_) => {
+            let n: u64 = std::env::var("SIM_SEEDS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(8);
+            let base: u64 = std::env::var("SIM_BASE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            (base..base + n).collect()
+        }
+    };
+    for seed in seeds {
+        eprintln!("simulation seed {seed} (replay: SIM_SEED={seed})");
+        run_seed(seed).await;
+    }
+}
