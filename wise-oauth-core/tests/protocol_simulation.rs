@@ -71,7 +71,16 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for TimeoutCounter {
 
 fn count_timeouts() {
     use tracing_subscriber::layer::SubscriberExt as _;
-    let subscriber = tracing_subscriber::registry().with(TimeoutCounter);
+    use tracing_subscriber::Layer as _;
+    // `SIM_LOG=info` (an env-filter) also prints the library's logs, for a replay.
+    let log = std::env::var("SIM_LOG").ok().map(|filter| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(tracing_subscriber::EnvFilter::new(filter))
+    });
+    let subscriber = tracing_subscriber::registry()
+        .with(TimeoutCounter)
+        .with(log);
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
 

@@ -312,22 +312,7 @@ async fn an_unlink_racing_a_refresh_leaves_no_token_behind() {
 async fn a_callback_whose_browser_leaves_still_completes_the_link() {
     let env = Env::new().await;
     let u = user("u1");
-    env.mock.set_auto_approve(Some(ALICE));
-    let start = env.wise.start_link(&u, None, None).await.unwrap();
-    let cookie = start
-        .set_cookie()
-        .split(';')
-        .next()
-        .and_then(|c| c.split_once('='))
-        .map(|(_, v)| v.to_owned())
-        .unwrap();
-    let response = no_redirect_client()
-        .get(start.authorize_url().clone())
-        .send()
-        .await
-        .unwrap();
-    let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
-    let query = location.query().unwrap().to_owned();
+    let (query, cookie) = consent(&env.wise, &env.mock, &u, ALICE).await;
     // Wise takes its time issuing the grant; the browser gives up meanwhile.
     env.mock.inject_fault(Fault::delay(
         "token:authorization_code",

@@ -276,10 +276,11 @@ impl TokenManager {
                                 self.inner.cache.put(key, extended);
                                 return Ok(valid);
                             }
-                            CacheState::NeedsRelink { .. } => {
-                                return Err(TokenError::RelinkRequired)
+                            // A re-link verdict past its revalidation is not served from
+                            // memory: the store (down now) may hold a newer link.
+                            CacheState::NeedsRelink { .. } | CacheState::Active { .. } => {
+                                return Err(store_error(&e))
                             }
-                            CacheState::Active { .. } => return Err(store_error(&e)),
                         }
                     }
                     _ => return Err(store_error(&e)),

@@ -222,6 +222,20 @@ impl Env {
 
 /// Links `user` to the emulator user `email` through the real flow (auto-approve).
 pub async fn link(wise: &WiseOAuth, mock: &MockWiseHandle, user: &UserId, email: &str) {
+    let (query, cookie) = consent(wise, mock, user, email).await;
+    wise.complete_link(user, &query, Some(&cookie))
+        .await
+        .unwrap();
+}
+
+/// Starts a link flow and lets the emulator approve it: the callback's raw query and the
+/// binding cookie's value, ready for `complete_link`.
+pub async fn consent(
+    wise: &WiseOAuth,
+    mock: &MockWiseHandle,
+    user: &UserId,
+    email: &str,
+) -> (String, String) {
     mock.set_auto_approve(Some(email));
     let start = wise.start_link(user, None, None).await.unwrap();
     let cookie = start
@@ -238,10 +252,7 @@ pub async fn link(wise: &WiseOAuth, mock: &MockWiseHandle, user: &UserId, email:
         .unwrap();
     assert!(response.status().is_redirection(), "{}", response.status());
     let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
-    let query = location.query().unwrap().to_owned();
-    wise.complete_link(user, &query, Some(&cookie))
-        .await
-        .unwrap();
+    (location.query().unwrap().to_owned(), cookie)
 }
 
 /// Creates an emulator user with one personal profile.
