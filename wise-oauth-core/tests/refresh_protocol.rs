@@ -83,8 +83,10 @@ async fn a_slow_wise_reply_never_outlives_the_lease_while_a_sibling_takes_over()
         }
     }
     assert_eq!(stored.status, LinkStatus::Active);
-    // The abandoned call was dropped by the emulator; exactly one refresh took effect.
-    assert_eq!(env.refresh_successes(), 1);
+    // The abandoned call was dropped by the emulator. The retry went out at once (whether
+    // Wise rotates refresh tokens was not known yet) and, once its answer showed that Wise
+    // keeps them, one more refresh followed after the abandoned call's bound: at most two.
+    assert!((1..=2).contains(&env.refresh_successes()));
 }
 
 async fn transient_answer_keeps_the_link(fault: Fault) {

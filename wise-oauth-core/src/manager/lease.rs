@@ -59,6 +59,9 @@ struct LeaseState {
     valid_until: Instant,
     /// Someone else took it: no more calls under this lease.
     lost: bool,
+    /// A call we gave up on may still be completed by Wise until then: the lease is not
+    /// given up before (see [`HeldLease::guard`]).
+    guard_until: Option<Instant>,
 }
 
 impl HeldLease {
@@ -74,6 +77,7 @@ impl HeldLease {
         let state = Arc::new(Mutex::new(LeaseState {
             valid_until: granted_at + ttl,
             lost: false,
+            guard_until: None,
         }));
         let heartbeat = tokio::spawn(heartbeat(
             store.clone(),
@@ -91,6 +95,20 @@ impl HeldLease {
             heartbeat,
             settled: false,
         }
+    }
+
+    /// Keeps other holders out until `until` even after this value is released: a call we
+    /// abandoned may still be completed by Wise until then.
+    pub(super) fn guard(&self, until: Instant) {
+        let mut state = lock(&self.state);
+        state.guard_until = Some(state.guard_until.map_or(until, |g| g.max(until)));
+    }
+
+    /// How long the guard set by [`guard`](Self::guard) still lasts.
+    pub(super) fn guarded_for(&self) -> Duration {
+        lock(&self.state).guard_until.map_or(Duration::ZERO, |g| {
+            g.saturating_duration_since(Instant::now())
+        })
     }
 
     /// The holder id (handed on when the lease outlives this value).
@@ -133,6 +151,15 @@ impl HeldLease {
     pub(super) async fn release(mut self) {
         self.settled = true;
         self.heartbeat.abort();
+        let guarded = self.guarded_for();
+        if !guarded.is_zero() {
+            // Leave it to expire when the abandoned call must have ended.
+            let _ = self
+                .store
+                .acquire_lease(&self.key, self.holder, guarded)
+                .await;
+            return;
+        }
         if let Err(e) = self.store.release_lease(&self.key, self.holder).await {
             // It expires on its own after its TTL.
             tracing::warn!(error = %e, "token store lease release failed");

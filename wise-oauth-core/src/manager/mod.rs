@@ -7,8 +7,10 @@
 //! * An expired token joins (or leads) the single refresh of that link: one spawned task
 //!   per link in this process, and one lease holder across instances. The new tokens are
 //!   written (compare-and-swap) before anyone sees them.
-//! * `invalid_grant` / 403 marks the link as needing a re-link (tokens kept); client
+//! * A 4xx `invalid_grant` marks the link as needing a re-link (tokens kept); client
 //!   errors open a breaker and touch no record; transient errors leave the record as is.
+//! * Every call to Wise's refresh is fenced by the link's lease (see `lease`): a short
+//!   lease, renewed while its holder works, extended and checked before each attempt.
 
 mod app_token;
 mod cache;

@@ -255,12 +255,12 @@ impl TokenManager {
                 Ok((result, LeaseFate::HoldFor(backoff))) => {
                     // The failure backoff is shared with the other instances: the lease
                     // stays taken for it (at most one TTL), so they wait instead of calling.
+                    // Never shorter than the guard of a call we gave up on.
+                    let hold = backoff
+                        .min(self.inner.settings.lease_ttl)
+                        .max(lease.guarded_for());
                     let holder = lease.keep();
-                    let _ = self
-                        .inner
-                        .store
-                        .acquire_lease(key, holder, backoff.min(self.inner.settings.lease_ttl))
-                        .await;
+                    let _ = self.inner.store.acquire_lease(key, holder, hold).await;
                     if let Some(p) = lock(&self.inner.pacing).get_mut(key) {
                         p.held = Some(holder);
                     }
@@ -631,6 +631,7 @@ impl TokenManager {
                 };
                 if err == EndpointError::Timeout {
                     abandoned = Some(sent);
+                    lease.guard(sent + s.late_completion_bound);
                 }
                 if let EndpointError::RateLimited {
                     retry_after: Some(ra),
@@ -814,7 +815,7 @@ impl TokenManager {
         }
     }
 
-    /// Wise said `invalid_grant` / 403. Unless a sibling changed the record meanwhile, mark
+    /// Wise said `invalid_grant` (in a 4xx). Unless a sibling changed the record meanwhile, mark
     /// it as needing a re-link, keeping its tokens (I1).
     async fn mark_needs_relink(
         &self,

@@ -35,7 +35,7 @@ pub struct Versioned<T> {
 pub enum LinkStatus {
     /// The tokens are (as far as we know) valid.
     Active,
-    /// Wise rejected the refresh token (`invalid_grant` or a 403): the user must link again.
+    /// Wise rejected the refresh token (`invalid_grant` in a 4xx answer): the user must link again.
     /// The record is kept until the app unlinks or the user links again.
     NeedsRelink,
 }
