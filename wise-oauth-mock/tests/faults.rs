@@ -316,14 +316,7 @@ async fn late_completion_at_the_api_over_the_control_api() {
         1,
         "user created"
     );
-    let stats: Value = c
-        .get(format!("{}/__mock/stats", wise.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = get_json(&c, format!("{}/__mock/stats", wise.base_url())).await;
     assert_eq!(stats["late_completions"], 1);
     assert_eq!(stats["faults_applied"], 1);
 }

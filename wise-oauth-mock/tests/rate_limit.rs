@@ -173,14 +173,7 @@ async fn per_minute_window_and_control_api() {
     assert_limited(cc(&c, &wise, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET).await, "1").await;
     wise.advance_clock(Duration::from_secs(1));
     assert_eq!(demo_cc(&c, &wise).await, StatusCode::OK);
-    let stats: Value = c
-        .get(format!("{base}/__mock/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = get_json(&c, format!("{base}/__mock/stats")).await;
     assert_eq!(stats["rate_limited"], 3);
     assert_eq!(
         stats["grants"]["client_credentials"]["outcomes"]["rate_limited"],
@@ -195,14 +188,7 @@ async fn per_minute_window_and_control_api() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let v: Value = c
-        .get(format!("{base}/__mock/config"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(&c, format!("{base}/__mock/config")).await;
     assert_eq!(v["rotate_refresh_tokens"], false);
     assert_eq!(v["rate_limit"]["per_minute"], 150);
     let resp = c

@@ -106,14 +106,7 @@ async fn lifetime_and_frozen_clock_over_the_control_api() {
         .unwrap();
     let c = http();
     let base = wise.base_url();
-    let v: Value = c
-        .get(format!("{base}/__mock/config"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(&c, format!("{base}/__mock/config")).await;
     assert_eq!(
         v,
         json!({"auto_approve": null, "rotate_refresh_tokens": false, "rate_limit": null, "access_token_lifetime_secs": 120})
@@ -140,45 +133,25 @@ async fn lifetime_and_frozen_clock_over_the_control_api() {
     assert_eq!(wise.access_token_lifetime(), Duration::from_secs(45));
 
     // Frozen clock: `now` does not move until advanced; thawing never goes back.
-    let frozen: Value = c
-        .post(format!("{base}/__mock/clock"))
-        .json(&json!({"frozen": true}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let frozen: Value =
+        post_json(&c, format!("{base}/__mock/clock"), &json!({"frozen": true})).await;
     assert_eq!(frozen["frozen"], true);
-    let again: Value = c
-        .get(format!("{base}/__mock/clock"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again: Value = get_json(&c, format!("{base}/__mock/clock")).await;
     assert_eq!(again["now"], frozen["now"]);
-    let later: Value = c
-        .post(format!("{base}/__mock/clock"))
-        .json(&json!({"advance_ms": 1500}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let later: Value = post_json(
+        &c,
+        format!("{base}/__mock/clock"),
+        &json!({"advance_ms": 1500}),
+    )
+    .await;
     let step = ts(&later["now"]) - ts(&frozen["now"]);
     assert_eq!(step.whole_milliseconds(), 1500);
-    let thawed: Value = c
-        .post(format!("{base}/__mock/clock"))
-        .json(&json!({"frozen": false}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let thawed: Value = post_json(
+        &c,
+        format!("{base}/__mock/clock"),
+        &json!({"frozen": false}),
+    )
+    .await;
     assert_eq!(thawed["frozen"], false);
     assert!(!wise.clock_frozen());
     assert!(ts(&thawed["now"]) >= ts(&later["now"]));

@@ -229,3 +229,25 @@ pub fn is_uuid(s: &str) -> bool {
             }
         })
 }
+
+/// GETs `url` and parses the JSON body (the control API's reads).
+pub async fn get_json(client: &Client, url: String) -> serde_json::Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// POSTs `body` as JSON to `url` and parses the JSON answer (the control API's writes).
+pub async fn post_json(
+    client: &Client,
+    url: String,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    client
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
