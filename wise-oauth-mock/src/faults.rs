@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Notify;
@@ -86,6 +88,13 @@ pub struct Fault {
     /// Delay before the fault (or the normal answer) in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
+    /// The chance, in percent (1 to 100), that the fault hits a matching request; when it
+    /// does not, the request goes on to the next fault in the queue (or is answered
+    /// normally) and no use is taken. Absent: every matching request. Drawn from the
+    /// emulator's seeded generator, so a sequence of requests sees the same draws on every
+    /// run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u8>,
     /// What happens.
     #[serde(flatten)]
     pub kind: FaultKind,
@@ -102,6 +111,7 @@ impl Fault {
             endpoint: endpoint.into(),
             times: 1,
             delay_ms: None,
+            percent: None,
             kind,
         }
     }
@@ -177,6 +187,13 @@ impl Fault {
         self
     }
 
+    /// Hit each matching request with this chance only (clamped to 1 to 100 percent), so
+    /// that "5 % of refreshes fail" can run for as long as a test or bench needs.
+    pub fn percent(mut self, percent: u8) -> Self {
+        self.percent = Some(percent.clamp(1, 100));
+        self
+    }
+
     /// Add a delay before the fault takes effect.
     pub fn with_delay(mut self, delay: Duration) -> Self {
         self.delay_ms = Some(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
@@ -185,9 +202,23 @@ impl Fault {
 }
 
 /// The pending faults.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct FaultQueue {
     faults: Vec<Fault>,
+    /// Draws for [`Fault::percent`]; a fixed seed, so runs repeat.
+    rng: StdRng,
+}
+
+/// The seed of the draws for [`Fault::percent`].
+const FAULT_SEED: u64 = 0x5741_5345;
+
+impl Default for FaultQueue {
+    fn default() -> Self {
+        Self {
+            faults: Vec::new(),
+            rng: StdRng::seed_from_u64(FAULT_SEED),
+        }
+    }
 }
 
 impl FaultQueue {
@@ -205,12 +236,14 @@ impl FaultQueue {
         self.faults.clear();
     }
 
-    /// Takes one use of the first fault that matches any of `keys` (or targets `any`).
+    /// Takes one use of the first fault that matches any of `keys` (or targets `any`) and,
+    /// for a fault with a [`percent`](Fault::percent), wins its draw.
     pub(crate) fn take(&mut self, keys: &[&str]) -> Option<Fault> {
-        let idx = self
-            .faults
-            .iter()
-            .position(|f| f.endpoint == "any" || keys.contains(&f.endpoint.as_str()))?;
+        let rng = &mut self.rng;
+        let idx = self.faults.iter().position(|f| {
+            (f.endpoint == "any" || keys.contains(&f.endpoint.as_str()))
+                && f.percent.is_none_or(|p| rng.gen_range(0..100u8) < p)
+        })?;
         let f = &mut self.faults[idx];
         f.times -= 1;
         let out = f.clone();

@@ -266,6 +266,12 @@ impl MockWiseHandle {
         self.app().lock().stats.clone()
     }
 
+    /// Starts a new [`Stats::token_in_flight_peak`] from the requests in flight now.
+    pub fn reset_token_in_flight_peak(&self) {
+        let mut app = self.app().lock();
+        app.stats.token_in_flight_peak = app.stats.token_in_flight;
+    }
+
     /// The currently valid tokens of the user, one entry per (client, profile) link.
     pub fn user_tokens(&self, email: &str) -> Vec<IssuedTokens> {
         self.app().lock().user_tokens(email)

@@ -36,6 +36,11 @@ pub struct Stats {
     /// means nothing more will change tokens until the next request.
     #[serde(default)]
     pub token_in_flight: u64,
+    /// The most token-endpoint requests in flight at once since the emulator started or
+    /// [`MockWiseHandle::reset_token_in_flight_peak`](crate::MockWiseHandle::reset_token_in_flight_peak):
+    /// how many refreshes a client sent at once.
+    #[serde(default)]
+    pub token_in_flight_peak: u64,
     /// Requests refused with 429 by the [rate limit](crate::RateLimit), token endpoint
     /// and API together (injected `rate_limit` faults are not counted here).
     #[serde(default)]

@@ -47,7 +47,10 @@ struct InFlight(App);
 
 impl InFlight {
     fn start(app: &App) -> Self {
-        app.lock().stats.token_in_flight += 1;
+        let mut s = app.lock();
+        s.stats.token_in_flight += 1;
+        s.stats.token_in_flight_peak = s.stats.token_in_flight_peak.max(s.stats.token_in_flight);
+        drop(s);
         Self(app.clone())
     }
 }
