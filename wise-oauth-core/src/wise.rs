@@ -75,11 +75,14 @@ pub struct WiseOAuthBuilder {
     lease_ttl: Option<Duration>,
     refresh_timeout: Option<Duration>,
     late_completion_bound: Option<Duration>,
+    max_concurrent_refreshes: Option<usize>,
 }
 
 /// The accepted range of [`WiseOAuthBuilder::lease_ttl`].
 const MIN_LEASE_TTL: Duration = Duration::from_secs(2);
 const MAX_LEASE_TTL: Duration = Duration::from_secs(5 * 60);
+/// The largest [`WiseOAuthBuilder::max_concurrent_refreshes`].
+const MAX_CONCURRENT_REFRESHES: usize = 10_000;
 
 impl fmt::Debug for WiseOAuthBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -94,6 +97,7 @@ impl fmt::Debug for WiseOAuthBuilder {
             .field("lease_ttl", &self.lease_ttl)
             .field("refresh_timeout", &self.refresh_timeout)
             .field("late_completion_bound", &self.late_completion_bound)
+            .field("max_concurrent_refreshes", &self.max_concurrent_refreshes)
             .finish()
     }
 }
@@ -182,6 +186,25 @@ impl WiseOAuthBuilder {
         self
     }
 
+    /// How many refresh calls to Wise this instance makes at once; further refreshes queue
+    /// (a refresh takes its slot before the link's lease, so no lease runs out in the
+    /// queue). With several instances, Wise sees up to this many per instance: Wise
+    /// documents a limit of 100 requests per second per client, and a 429 pauses every
+    /// refresh of the instance for its `Retry-After`. Default: 32; [`build`](Self::build)
+    /// accepts 1 to 10 000.
+    ///
+    /// ```
+    /// # use wise_oauth_core::{ClientSecret, WiseConfig, WiseOAuth};
+    /// # let config = WiseConfig::builder("id", ClientSecret::new("s"), "https://app.example.com/cb")
+    /// #     .build()
+    /// #     .unwrap();
+    /// let wise = WiseOAuth::builder(config).max_concurrent_refreshes(8).build().unwrap();
+    /// ```
+    pub fn max_concurrent_refreshes(mut self, n: usize) -> Self {
+        self.max_concurrent_refreshes = Some(n);
+        self
+    }
+
     /// Builds the handle: creates the HTTP client and checks the settings.
     pub fn build(self) -> Result<WiseOAuth, ConfigError> {
         let lease_ttl = self.lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
@@ -212,6 +235,16 @@ impl WiseOAuthBuilder {
                 reason: "must exceed the late-completion bound (twice the refresh timeout by default) by more than one second",
             });
         }
+        let defaults = ManagerSettings::from_config(&self.config);
+        let max_concurrent_refreshes = self
+            .max_concurrent_refreshes
+            .unwrap_or(defaults.max_concurrent_refreshes);
+        if !(1..=MAX_CONCURRENT_REFRESHES).contains(&max_concurrent_refreshes) {
+            return Err(ConfigError::Invalid {
+                setting: "max_concurrent_refreshes",
+                reason: "must be between 1 and 10 000",
+            });
+        }
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let sealer = Arc::new(
             Sealer::try_new(self.keys).map_err(|_| ConfigError::Invalid {
@@ -237,7 +270,8 @@ impl WiseOAuthBuilder {
                 lease_ttl,
                 refresh_timeout,
                 late_completion_bound,
-                ..ManagerSettings::from_config(&self.config)
+                max_concurrent_refreshes,
+                ..defaults
             },
         );
         Ok(WiseOAuth {
@@ -286,6 +320,7 @@ impl WiseOAuth {
             lease_ttl: None,
             refresh_timeout: None,
             late_completion_bound: None,
+            max_concurrent_refreshes: None,
         }
     }
 

@@ -387,3 +387,65 @@ async fn a_late_completion_of_an_abandoned_refresh_does_not_kill_the_handed_out_
     assert_eq!(stored.access_token, token.access_token().expose_secret());
     assert!(env.mock.refresh_token_is_valid(&stored.refresh_token));
 }
+
+/// An instance bounded to `max` refresh calls at once.
+fn bounded_instance(env: &Env, max: usize) -> WiseOAuth {
+    WiseOAuth::builder(config(&env.mock, &Settings::default()))
+        .store(env.store.clone())
+        .clock(MockClock(env.mock.clone()))
+        .max_concurrent_refreshes(max)
+        .build()
+        .unwrap()
+}
+
+/// Asks `wise` for every user's token at once; each must be live at the emulator.
+async fn ask_all(env: &Env, wise: &WiseOAuth, users: &[wise_oauth_core::UserId]) {
+    let calls: Vec<_> = users
+        .iter()
+        .map(|u| {
+            let (wise, u) = (wise.clone(), u.clone());
+            tokio::spawn(async move { wise.token(&u).await })
+        })
+        .collect();
+    for call in calls {
+        let token = call.await.unwrap().expect("a token");
+        assert!(env
+            .mock
+            .access_token_is_valid(token.access_token().expose_secret()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_instance_keeps_to_its_bound_on_concurrent_refreshes() {
+    const LINKS: u64 = 6;
+    let env = Env::new().await;
+    let mut users = Vec::new();
+    for i in 0..LINKS {
+        let email = format!("wave{i}@example.com");
+        new_wise_user(&env.mock, &email);
+        let u = user(&format!("wave-{i}"));
+        link(&env.wise, &env.mock, &u, &email).await;
+        users.push(u);
+    }
+    let (a, b) = (bounded_instance(&env, 2), bounded_instance(&env, 2));
+    // Every link expires at once; Wise takes a while over each refresh, so the calls of
+    // one instance overlap unless something bounds them.
+    env.mock.advance_clock(EXPIRED);
+    env.mock.inject_fault(
+        Fault::delay("token:refresh_token", Duration::from_millis(300)).times(u32::MAX),
+    );
+    env.mock.reset_token_in_flight_peak();
+    // One instance alone: two calls at Wise at once, never more.
+    ask_all(&env, &a, &users).await;
+    assert_eq!(env.mock.stats().token_in_flight_peak, 2);
+    assert_eq!(env.refresh_successes(), LINKS);
+
+    // Two instances on one store, every link asked on both: at most two calls each, and
+    // still one refresh per link.
+    env.mock.advance_clock(EXPIRED);
+    env.mock.reset_token_in_flight_peak();
+    tokio::join!(ask_all(&env, &a, &users), ask_all(&env, &b, &users));
+    let peak = env.mock.stats().token_in_flight_peak;
+    assert!((2..=4).contains(&peak), "peak {peak}");
+    assert_eq!(env.refresh_successes(), 2 * LINKS);
+}
