@@ -713,9 +713,13 @@ impl TokenManager {
                     return (Ok(valid), LeaseFate::Release);
                 }
                 Err(StoreError::Conflict) => {
-                    // Someone wrote after our fencing read (our lease expired, or a relink
-                    // won): the stored record is the newer truth.
-                    return (self.adopt_stored(key).await, LeaseFate::Release);
+                    // Someone wrote after our fencing read (our lease was lost, or a relink
+                    // won): the stored record is the newer truth, unless it is a re-link
+                    // mark.
+                    return (
+                        self.persist_over_relink_mark(key, &record, &fresh).await,
+                        LeaseFate::Release,
+                    );
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, attempt, "saving refreshed tokens failed");
@@ -746,6 +750,40 @@ impl TokenManager {
             }),
             LeaseFate::Keep,
         )
+    }
+
+    /// Our refresh lost the race to write: adopts what is stored, except a re-link mark,
+    /// which our set replaces. Such a mark was written by a sibling that refreshed the same
+    /// version after losing the lease with us, and whose `invalid_grant` answered a refresh
+    /// token that our call had just rotated away: Wise issuing our set proves the grant was
+    /// alive after that. (Were the grant revoked after our call, the next refresh learns it
+    /// again, at the cost of one call.) Without this, a lost lease under rotation would send
+    /// the user through the link flow while we hold valid tokens.
+    async fn persist_over_relink_mark(
+        &self,
+        key: &LinkKey,
+        record: &LinkRecord,
+        fresh: &TokenSet,
+    ) -> Result<ValidToken, TokenError> {
+        let latest = match self.inner.store.load(key).await {
+            Ok(Some(latest)) if latest.value.status == LinkStatus::NeedsRelink => latest,
+            Ok(Some(latest)) => return self.adopt(key, &latest, self.inner.clock.now()).await,
+            Ok(None) => {
+                self.inner.cache.invalidate(key);
+                return Err(TokenError::NotLinked);
+            }
+            Err(e) => return Err(store_error(&e)),
+        };
+        match save_contained(self.inner.store.as_ref(), key, record, latest.version).await {
+            Ok(version) => {
+                tracing::info!("refreshed tokens replace a sibling's re-link mark");
+                Ok(self
+                    .finish_refresh(key, fresh, record.profile_id, version)
+                    .await)
+            }
+            Err(StoreError::Conflict) => self.adopt_stored(key).await,
+            Err(e) => Err(store_error(&e)),
+        }
     }
 
     /// After a successful write: cache, event, and the token for the waiters.
