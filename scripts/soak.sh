@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Runs the refresh-protocol simulation (wise-oauth-core/tests/protocol_simulation.rs) over
+# Runs the refresh-protocol simulation (tests/protocol_simulation.rs) over
 # many seeds and prints how many ran and how many broke an invariant.
 #
 #   scripts/soak.sh                 # 1,000 seeds from 0
 #   SEEDS=5000 BASE=10000 scripts/soak.sh
-#   SIM_SEED=42 cargo test -p wise-oauth-core --test protocol_simulation   # replay one
+#   SIM_SEED=42 cargo test --all-features --test protocol_simulation   # replay one
+#   SIM_STORE=memory (or postgres) runs one store; both by default (PostgreSQL with DATABASE_URL)
 #
 # Seeds run in batches of BATCH (default 25) so that one failing seed does not hide the
 # rest; a failing batch is replayed seed by seed and each failing seed is listed.
@@ -13,9 +14,9 @@ cd "$(dirname "$0")/.."
 SEEDS="${SEEDS:-1000}"
 BASE="${BASE:-0}"
 BATCH="${BATCH:-25}"
-run() { cargo test -q -p wise-oauth-core --all-features --test protocol_simulation -- --nocapture "$@"; }
+run() { cargo test -q --all-features --test protocol_simulation -- --nocapture "$@"; }
 
-cargo test -q -p wise-oauth-core --all-features --test protocol_simulation --no-run >&2 || exit 2
+cargo test -q --all-features --test protocol_simulation --no-run >&2 || exit 2
 ran=0
 failed=()
 start=$(date +%s)

@@ -1,7 +1,8 @@
 //! A seeded, randomized fault schedule for the refresh protocol.
 //!
-//! Per seed: three `WiseOAuth` instances in one process over one store (memory, with
-//! injected slow and failing loads and saves), the emulator over loopback injecting random
+//! Per seed: three `WiseOAuth` instances in one process over one store (memory, and
+//! PostgreSQL when `DATABASE_URL` is set; with injected slow and failing loads and saves,
+//! lost save replies, and leases the store forgets while their holder works), the emulator over loopback injecting random
 //! delays longer than the client timeout, dropped connections, lost responses, late
 //! completions of abandoned calls, 5xx, 429, gateway 403s and error objects in a 200, and
 //! now and then a fourth instance whose runtime is killed in the middle of its refresh.
@@ -10,25 +11,35 @@
 //! - every link is still stored, active (no needless re-link), and its stored refresh and
 //!   access tokens are valid at the emulator (nothing lost);
 //! - every access token handed out in the round is still valid at the emulator (none was
-//!   killed by a refresh of our own making);
+//!   killed by a refresh of our own making), unless the store lost a lease in that round:
+//!   two holders may then both refresh, by design, and a handler that holds the token the
+//!   other refresh killed must get a live one from `token_after_unauthorized` (the 401
+//!   path);
 //! - Wise issued at most one new token set per link per round, plus two for each fault that
 //!   made an outcome ambiguous (a lost response, a late completion, a killed holder): the
 //!   call Wise completed unseen, and the refresh that follows once it must have ended. A
 //!   client timeout is such a fault even when no fault caused it (a slow machine), so the
-//!   checker counts the timeouts the library logged.
+//!   checker counts the timeouts the library logged. A lost lease counts as two such
+//!   faults.
 //!
 //! Real HTTP and real time (the emulator and the manager cannot share a paused clock), made
 //! repeatable where it matters: the fault schedule, the store's faults and the kill points
-//! all come from the seed. `SIM_SEEDS=N` runs N seeds (default 8), `SIM_SEED=S` replays
-//! one; a failing seed prints itself. `scripts/soak.sh` runs thousands.
+//! all come from the seed. `SIM_SEEDS=N` runs N seeds (default 8 on memory, 4 on
+//! PostgreSQL), `SIM_SEED=S` replays one; a failing seed prints itself. `scripts/soak.sh`
+//! runs thousands.
 
+// The core's test helpers (emulator, flow, stored tokens), shared with its own tests.
+#[path = "../wise-oauth-core/tests/manager_support/mod.rs"]
 mod manager_support;
+mod pg_schema;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use manager_support::*;
+use pg_schema::{database_url, TestSchema};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use wise_oauth_core::{
@@ -84,12 +95,17 @@ fn count_timeouts() {
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
-/// A store that, while switched on, fails or slows its calls at random (seeded).
+/// A store that, while switched on, fails or slows its calls at random (seeded), and
+/// forgets leases while their holders work.
 #[derive(Debug, Clone)]
 struct ChaosStore {
-    inner: MemoryTokenStore,
+    inner: Arc<dyn TokenStore>,
     on: Arc<AtomicBool>,
     rng: Arc<Mutex<StdRng>>,
+    /// The holder of each link's lease as granted through this store.
+    holders: Arc<Mutex<HashMap<LinkKey, LeaseHolder>>>,
+    /// Leases forgotten so far.
+    lost: Arc<AtomicU64>,
 }
 
 enum Chaos {
@@ -98,6 +114,8 @@ enum Chaos {
     Slow(Duration),
     /// Apply the write, then report a failure (the reply was lost).
     FailAfter,
+    /// Forget the link's lease (a failover that loses it), then answer normally.
+    LoseLease,
 }
 
 impl ChaosStore {
@@ -106,11 +124,22 @@ impl ChaosStore {
             return Chaos::None;
         }
         let mut rng = self.rng.lock().unwrap();
-        match rng.gen_range(0..100) {
-            0..=5 => Chaos::Fail,
-            6..=8 => Chaos::FailAfter,
-            9..=20 => Chaos::Slow(Duration::from_millis(rng.gen_range(5..150))),
+        match rng.gen_range(0..200) {
+            0..=11 => Chaos::Fail,
+            12..=17 => Chaos::FailAfter,
+            18..=41 => Chaos::Slow(Duration::from_millis(rng.gen_range(5..150))),
+            42 => Chaos::LoseLease,
             _ => Chaos::None,
+        }
+    }
+
+    /// The store forgets the lease of `key`, whoever holds it.
+    async fn lose_lease(&self, key: &LinkKey) {
+        let holder = self.holders.lock().unwrap().remove(key);
+        if let Some(holder) = holder {
+            if self.inner.release_lease(key, holder).await.is_ok() {
+                self.lost.fetch_add(1, Ordering::SeqCst);
+            }
         }
     }
 }
@@ -128,7 +157,11 @@ impl TokenStore for ChaosStore {
                 tokio::time::sleep(d).await;
                 self.inner.load(key).await
             }
-            _ => self.inner.load(key).await,
+            Chaos::LoseLease => {
+                self.lose_lease(key).await;
+                self.inner.load(key).await
+            }
+            Chaos::None | Chaos::FailAfter => self.inner.load(key).await,
         }
     }
 
@@ -148,7 +181,7 @@ impl TokenStore for ChaosStore {
                 tokio::time::sleep(d).await;
                 self.inner.save(key, record, expected).await
             }
-            Chaos::None => self.inner.save(key, record, expected).await,
+            Chaos::None | Chaos::LoseLease => self.inner.save(key, record, expected).await,
         }
     }
 
@@ -165,10 +198,20 @@ impl TokenStore for ChaosStore {
         if let Chaos::Slow(d) = self.roll() {
             tokio::time::sleep(d / 4).await;
         }
-        self.inner.acquire_lease(key, holder, ttl).await
+        let granted = self.inner.acquire_lease(key, holder, ttl).await?;
+        if granted {
+            self.holders.lock().unwrap().insert(key.clone(), holder);
+        }
+        Ok(granted)
     }
 
     async fn release_lease(&self, key: &LinkKey, holder: LeaseHolder) -> Result<(), StoreError> {
+        {
+            let mut holders = self.holders.lock().unwrap();
+            if holders.get(key) == Some(&holder) {
+                holders.remove(key);
+            }
+        }
         self.inner.release_lease(key, holder).await
     }
 }
@@ -208,17 +251,38 @@ fn random_fault(rng: &mut StdRng) -> (Fault, bool) {
     }
 }
 
-/// Starts a refresh on an instance of its own runtime and kills that runtime once the
-/// emulator has the call, leaving its lease and maybe an abandoned call behind.
-fn killed_mid_refresh(mock: &MockWiseHandle, store: &ChaosStore, user: &UserId) {
+/// Where the links live: the store the instances share, and how to open another handle on
+/// it (a pool of its own, for an instance on a runtime of its own).
+enum Backend {
+    Memory(MemoryTokenStore),
+    Postgres(TestSchema),
+}
+
+impl Backend {
+    async fn open(&self) -> Arc<dyn TokenStore> {
+        match self {
+            Backend::Memory(store) => Arc::new(store.clone()),
+            Backend::Postgres(schema) => Arc::new(schema.store().await),
+        }
+    }
+}
+
+/// Starts a refresh on an instance of its own runtime (and its own store handle) and kills
+/// that runtime once the emulator has the call, leaving its lease and maybe an abandoned
+/// call behind.
+fn killed_mid_refresh(mock: &MockWiseHandle, chaos: &ChaosStore, backend: &Backend, user: &UserId) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
+    let store = ChaosStore {
+        inner: runtime.block_on(backend.open()),
+        ..chaos.clone()
+    };
     let wise = {
         let _enter = runtime.enter();
-        instance_on(mock, store)
+        instance_on(mock, &store)
     };
     let before = mock.stats().token_requests("refresh_token");
     let user = user.clone();
@@ -247,15 +311,17 @@ async fn quiesce(mock: &MockWiseHandle, instances: &[WiseOAuth]) {
     .await;
 }
 
-async fn run_seed(seed: u64) {
+async fn run_seed(seed: u64, backend: Arc<Backend>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let rotate = rng.gen_bool(0.5);
     let mock = start_mock(rotate).await;
     eprintln!("  refresh-token rotation: {rotate}");
     let store = ChaosStore {
-        inner: MemoryTokenStore::default(),
+        inner: backend.open().await,
         on: Arc::new(AtomicBool::new(false)),
         rng: Arc::new(Mutex::new(StdRng::seed_from_u64(seed ^ 0x5eed))),
+        holders: Arc::default(),
+        lost: Arc::default(),
     };
     let instances: Vec<WiseOAuth> = (0..INSTANCES).map(|_| instance_on(&mock, &store)).collect();
     let mut users = Vec::new();
@@ -271,9 +337,10 @@ async fn run_seed(seed: u64) {
     for round in 0..ROUNDS {
         let issued_before = mock.stats().token_successes("refresh_token");
         let timeouts_before = TIMEOUTS.load(Ordering::SeqCst);
+        let lost_before = store.lost.load(Ordering::SeqCst);
         let mut versions_before = Vec::new();
         for u in &users {
-            versions_before.push(stored(&store.inner, &key(u)).await.version.0);
+            versions_before.push(stored(store.inner.as_ref(), &key(u)).await.version.0);
         }
         mock.advance_clock(EXPIRED);
         let mut ambiguous = 0u64;
@@ -289,13 +356,18 @@ async fn run_seed(seed: u64) {
         if rng.gen_bool(0.3) {
             let victim = users[rng.gen_range(0..LINKS)].clone();
             eprintln!("  round {round}: an instance dies refreshing {victim}");
-            let (m, st) = (mock.clone(), store.clone());
-            tokio::task::spawn_blocking(move || killed_mid_refresh(&m, &st, &victim))
+            let (m, st, b) = (mock.clone(), store.clone(), backend.clone());
+            tokio::task::spawn_blocking(move || killed_mid_refresh(&m, &st, &b, &victim))
                 .await
                 .unwrap();
             // Its call may still be completed by Wise after it died.
             ambiguous += 1;
         }
+        // Leases the store forgot in this round: two holders may then both refresh.
+        let lost_leases = || store.lost.load(Ordering::SeqCst) - lost_before;
+        // Faults that can leave Wise holding tokens we never saw, or a token of ours dead.
+        let faulted =
+            || ambiguous + TIMEOUTS.load(Ordering::SeqCst) - timeouts_before + 2 * lost_leases();
         store.on.store(true, Ordering::SeqCst);
         let mut calls = Vec::new();
         for (i, wise) in instances.iter().enumerate() {
@@ -306,8 +378,10 @@ async fn run_seed(seed: u64) {
                         let result = wise.token(&u).await;
                         // Valid at the emulator when handed out?
                         let alive = result.as_ref().ok().map(|t| {
-                            let at = t.access_token().expose_secret().to_owned();
-                            (mock.access_token_is_valid(&at), at)
+                            (
+                                mock.access_token_is_valid(t.access_token().expose_secret()),
+                                t.clone(),
+                            )
                         });
                         (i, u, result.err(), alive)
                     }));
@@ -321,20 +395,19 @@ async fn run_seed(seed: u64) {
                 // With rotation, a lost answer (a dropped response, a late completion, a
                 // killed holder's call) can leave Wise holding the only live refresh token:
                 // that re-link is forced by the fault. Anything else must be transient.
-                let forced =
-                    rotate && ambiguous + TIMEOUTS.load(Ordering::SeqCst) - timeouts_before > 0;
+                let forced = rotate && faulted() > 0;
                 assert!(
                     matches!(err, wise_oauth_core::TokenError::Unavailable { .. })
                         || (forced && matches!(err, wise_oauth_core::TokenError::RelinkRequired)),
                     "seed {seed} round {round}: instance {i} got {err:?} for {u}"
                 );
             }
-            if let Some((valid_then, at)) = alive {
+            if let Some((valid_then, token)) = alive {
                 assert!(
-                    valid_then,
+                    valid_then || lost_leases() > 0,
                     "seed {seed} round {round}: instance {i} handed out a dead token for {u}"
                 );
-                handed_out.push((u, at));
+                handed_out.push((u, token));
             }
         }
         store.on.store(false, Ordering::SeqCst);
@@ -343,13 +416,13 @@ async fn run_seed(seed: u64) {
 
         let mut relink = Vec::new();
         for (i, u) in users.iter().enumerate() {
-            let s = stored(&store.inner, &key(u)).await;
+            let s = stored(store.inner.as_ref(), &key(u)).await;
             // Forced by the fault: Wise rotated the refresh token in an answer we never saw
             // (the link is marked, or will be on its next refresh if the store failed the
             // marking write).
             let lost = s.status == LinkStatus::NeedsRelink
                 || !mock.refresh_token_is_valid(&s.refresh_token);
-            if lost && rotate && ambiguous + TIMEOUTS.load(Ordering::SeqCst) - timeouts_before > 0 {
+            if lost && rotate && faulted() > 0 {
                 eprintln!("  round {round}: {u} must re-link (rotated token lost to a fault)");
                 relink.push(i);
                 continue;
@@ -364,10 +437,27 @@ async fn run_seed(seed: u64) {
                 "seed {seed} round {round}: stored refresh token of {u} is dead"
             );
         }
-        for (u, at) in &handed_out {
+        let lost = lost_leases();
+        if lost > 0 {
+            eprintln!("  round {round}: the store lost {lost} lease(s)");
+        }
+        for (u, token) in &handed_out {
+            if mock.access_token_is_valid(token.access_token().expose_secret()) {
+                continue;
+            }
             assert!(
-                mock.access_token_is_valid(at),
+                lost > 0,
                 "seed {seed} round {round}: a token handed out for {u} was killed by a later refresh"
+            );
+            // A second holder's refresh killed it: Wise answers the handler 401, and the 401
+            // path gives it a live token.
+            let live = after_unauthorized(&instances[0], &mock, u, token).await;
+            assert!(
+                live,
+                "seed {seed} round {round}: no live token for {u} after a 401"
+            );
+            eprintln!(
+                "  round {round}: a token of {u} killed by a second holder; the 401 path recovered"
             );
         }
         let issued = mock.stats().token_successes("refresh_token") - issued_before;
@@ -376,13 +466,13 @@ async fn run_seed(seed: u64) {
         for (i, u) in users.iter().enumerate() {
             versions.push((
                 versions_before[i],
-                stored(&store.inner, &key(u)).await.version.0,
+                stored(store.inner.as_ref(), &key(u)).await.version.0,
             ));
         }
         assert!(
-            issued <= LINKS as u64 + 2 * (ambiguous + timeouts),
+            issued <= LINKS as u64 + 2 * (ambiguous + timeouts + 2 * lost) + LINKS as u64 * u64::from(lost > 0),
             "seed {seed} round {round}: {issued} token sets issued for {LINKS} links \
-             ({ambiguous} ambiguous faults, {timeouts} timeouts); outcomes {:?}; versions {versions:?}",
+             ({ambiguous} ambiguous faults, {timeouts} timeouts, {lost} lost leases); outcomes {:?}; versions {versions:?}",
             mock.stats()
                 .grants
                 .get("refresh_token")
@@ -414,8 +504,10 @@ async fn run_seed(seed: u64) {
                 }
             }
             let token = token.unwrap_or_else(|| panic!("seed {seed} round {round}: {u} stuck"));
+            let live = mock.access_token_is_valid(token.access_token().expose_secret())
+                || (lost > 0 && after_unauthorized(&instances[0], &mock, u, &token).await);
             assert!(
-                mock.access_token_is_valid(token.access_token().expose_secret()),
+                live,
                 "seed {seed} round {round}: dead token for {u} after the round"
             );
         }
@@ -424,25 +516,70 @@ async fn run_seed(seed: u64) {
     mock.shutdown().await;
 }
 
+/// What a handler does when Wise answers 401 to `token`: asks for a newer one (a few
+/// times, past any backoff); whether it got a live one.
+async fn after_unauthorized(
+    wise: &WiseOAuth,
+    mock: &MockWiseHandle,
+    u: &UserId,
+    token: &wise_oauth_core::ValidToken,
+) -> bool {
+    for _ in 0..3 {
+        match wise.token_after_unauthorized(u, token.access_token()).await {
+            Ok(newer) => return mock.access_token_is_valid(newer.access_token().expose_secret()),
+            Err(e) => {
+                let wait = e.retry_after().unwrap_or(Duration::from_secs(1));
+                mock.advance_clock(wait + Duration::from_secs(1));
+            }
+        }
+    }
+    false
+}
+
+/// The seeds to run: `SIM_SEED` alone, or `SIM_SEEDS` (default `default`) from `SIM_BASE`.
+fn seeds(default: u64) -> Vec<u64> {
+    if let Ok(one) = std::env::var("SIM_SEED") {
+        return vec![one.parse().expect("SIM_SEED is a number")];
+    }
+    let var = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (n, base) = (var("SIM_SEEDS", default), var("SIM_BASE", 0));
+    (base..base + n).collect()
+}
+
+/// Runs the seeds on memory, then on PostgreSQL (skipped without a database URL); one test,
+/// so that the timeouts counted from the logs are this run's alone. `SIM_STORE=memory` or
+/// `postgres` runs one of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeded_fault_schedules_keep_every_invariant() {
     count_timeouts();
-    let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
-        Ok(one) => vec![one.parse().expect("SIM_SEED is a number")],
-        Err(_) => {
-            let n: u64 = std::env::var("SIM_SEEDS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(8);
-            let base: u64 = std::env::var("SIM_BASE")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            (base..base + n).collect()
+    let only = std::env::var("SIM_STORE").unwrap_or_default();
+    if only != "postgres" {
+        for seed in seeds(8) {
+            eprintln!(
+                "simulation seed {seed} on memory (replay: SIM_STORE=memory SIM_SEED={seed})"
+            );
+            run_seed(seed, Arc::new(Backend::Memory(MemoryTokenStore::default()))).await;
         }
+    }
+    if only == "memory" {
+        return;
+    }
+    let Some(url) = database_url("seeded_fault_schedules_keep_every_invariant (PostgreSQL)") else {
+        return;
     };
-    for seed in seeds {
-        eprintln!("simulation seed {seed} (replay: SIM_SEED={seed})");
-        run_seed(seed).await;
+    for seed in seeds(4) {
+        eprintln!(
+            "simulation seed {seed} on PostgreSQL (replay: SIM_STORE=postgres SIM_SEED={seed})"
+        );
+        run_seed(
+            seed,
+            Arc::new(Backend::Postgres(TestSchema::new(url.clone()))),
+        )
+        .await;
     }
 }
