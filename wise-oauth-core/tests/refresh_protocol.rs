@@ -449,3 +449,109 @@ async fn each_instance_keeps_to_its_bound_on_concurrent_refreshes() {
     assert!((2..=4).contains(&peak), "peak {peak}");
     assert_eq!(env.refresh_successes(), 2 * LINKS);
 }
+
+/// A store that can forget a link's lease (a failover that loses it), and whose next save
+/// waits, before writing, until it is let go.
+#[derive(Debug, Clone, Default)]
+struct ForgetfulStore {
+    inner: MemoryTokenStore,
+    holders: Arc<std::sync::Mutex<std::collections::HashMap<LinkKey, LeaseHolder>>>,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+    at_save: Arc<Notify>,
+    release: Arc<Notify>,
+}
+
+impl ForgetfulStore {
+    async fn forget_lease(&self, key: &LinkKey) {
+        let holder = self.holders.lock().unwrap().remove(key).expect("a lease");
+        self.inner.release_lease(key, holder).await.unwrap();
+    }
+}
+
+#[async_trait]
+impl TokenStore for ForgetfulStore {
+    async fn load(&self, key: &LinkKey) -> Result<Option<Versioned<LinkRecord>>, StoreError> {
+        self.inner.load(key).await
+    }
+
+    async fn save(
+        &self,
+        key: &LinkKey,
+        record: &LinkRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            let released = self.release.notified();
+            self.at_save.notify_one();
+            released.await;
+        }
+        self.inner.save(key, record, expected).await
+    }
+
+    async fn delete(&self, key: &LinkKey) -> Result<bool, StoreError> {
+        self.inner.delete(key).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        key: &LinkKey,
+        holder: LeaseHolder,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let granted = self.inner.acquire_lease(key, holder, ttl).await?;
+        if granted {
+            self.holders.lock().unwrap().insert(key.clone(), holder);
+        }
+        Ok(granted)
+    }
+
+    async fn release_lease(&self, key: &LinkKey, holder: LeaseHolder) -> Result<(), StoreError> {
+        self.inner.release_lease(key, holder).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_lease_under_rotation_does_not_strand_the_link() {
+    // Wise rotates refresh tokens. A refreshes; the store forgets A's lease before A's
+    // save; B takes the lease and refreshes with the refresh token A's call rotated away,
+    // so Wise answers B `invalid_grant` and B marks the link. A's valid set must win.
+    let mock = start_mock(true).await;
+    let store = ForgetfulStore::default();
+    let instance = || {
+        WiseOAuth::builder(config(&mock, &Settings::default()))
+            .store(store.clone())
+            .clock(MockClock(mock.clone()))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (instance(), instance());
+    let u = user("u1");
+    link(&a, &mock, &u, ALICE).await;
+    let key = a.link_key(&u);
+    mock.advance_clock(EXPIRED);
+    store.armed.store(true, Ordering::SeqCst);
+    let at_save = store.at_save.notified();
+    let refresh = {
+        let (a, u) = (a.clone(), u.clone());
+        tokio::spawn(async move { a.token(&u).await })
+    };
+    at_save.await;
+    store.forget_lease(&key).await;
+    let err = b.token(&u).await.unwrap_err();
+    assert!(matches!(err, TokenError::RelinkRequired), "{err:?}");
+    assert_eq!(
+        stored(&store.inner, &key).await.status,
+        LinkStatus::NeedsRelink
+    );
+    store.release.notify_one();
+
+    let token = refresh.await.unwrap().expect("A's refreshed token");
+    assert!(mock.access_token_is_valid(token.access_token().expose_secret()));
+    let s = stored(&store.inner, &key).await;
+    assert_eq!(s.status, LinkStatus::Active);
+    assert!(mock.refresh_token_is_valid(&s.refresh_token));
+    // B re-reads its cached verdict after the revalidation period and serves the link.
+    mock.advance_clock(Duration::from_secs(31));
+    let token = b.token(&u).await.expect("B serves the link again");
+    assert!(mock.access_token_is_valid(token.access_token().expose_secret()));
+}
