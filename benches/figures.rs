@@ -5,6 +5,8 @@
 //! cargo bench --bench figures -- herd   [--store memory|postgres] [--instances 1|3] [--requests 1000]
 //! cargo bench --bench figures -- flow   [--flows 2000] [--concurrency 8]
 //! cargo bench --bench figures -- serve  [--adapter axum|actix] [--store memory|postgres]
+//! cargo bench --bench figures -- waves  [--store memory|postgres] [--links 10000] [--instances 3]
+//!                                       [--bound 32] [--delay-ms 1000] [--faults 0|5]
 //! ```
 //!
 //! Each prints `FIGURE <name> <value>` lines for the script (and a readable line on
@@ -71,6 +73,7 @@ fn main() {
         "herd" => runtime().block_on(herd(&args)),
         "flow" => runtime().block_on(flow(&args)),
         "serve" => serve(&args),
+        "waves" => runtime().block_on(waves(&args)),
         // `cargo bench` without arguments runs every bench target: a quick memory figure
         // keeps it meaningful without the script.
         "" => {
@@ -83,7 +86,7 @@ fn main() {
                 "100000".into(),
             ]));
         }
-        other => panic!("unknown command {other:?}: memory | herd | flow | serve"),
+        other => panic!("unknown command {other:?}: memory | herd | flow | serve | waves"),
     }
 }
 
@@ -315,6 +318,171 @@ async fn herd(args: &Args) {
     figure("herd.solo_ms", format!("{:.1}", solo.as_secs_f64() * 1e3));
     figure("herd.last_ms", format!("{:.1}", last.as_secs_f64() * 1e3));
     drop(apps);
+    drop(wises);
+    stores.close().await;
+    mock.shutdown().await;
+}
+
+// ----- token waves --------------------------------------------------------------------
+
+/// The refresh faults of a wave with `percent` random faults: as many kinds as there are
+/// percent points, one point each, every one after Wise's usual delay. The one that can make
+/// an outcome ambiguous (Wise issues tokens whose answer is lost) is listed first.
+fn wave_faults(percent: u8, delay: Duration) -> Vec<Fault> {
+    let e = "token:refresh_token";
+    let kinds = [
+        Fault::drop_after_processing(e),
+        Fault::status(e, 503, r#"{"error":"temporarily_unavailable"}"#),
+        Fault::status_with_type(e, 502, "<h1>Bad gateway</h1>", "text/html"),
+        Fault::drop_connection(e),
+        Fault::rate_limit(e, 1),
+        Fault::status_with_type(e, 403, "<h1>Blocked</h1>", "text/html"),
+    ];
+    kinds
+        .into_iter()
+        .cycle()
+        .take(usize::from(percent))
+        .map(|f| f.with_delay(delay).percent(1).times(u32::MAX))
+        .collect()
+}
+
+/// What one request of a wave saw: how long until it held a live token, or that it gave up.
+enum Asked {
+    Served(Duration),
+    Failed(String),
+}
+
+/// `--links` links whose tokens all expire at once, each asked for on every one of
+/// `--instances` instances on one store, as a client would: a request answered "try again"
+/// retries after the `Retry-After` it was given. Wise answers each refresh after
+/// `--delay-ms`; `--faults` percent of refreshes fail at random (a lost answer, 503, an HTML
+/// 502 or 403, a dropped connection, a 429). Each instance makes at most `--bound` refresh
+/// calls at once. Reports the refreshes Wise saw and issued, the duration, the wait of the
+/// requests (p50, p99) and the most refresh calls in flight at once at the emulator.
+async fn waves(args: &Args) {
+    let store_kind = args.get("--store", "postgres");
+    let links = args.num("--links", 10_000);
+    let instances = args.num("--instances", 3);
+    let bound = args.num("--bound", 32);
+    let delay = Duration::from_millis(args.num("--delay-ms", 1000) as u64);
+    let faults = u8::try_from(args.num("--faults", 0)).expect("a percentage");
+    let mock = support::start_mock().await;
+    let stores = Stores::open(&store_kind, instances).await;
+    let wises: Vec<WiseOAuth> = stores
+        .stores
+        .iter()
+        .map(|s| {
+            WiseOAuth::builder(support::config(&mock))
+                .store_arc(s.clone())
+                .clock(support::MockClock(mock.clone()))
+                .max_concurrent_refreshes(bound)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let http = support::no_redirect_client();
+    let started = Instant::now();
+    let mut users = Vec::with_capacity(links);
+    for i in 0..links {
+        let email = format!("wave{i}@example.com");
+        support::ensure_wise_user(&mock, &email);
+        let user = support::user(&format!("wave-user-{i}"));
+        support::link(&wises[i % instances], &mock, &http, &user, &email).await;
+        users.push(user);
+    }
+    eprintln!(
+        "waves: {links} links made through the flow in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    mock.advance_clock(Duration::from_secs(13 * 3600));
+    for fault in wave_faults(faults, delay) {
+        mock.inject_fault(fault);
+    }
+    mock.inject_fault(Fault::delay("token:refresh_token", delay).times(u32::MAX));
+    let before = mock.stats();
+    mock.reset_token_in_flight_peak();
+    let give_up = Duration::from_secs(600);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(links * instances);
+    for user in &users {
+        for wise in &wises {
+            let (wise, user, mock) = (wise.clone(), user.clone(), mock.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match wise.token(&user).await {
+                        Ok(token)
+                            if mock.access_token_is_valid(token.access_token().expose_secret()) =>
+                        {
+                            return Asked::Served(started.elapsed());
+                        }
+                        Ok(_) => return Asked::Failed("a dead token".into()),
+                        Err(e) if e.retry_after().is_some() && started.elapsed() < give_up => {
+                            tokio::time::sleep(e.retry_after().unwrap_or_default()).await;
+                        }
+                        Err(e) => return Asked::Failed(e.to_string()),
+                    }
+                }
+            }));
+        }
+    }
+    let mut waits = Vec::with_capacity(tasks.len());
+    let mut failures = std::collections::BTreeMap::<String, usize>::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Asked::Served(wait) => waits.push(wait),
+            Asked::Failed(why) => *failures.entry(why).or_default() += 1,
+        }
+    }
+    let duration = started.elapsed();
+    for wise in &wises {
+        assert!(
+            wise.shutdown(Duration::from_secs(60)).await,
+            "refreshes drained"
+        );
+    }
+    let after = mock.stats();
+    let grant = "refresh_token";
+    let requests = after.token_requests(grant) - before.token_requests(grant);
+    let issued = after.token_successes(grant) - before.token_successes(grant);
+    let lost =
+        after.token_outcomes(grant, "ok:dropped") - before.token_outcomes(grant, "ok:dropped");
+    let rate_limited = after.token_outcomes(grant, "fault:rate_limit")
+        - before.token_outcomes(grant, "fault:rate_limit");
+    waits.sort();
+    let pct = |p: f64| {
+        waits
+            .get(((waits.len() as f64 * p) as usize).min(waits.len().saturating_sub(1)))
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+    };
+    eprintln!(
+        "waves ({store_kind}, {instances} instances, bound {bound}, {faults} % faults): \
+         {} of {} requests served, failures {failures:?}; {requests} refresh calls, {issued} \
+         token sets issued for {links} links ({lost} answers lost, {rate_limited} 429s); \
+         {:.1} s; wait p50 {:.0} ms, p99 {:.0} ms; at most {} calls in flight at Wise",
+        waits.len(),
+        links * instances,
+        duration.as_secs_f64(),
+        pct(0.5),
+        pct(0.99),
+        after.token_in_flight_peak,
+    );
+    eprintln!(
+        "waves: wait deciles (ms): {:?}",
+        (1..10)
+            .map(|d| pct(f64::from(d) / 10.0).round())
+            .collect::<Vec<_>>()
+    );
+    figure("waves.links", links);
+    figure("waves.requests", links * instances);
+    figure("waves.served", waits.len());
+    figure("waves.refresh_calls", requests);
+    figure("waves.issued", issued);
+    figure("waves.lost_answers", lost);
+    figure("waves.seconds", format!("{:.1}", duration.as_secs_f64()));
+    figure("waves.p50_ms", format!("{:.0}", pct(0.5)));
+    figure("waves.p99_ms", format!("{:.0}", pct(0.99)));
+    figure("waves.peak", after.token_in_flight_peak);
     drop(wises);
     stores.close().await;
     mock.shutdown().await;

@@ -12,6 +12,9 @@
 #   3. the refresh herd: 1,000 concurrent requests on one expired link (1 and 3 instances)
 #   4. link flows per second against the in-process emulator
 #   5. resident memory per link with 1,000,000 links in the memory store
+#   6. token waves: WAVE_LINKS (10,000) links expiring together on 3 instances over one
+#      PostgreSQL (memory without it), Wise answering each refresh in 1 s, with 0 % and
+#      5 % random refresh faults (about 4 minutes together)
 # Installs wrk with apt-get when it is missing. The PostgreSQL rows need a reachable
 # DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) and are reported as not
 # measured otherwise. Each figure comes from a process of its own.
@@ -22,6 +25,8 @@ export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 WRK_SECONDS="${WRK_SECONDS:-3}"
 WRK_ROUNDS="${WRK_ROUNDS:-6}"
 WRK_CONNECTIONS=64
+WAVE_LINKS="${WAVE_LINKS:-10000}"
+WAVE_BOUND=32
 WORK="$(mktemp -d)"
 SERVER_PID=""
 cleanup() {
@@ -191,6 +196,29 @@ log "memory, 1,000,000 links"
 per_link="$(fig memory.bytes_per_link "$WORK/memory.out")"
 row "RSS growth per link, 1,000,000 links in MemoryTokenStore (sealed record $(fig memory.sealed_bytes "$WORK/memory.out") B, UUID user ids)" \
     "$per_link B" "≤ 512 B" "$(verdict "$per_link <= 512")"
+
+# ----- 6. token waves --------------------------------------------------------------------
+wave_store=memory
+[ "$PG" = 1 ] && wave_store=postgres
+wave() { # faults-percent
+    log "token wave: $WAVE_LINKS links, 3 instances, $wave_store store, $1 % faults"
+    "$FIGURES" waves --store "$wave_store" --links "$WAVE_LINKS" --instances 3 --bound "$WAVE_BOUND" \
+        --delay-ms 1000 --faults "$1" >"$WORK/waves.out" 2>"$WORK/waves.err" \
+        || { cat "$WORK/waves.err" >&2; exit 1; }
+    local links requests served issued lost calls peak
+    links="$(fig waves.links "$WORK/waves.out")"; requests="$(fig waves.requests "$WORK/waves.out")"
+    served="$(fig waves.served "$WORK/waves.out")"; issued="$(fig waves.issued "$WORK/waves.out")"
+    lost="$(fig waves.lost_answers "$WORK/waves.out")"; calls="$(fig waves.refresh_calls "$WORK/waves.out")"
+    peak="$(fig waves.peak "$WORK/waves.out")"
+    row "token wave, $links links on 3 instances ($wave_store), Wise 1 s per refresh, $1 % random faults: token sets Wise issued ($calls refresh calls; $served/$requests requests served a live token)" \
+        "$issued for $links links ($lost answers lost by a fault)" "one per link, + one per lost answer" \
+        "$(verdict "$issued <= $links + $lost and $served == $requests")"
+    row "token wave, $1 % faults: duration, request wait p50 / p99, most refresh calls at Wise at once" \
+        "$(fig waves.seconds "$WORK/waves.out") s, $(fig waves.p50_ms "$WORK/waves.out") / $(fig waves.p99_ms "$WORK/waves.out") ms, $peak" \
+        "≤ 3 × $WAVE_BOUND at once" "$(verdict "$peak <= 3 * $WAVE_BOUND")"
+}
+wave 0
+wave 5
 
 # ----- table ------------------------------------------------------------------------------
 echo
