@@ -7,6 +7,7 @@
 //! cargo bench --bench figures -- serve  [--adapter axum|actix] [--store memory|postgres]
 //! cargo bench --bench figures -- waves  [--store memory|postgres] [--links 10000] [--instances 3]
 //!                                       [--bound 32] [--delay-ms 1000] [--faults 0|5]
+//! cargo bench --bench figures -- cache  [--keys 100000] [--capacity 10000] [--requests 2000000]
 //! ```
 //!
 //! Each prints `FIGURE <name> <value>` lines for the script (and a readable line on
@@ -18,6 +19,13 @@
 
 #[path = "support/mod.rs"]
 mod support;
+
+// The link cache's policy and its yardstick, as the core compiles them (both are std only).
+#[path = "../wise-oauth-core/src/manager/cache/s3fifo.rs"]
+#[allow(dead_code, unused_imports)]
+mod s3fifo;
+#[path = "../wise-oauth-core/src/manager/cache/sim.rs"]
+mod sim;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -74,6 +82,7 @@ fn main() {
         "flow" => runtime().block_on(flow(&args)),
         "serve" => serve(&args),
         "waves" => runtime().block_on(waves(&args)),
+        "cache" => cache(&args),
         // `cargo bench` without arguments runs every bench target: a quick memory figure
         // keeps it meaningful without the script.
         "" => {
@@ -86,7 +95,41 @@ fn main() {
                 "100000".into(),
             ]));
         }
-        other => panic!("unknown command {other:?}: memory | herd | flow | serve | waves"),
+        other => panic!("unknown command {other:?}: memory | herd | flow | serve | waves | cache"),
+    }
+}
+
+// ----- link cache ---------------------------------------------------------------------
+
+/// Hit ratio of the manager's link cache (S3-FIFO) and of an exact LRU of the same capacity
+/// on seeded Zipf traces (s = 0.8, 1.1), a miss inserting the key as the manager does. The
+/// user ids are UUIDs; the cache is the core's own policy type keyed by `UserId`.
+fn cache(args: &Args) {
+    let keys = args.num("--keys", 100_000);
+    let capacity = args.num("--capacity", 10_000);
+    let requests = args.num("--requests", 2_000_000);
+    let ids: Vec<UserId> = (0..keys)
+        .map(|_| UserId::new(uuid::Uuid::new_v4().to_string()).unwrap())
+        .collect();
+    for (name, s) in [("0_8", 0.8), ("1_1", 1.1)] {
+        let trace = sim::zipf_trace(keys, s, requests, 42);
+        let lru = sim::lru_hit_ratio(&trace, capacity);
+        let cache = s3fifo::S3Fifo::new(capacity);
+        let mut hits = 0;
+        for &i in &trace {
+            if cache.get(&ids[i]).is_some() {
+                hits += 1;
+            } else {
+                cache.insert_unless(ids[i].clone(), i, |_| false);
+            }
+        }
+        let ours = sim::ratio(hits, trace.len());
+        eprintln!(
+            "cache: Zipf s={s}, {keys} keys, capacity {capacity}, {requests} requests: \
+             S3-FIFO {ours:.3}, LRU {lru:.3}"
+        );
+        figure(&format!("cache.s{name}.s3fifo"), format!("{ours:.3}"));
+        figure(&format!("cache.s{name}.lru"), format!("{lru:.3}"));
     }
 }
 

@@ -12,9 +12,10 @@
 #   3. the refresh herd: 1,000 concurrent requests on one expired link (1 and 3 instances)
 #   4. link flows per second against the in-process emulator
 #   5. resident memory per link with 1,000,000 links in the memory store
-#   6. token waves: WAVE_LINKS (10,000) links expiring together on 3 instances over one
+#   6. the link cache's hit ratio against an exact LRU on seeded Zipf traces
+#   7. token waves: WAVE_LINKS (10,000) links expiring together on 3 instances over one
 #      PostgreSQL (memory without it), Wise answering each refresh in 1 s, with 0 % and
-#      5 % random refresh faults (about 4 minutes together)
+#      5 % random refresh faults (about 7 minutes together, linking included)
 # Installs wrk with apt-get when it is missing. The PostgreSQL rows need a reachable
 # DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) and are reported as not
 # measured otherwise. Each figure comes from a process of its own.
@@ -197,7 +198,17 @@ per_link="$(fig memory.bytes_per_link "$WORK/memory.out")"
 row "RSS growth per link, 1,000,000 links in MemoryTokenStore (sealed record $(fig memory.sealed_bytes "$WORK/memory.out") B, UUID user ids)" \
     "$per_link B" "≤ 512 B" "$(verdict "$per_link <= 512")"
 
-# ----- 6. token waves --------------------------------------------------------------------
+# ----- 6. link cache hit ratio -------------------------------------------------------------
+log "link cache hit ratio"
+"$FIGURES" cache >"$WORK/cache.out" 2>"$WORK/cache.err" \
+    || { cat "$WORK/cache.err" >&2; exit 1; }
+for s in 0_8 1_1; do
+    ours="$(fig "cache.s$s.s3fifo" "$WORK/cache.out")"; lru="$(fig "cache.s$s.lru" "$WORK/cache.out")"
+    row "link cache hit ratio, Zipf s=${s/_/.}, 100,000 users, capacity 10,000: S3-FIFO / exact LRU" \
+        "$ours / $lru" "≥ LRU" "$(verdict "$ours >= $lru")"
+done
+
+# ----- 7. token waves --------------------------------------------------------------------
 wave_store=memory
 [ "$PG" = 1 ] && wave_store=postgres
 wave() { # faults-percent

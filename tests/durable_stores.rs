@@ -25,7 +25,6 @@ use demo::shared::{self, Demo, EmulatorClock, Storage};
 use pg_schema::{database_url, TestSchema};
 use reqwest::StatusCode;
 use suite::{Browser, TestApp};
-use wise_oauth::sqlx::PostgresTokenStore;
 use wise_oauth::{
     ClientSecret, EncryptionKeys, Environment, TokenError, TokenStore, UserId, WiseConfig,
     WiseOAuth,

@@ -16,8 +16,8 @@ use crate::flow::{
 };
 use crate::ids::{LinkKey, LinkNamespace, UserId};
 use crate::manager::{
-    LinkView, ManagerSettings, TokenError, TokenManager, ValidToken, DEFAULT_LEASE_TTL,
-    DEFAULT_REFRESH_TIMEOUT, LEASE_MARGIN,
+    LinkView, ManagerSettings, TokenError, TokenManager, ValidToken, DEFAULT_CACHE_CAPACITY,
+    DEFAULT_LEASE_TTL, DEFAULT_REFRESH_TIMEOUT, LEASE_MARGIN,
 };
 use crate::seal::{EncryptionKeys, Sealer};
 use crate::secret::{AccessToken, RegistrationCode};
@@ -76,6 +76,7 @@ pub struct WiseOAuthBuilder {
     refresh_timeout: Option<Duration>,
     late_completion_bound: Option<Duration>,
     max_concurrent_refreshes: Option<usize>,
+    cache_capacity: Option<u64>,
 }
 
 /// The accepted range of [`WiseOAuthBuilder::lease_ttl`].
@@ -98,6 +99,7 @@ impl fmt::Debug for WiseOAuthBuilder {
             .field("refresh_timeout", &self.refresh_timeout)
             .field("late_completion_bound", &self.late_completion_bound)
             .field("max_concurrent_refreshes", &self.max_concurrent_refreshes)
+            .field("cache_capacity", &self.cache_capacity)
             .finish()
     }
 }
@@ -205,6 +207,15 @@ impl WiseOAuthBuilder {
         self
     }
 
+    /// How many links the manager's in-memory cache holds at most. A link outside the cache
+    /// costs one store read on its next use; when the cache is full, the links used again
+    /// and again stay and the ones used once go first (S3-FIFO eviction). Default: 100,000;
+    /// [`build`](Self::build) rejects 0.
+    pub fn cache_capacity(mut self, links: u64) -> Self {
+        self.cache_capacity = Some(links);
+        self
+    }
+
     /// Builds the handle: creates the HTTP client and checks the settings.
     pub fn build(self) -> Result<WiseOAuth, ConfigError> {
         let lease_ttl = self.lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
@@ -245,6 +256,13 @@ impl WiseOAuthBuilder {
                 reason: "must be between 1 and 10 000",
             });
         }
+        let cache_capacity = self.cache_capacity.unwrap_or(DEFAULT_CACHE_CAPACITY);
+        if cache_capacity == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "cache_capacity",
+                reason: "must be above zero",
+            });
+        }
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let sealer = Arc::new(
             Sealer::try_new(self.keys).map_err(|_| ConfigError::Invalid {
@@ -271,6 +289,7 @@ impl WiseOAuthBuilder {
                 refresh_timeout,
                 late_completion_bound,
                 max_concurrent_refreshes,
+                cache_capacity,
                 ..defaults
             },
         );
@@ -321,6 +340,7 @@ impl WiseOAuth {
             refresh_timeout: None,
             late_completion_bound: None,
             max_concurrent_refreshes: None,
+            cache_capacity: None,
         }
     }
 
@@ -515,5 +535,31 @@ async fn detached(
             tracing::error!(panicked = e.is_panic(), "link completion task failed");
             Err(FlowError::Unavailable { retry_after: None })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::ClientSecret;
+
+    fn builder() -> WiseOAuthBuilder {
+        let config = WiseConfig::builder(
+            "client",
+            ClientSecret::new("secret"),
+            "https://app.example.com/wise/callback",
+        )
+        .build()
+        .unwrap();
+        WiseOAuth::builder(config)
+    }
+
+    #[test]
+    fn the_cache_capacity_reaches_the_manager() {
+        let default = builder().build().unwrap();
+        assert_eq!(default.core.manager.settings().cache_capacity, 100_000);
+        let small = builder().cache_capacity(5).build().unwrap();
+        assert_eq!(small.core.manager.settings().cache_capacity, 5);
+        assert_eq!(small.core.manager.cache_capacity(), 5);
     }
 }

@@ -143,6 +143,22 @@ async fn an_empty_key_list_is_a_configuration_error() {
 }
 
 #[tokio::test]
+async fn a_cache_of_no_links_is_a_configuration_error() {
+    let env = setup().await;
+    let e = WiseOAuth::builder(config_for(&env.mock, &env.options))
+        .cache_capacity(0)
+        .build()
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        ConfigError::Invalid {
+            setting: "cache_capacity",
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
 async fn clones_share_state_and_debug_is_redacted() {
     let env = setup().await;
     let wise = env.wise.clone();

@@ -67,12 +67,14 @@ pub(crate) struct ManagerSettings {
     pub(crate) revalidate_after: Duration,
     /// How long the breaker stays open after `invalid_client` (60 s).
     pub(crate) breaker_open_for: Duration,
-    /// Maximum number of links held in the in-memory cache (100 000).
+    /// Maximum number of links held in the in-memory cache ([`DEFAULT_CACHE_CAPACITY`]).
     pub(crate) cache_capacity: u64,
     /// Refresh calls to Wise in flight at once from this process (32).
     pub(crate) max_concurrent_refreshes: usize,
 }
 
+/// The default capacity of the link cache, in links.
+pub(crate) const DEFAULT_CACHE_CAPACITY: u64 = 100_000;
 /// The default lease TTL.
 pub(crate) const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
 /// The default timeout of one refresh call.
@@ -88,7 +90,7 @@ impl Default for ManagerSettings {
             late_completion_bound: DEFAULT_REFRESH_TIMEOUT * 2,
             revalidate_after: Duration::from_secs(30),
             breaker_open_for: Duration::from_secs(60),
-            cache_capacity: 100_000,
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
             max_concurrent_refreshes: 32,
         }
     }
@@ -476,8 +478,9 @@ impl TokenManager {
         let work = async {
             let last = store.load(key).await.ok().flatten().map(|r| r.version);
             let existed = store.delete(key).await.map_err(|e| store_error(&e))?;
-            let until = self.inner.clock.now() + self.inner.settings.revalidate_after;
-            self.inner.cache.bury(key, last, until);
+            let now = self.inner.clock.now();
+            let until = now + self.inner.settings.revalidate_after;
+            self.inner.cache.bury(key, last, now, until);
             lock(&self.inner.unpersisted).remove(key);
             lock(&self.inner.pacing).remove(key);
             Ok::<_, TokenError>(existed)
@@ -547,5 +550,11 @@ impl TokenManager {
     #[cfg(test)]
     pub(crate) fn settings(&self) -> &ManagerSettings {
         &self.inner.settings
+    }
+
+    /// How many links the cache holds at most.
+    #[cfg(test)]
+    pub(crate) fn cache_capacity(&self) -> usize {
+        self.inner.cache.capacity()
     }
 }
