@@ -8,18 +8,15 @@ use std::time::Duration;
 use ::http::header::{ACCEPT, AUTHORIZATION, RETRY_AFTER};
 use ::http::{HeaderValue, Method};
 use serde_json::Value;
-use thiserror::Error;
 use tracing::field::Empty;
 use tracing::Instrument as _;
 use url::Url;
 
 use crate::clock::Clock;
 use crate::config::WiseConfig;
-use crate::endpoint::http::{
-    read_bounded, trace_id, transport_error, BodyError, CORRELATION_HEADER,
-};
+use crate::endpoint::http::{read_bounded, trace_id, BodyError, CORRELATION_HEADER};
 use crate::endpoint::retry::{next_wait, parse_retry_after, Repeatable, RETRY_BUDGET};
-use crate::endpoint::{correlation_id, EndpointError, TokenEndpoint};
+use crate::endpoint::{correlation_id, TokenEndpoint, WiseError};
 use crate::ids::ProfileId;
 use crate::secret::{AccessToken, RegistrationCode};
 
@@ -63,111 +60,8 @@ pub enum SignupOutcome {
     AlreadyExists,
 }
 
-/// Why a Wise API call failed. Never carries a token or a response body.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[non_exhaustive]
-pub enum ApiError {
-    /// 401: the access token is invalid or expired (`invalid_token`).
-    #[error("Wise rejected the access token (HTTP 401)")]
-    Unauthorized,
-    /// 403 with `x-2fa-approval`: strong customer authentication is required.
-    #[error("Wise requires strong customer authentication for this call")]
-    Sca {
-        /// The one-time-token id from `x-2fa-approval` (not a secret).
-        one_time_token: String,
-    },
-    /// 429.
-    #[error("Wise rate-limited the call")]
-    RateLimited {
-        /// How long Wise asked us to wait.
-        retry_after: Option<Duration>,
-    },
-    /// A 5xx, or the connection dropped.
-    #[error("the Wise API is unavailable")]
-    Unavailable {
-        /// The HTTP status, if a response arrived.
-        status: Option<u16>,
-        /// How long Wise asked us to wait.
-        retry_after: Option<Duration>,
-    },
-    /// The call took longer than the configured timeout.
-    #[error("the Wise API call timed out")]
-    Timeout,
-    /// No connection could be made.
-    #[error("could not connect to the Wise API")]
-    Connect,
-    /// Any other non-success status.
-    #[error("Wise rejected the call (HTTP {status})")]
-    Rejected {
-        /// The HTTP status.
-        status: u16,
-    },
-    /// A success status with an unusable body.
-    #[error("malformed Wise API response: {reason}")]
-    MalformedResponse {
-        /// What was wrong (a fixed phrase).
-        reason: &'static str,
-    },
-    /// The API answered with a redirect, which is never followed.
-    #[error("the Wise API answered with a redirect (HTTP {status}), not followed")]
-    Redirected {
-        /// The 3xx status.
-        status: u16,
-    },
-}
-
-impl ApiError {
-    /// Trying again later may succeed.
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Self::RateLimited { .. } | Self::Unavailable { .. } | Self::Timeout | Self::Connect
-        )
-    }
-
-    /// How long Wise asked us to wait, if it said.
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Self::RateLimited { retry_after } | Self::Unavailable { retry_after, .. } => {
-                *retry_after
-            }
-            _ => None,
-        }
-    }
-
-    /// The equivalent token-endpoint error, for the shared retry policy.
-    fn retry_class(&self) -> Option<EndpointError> {
-        Some(match self {
-            Self::RateLimited { retry_after } => EndpointError::RateLimited {
-                retry_after: *retry_after,
-            },
-            Self::Unavailable {
-                status,
-                retry_after,
-            } => EndpointError::Unavailable {
-                status: *status,
-                retry_after: *retry_after,
-            },
-            Self::Timeout => EndpointError::Timeout,
-            Self::Connect => EndpointError::Connect,
-            _ => return None,
-        })
-    }
-
-    fn from_endpoint(err: EndpointError) -> Self {
-        match err {
-            EndpointError::Connect => Self::Connect,
-            EndpointError::Timeout => Self::Timeout,
-            _ => Self::Unavailable {
-                status: None,
-                retry_after: None,
-            },
-        }
-    }
-}
-
-fn malformed(reason: &'static str) -> ApiError {
-    ApiError::MalformedResponse { reason }
+fn malformed(reason: &'static str) -> WiseError {
+    WiseError::MalformedResponse { reason }
 }
 
 /// A raw response: status, body and the SCA header.
@@ -219,12 +113,12 @@ impl WiseApi {
     }
 
     /// `GET /v2/profiles/{id}`: `Ok(None)` when the token cannot see that profile (403
-    /// without SCA headers, or 404); a 403 with SCA headers is [`ApiError::Sca`].
+    /// without SCA headers, or 404); a 403 with SCA headers is [`WiseError::Sca`].
     pub(crate) async fn profile(
         &self,
         token: &AccessToken,
         id: ProfileId,
-    ) -> Result<Option<ProfileSummary>, ApiError> {
+    ) -> Result<Option<ProfileSummary>, WiseError> {
         let id_text = id.to_string();
         let raw = self
             .send(
@@ -257,7 +151,7 @@ impl WiseApi {
     pub(crate) async fn profiles(
         &self,
         token: &AccessToken,
-    ) -> Result<Vec<ProfileSummary>, ApiError> {
+    ) -> Result<Vec<ProfileSummary>, WiseError> {
         let raw = self
             .send(
                 Method::GET,
@@ -284,7 +178,7 @@ impl WiseApi {
         &self,
         app_token: &AccessToken,
         email: &str,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, WiseError> {
         let body = serde_json::json!({ "email": email });
         let raw = self
             .send(
@@ -313,7 +207,7 @@ impl WiseApi {
         email: &str,
         code: &RegistrationCode,
         language: Option<&str>,
-    ) -> Result<SignupOutcome, ApiError> {
+    ) -> Result<SignupOutcome, WiseError> {
         let mut body = serde_json::json!({
             "email": email,
             "registrationCode": code.expose_secret(),
@@ -349,7 +243,7 @@ impl WiseApi {
         body: Option<Value>,
         repeatable: Repeatable,
         operation: &'static str,
-    ) -> Result<Raw, ApiError> {
+    ) -> Result<Raw, WiseError> {
         let correlation_id = correlation_id();
         let span = tracing::info_span!(
             "wise_oauth.api_request",
@@ -361,7 +255,7 @@ impl WiseApi {
         );
         let url = self.url(path);
         let mut bearer = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-            .map_err(|_| ApiError::Unauthorized)?;
+            .map_err(|_| WiseError::Unauthorized)?;
         bearer.set_sensitive(true);
         let body = body.map(|b| b.to_string());
         async {
@@ -394,15 +288,13 @@ impl WiseApi {
                     },
                     Err(err) => err,
                 };
-                let wait = err.retry_class().and_then(|class| {
-                    next_wait(
-                        repeatable,
-                        &class,
-                        attempt,
-                        self.max_attempts,
-                        started.elapsed(),
-                    )
-                });
+                let wait = next_wait(
+                    repeatable,
+                    &err,
+                    attempt,
+                    self.max_attempts,
+                    started.elapsed(),
+                );
                 match wait {
                     Some(wait) => {
                         tracing::info!(attempt, error = %err, "Wise API call failed, retrying");
@@ -419,11 +311,8 @@ impl WiseApi {
         .await
     }
 
-    async fn attempt(&self, request: reqwest::RequestBuilder) -> Result<Raw, ApiError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ApiError::from_endpoint(transport_error(&e)))?;
+    async fn attempt(&self, request: reqwest::RequestBuilder) -> Result<Raw, WiseError> {
+        let response = request.send().await.map_err(WiseError::transport)?;
         let status = response.status().as_u16();
         let span = tracing::Span::current();
         span.record("status", status);
@@ -431,7 +320,7 @@ impl WiseApi {
             span.record("trace_id", id);
         }
         if (300..400).contains(&status) {
-            return Err(ApiError::Redirected { status });
+            return Err(WiseError::Redirected { status });
         }
         let headers = response.headers();
         let retry_after = headers
@@ -449,11 +338,16 @@ impl WiseApi {
             .map(str::to_owned);
         let body = match read_bounded(response).await {
             Ok(body) => body,
-            Err(BodyError::Timeout) => return Err(ApiError::Timeout),
-            Err(BodyError::Dropped) => {
-                return Err(ApiError::Unavailable {
+            Err(BodyError::Timeout(source)) => {
+                return Err(WiseError::Timeout {
+                    source: Some(source),
+                })
+            }
+            Err(BodyError::Dropped(source)) => {
+                return Err(WiseError::Unavailable {
                     status: None,
                     retry_after: None,
+                    source: Some(source),
                 })
             }
             Err(BodyError::TooLarge) => return Err(malformed("body is larger than 64 KiB")),
@@ -468,39 +362,32 @@ impl WiseApi {
 }
 
 /// Transient statuses (retried per the policy); `None` for everything else.
-fn classify_retryable(raw: &Raw) -> Option<ApiError> {
+fn classify_retryable(raw: &Raw) -> Option<WiseError> {
     match raw.status {
         429 | 408 | 500..=599 => Some(classify_status(raw)),
         _ => None,
     }
 }
 
-fn classify_status(raw: &Raw) -> ApiError {
-    match raw.status {
-        401 => ApiError::Unauthorized,
-        403 if raw.sca.is_some() => ApiError::Sca {
-            one_time_token: raw.sca.clone().unwrap_or_default(),
+fn classify_status(raw: &Raw) -> WiseError {
+    match (raw.status, &raw.sca) {
+        (401, _) => WiseError::Unauthorized,
+        (403, Some(one_time_token)) => WiseError::Sca {
+            one_time_token: one_time_token.clone(),
         },
-        429 => ApiError::RateLimited {
-            retry_after: raw.retry_after,
-        },
-        408 | 500..=599 => ApiError::Unavailable {
-            status: Some(raw.status),
-            retry_after: raw.retry_after,
-        },
-        status => ApiError::Rejected { status },
+        (status, _) => WiseError::from_status(status, None, raw.retry_after),
     }
 }
 
-fn classify(raw: Raw) -> ApiError {
+fn classify(raw: Raw) -> WiseError {
     classify_status(&raw)
 }
 
-fn json(body: &[u8]) -> Result<Value, ApiError> {
+fn json(body: &[u8]) -> Result<Value, WiseError> {
     serde_json::from_slice(body).map_err(|_| malformed("body is not JSON"))
 }
 
-fn parse_profile(value: &Value) -> Result<ProfileSummary, ApiError> {
+fn parse_profile(value: &Value) -> Result<ProfileSummary, WiseError> {
     let obj = value
         .as_object()
         .ok_or(malformed("profile is not a JSON object"))?;
@@ -598,12 +485,18 @@ mod tests {
         };
         assert_eq!(
             classify(raw(403, Some("ott-1"))),
-            ApiError::Sca {
+            WiseError::Sca {
                 one_time_token: "ott-1".into()
             }
         );
-        assert_eq!(classify(raw(403, None)), ApiError::Rejected { status: 403 });
-        assert_eq!(classify(raw(401, None)), ApiError::Unauthorized);
+        assert_eq!(
+            classify(raw(403, None)),
+            WiseError::Rejected {
+                status: 403,
+                code: None
+            }
+        );
+        assert_eq!(classify(raw(401, None)), WiseError::Unauthorized);
         assert!(classify(raw(503, None)).is_transient());
         assert_eq!(
             classify(raw(429, None)).retry_after(),

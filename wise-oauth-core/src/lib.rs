@@ -75,7 +75,6 @@ mod events;
 mod flow;
 mod ids;
 mod manager;
-mod response;
 mod seal;
 mod secret;
 mod store;
@@ -84,7 +83,7 @@ mod wise;
 
 pub mod web;
 
-pub use api::{ApiError, ProfileKind, ProfileSummary, SignupOutcome};
+pub use api::{ProfileKind, ProfileSummary, SignupOutcome};
 /// Re-exported so custom [`TokenStore`], [`PendingStore`] and [`ProfileCheck`] implementations
 /// need no extra dependency.
 pub use async_trait::async_trait;
@@ -93,7 +92,7 @@ pub use config::{
     ConfigError, Environment, WiseConfig, WiseConfigBuilder, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_ATTEMPTS, DEFAULT_REFRESH_WINDOW, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SKEW,
 };
-pub use endpoint::{EndpointError, OAuthErrorCode};
+pub use endpoint::{OAuthErrorCode, TransportError, WiseError};
 pub use events::{EventHandler, WiseEvent};
 pub use flow::{
     CallbackProblem, FlowCookie, FlowError, LinkCompleted, LinkOptions, LinkStart, MobileLinkStart,

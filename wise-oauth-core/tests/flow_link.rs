@@ -656,7 +656,10 @@ async fn claim_account_code_is_passed_through_and_redacted() {
         .start_link_with(&alice, &bad, None)
         .await
         .unwrap_err();
-    assert!(matches!(e, FlowError::Misconfigured));
+    // The user's (or the app's) bad input, not a misconfiguration: a 400 naming it.
+    assert!(matches!(e, FlowError::InvalidClaimAccountCode), "{e:?}");
+    assert_eq!(e.status().as_u16(), 400);
+    assert_eq!(e.reason(), "invalid_claim_account_code");
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use wise_oauth_mock::{
 };
 
 use super::*;
-use crate::api::{ApiError, ProfileKind, SignupOutcome, WiseApi};
+use crate::api::{ProfileKind, SignupOutcome, WiseApi};
 use crate::clock::SystemClock;
 use crate::config::{Environment, WiseConfigBuilder};
 use crate::ids::ProfileId;
@@ -176,7 +176,7 @@ async fn refresh_replaces_the_access_token_and_keeps_the_refresh_token() {
         .refresh(&rotated.refresh_token)
         .await
         .unwrap_err();
-    assert_eq!(err, EndpointError::InvalidGrant { status: 400 });
+    assert_eq!(err, WiseError::InvalidGrant { status: 400 });
     assert_eq!(env.wise.stats().token_requests("refresh_token"), before + 1);
     env.wise.shutdown().await;
 }
@@ -195,7 +195,7 @@ async fn email_change_makes_refresh_forbidden() {
     env.wise.change_email(ALICE, "alice2@example.com");
     let err = env.endpoint.refresh(&set.refresh_token).await.unwrap_err();
     // Wise answers 403 with invalid_grant: a dead link (a bare 403 would be a gateway's).
-    assert_eq!(err, EndpointError::InvalidGrant { status: 403 });
+    assert_eq!(err, WiseError::InvalidGrant { status: 403 });
     assert!(err.needs_relink());
     env.wise.shutdown().await;
 }
@@ -287,7 +287,7 @@ async fn registration_code_grant_for_a_user_created_through_signup() {
         .registration_code(email, &RegistrationCode::new("b".repeat(40)))
         .await
         .unwrap_err();
-    assert!(matches!(err, EndpointError::InvalidGrant { .. }), "{err:?}");
+    assert!(matches!(err, WiseError::InvalidGrant { .. }), "{err:?}");
     assert_eq!(
         env.wise.stats().token_requests("registration_code"),
         before + 1
@@ -353,7 +353,7 @@ async fn profiles_are_verified_through_the_api() {
         .profiles(&AccessToken::new("00000000-0000-0000-0000-000000000000"))
         .await
         .unwrap_err();
-    assert_eq!(err, ApiError::Unauthorized);
+    assert_eq!(err, WiseError::Unauthorized);
     env.wise.shutdown().await;
 }
 
@@ -394,9 +394,10 @@ async fn emulator_faults_rate_limit_lost_response_and_sca() {
     let err = env.endpoint.refresh(&set.refresh_token).await.unwrap_err();
     assert_eq!(
         err,
-        EndpointError::Unavailable {
+        WiseError::Unavailable {
             status: Some(502),
-            retry_after: None
+            retry_after: None,
+            source: None,
         }
     );
 
@@ -404,13 +405,13 @@ async fn emulator_faults_rate_limit_lost_response_and_sca() {
     env.wise.inject_fault(Fault::sca("profiles"));
     let err = env.api.profile(&again.access_token, id).await.unwrap_err();
     assert!(
-        matches!(err, ApiError::Sca { .. }),
+        matches!(err, WiseError::Sca { .. }),
         "an SCA 403 is not 'profile not visible': {err:?}"
     );
     env.wise.inject_fault(Fault::sca("profiles"));
     let err = env.api.profiles(&again.access_token).await.unwrap_err();
     assert!(
-        matches!(err, ApiError::Sca { ref one_time_token } if !one_time_token.is_empty()),
+        matches!(err, WiseError::Sca { ref one_time_token } if !one_time_token.is_empty()),
         "{err:?}"
     );
     env.wise.shutdown().await;

@@ -1,5 +1,8 @@
-//! Errors of the token endpoint, classified by Wise's `error` field first, the status second.
+//! Errors of every call to Wise (token endpoint and API): one model, classified by Wise's
+//! `error` field first and the status second, with the transport failure kept as the source.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
@@ -53,30 +56,64 @@ impl OAuthErrorCode {
     }
 }
 
-/// Why a call to Wise's token endpoint failed. `Display` and `Debug` never contain a token,
-/// a secret or the response body.
+/// The transport failure under a [`WiseError`] (reqwest's error), kept as its
+/// [`source`](std::error::Error::source) for logs. Its text names the URL called, never a
+/// header or a body. Any two compare equal: the variant of the [`WiseError`] says what
+/// happened.
+#[derive(Debug, Clone)]
+pub struct TransportError(Arc<reqwest::Error>);
+
+impl TransportError {
+    pub(crate) fn new(err: reqwest::Error) -> Self {
+        Self(Arc::new(err))
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
+
+impl PartialEq for TransportError {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for TransportError {}
+
+/// Why a call to Wise failed: the token endpoint (the four grants) or the REST API, one
+/// model for both. `Display` and `Debug` never contain a token, a secret or a response
+/// body.
+///
+/// What to do about it: [`needs_relink`](Self::needs_relink) (the user must link again),
+/// [`is_transient`](Self::is_transient) (try later, after [`retry_after`](Self::retry_after)
+/// when Wise said), [`is_configuration`](Self::is_configuration) (fix the app's setup).
 ///
 /// ```
-/// use wise_oauth_core::EndpointError;
-/// let err = EndpointError::InvalidGrant { status: 400 };
+/// use wise_oauth_core::WiseError;
+/// let err = WiseError::InvalidGrant { status: 400 };
 /// assert!(err.needs_relink());
 /// assert!(!err.is_transient());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
-pub enum EndpointError {
-    /// `invalid_grant` in a 4xx answer: the grant is dead; the user must link again (or the
-    /// registration code be re-exchanged). The only answer that kills a link.
+pub enum WiseError {
+    /// `invalid_grant` in a 4xx answer of the token endpoint: the grant is dead; the user
+    /// must link again (or the registration code be re-exchanged). The only answer that
+    /// kills a link.
     #[error("Wise rejected the grant (invalid_grant, HTTP {status})")]
     InvalidGrant {
         /// The HTTP status it came with (400 or 401 at Wise).
         status: u16,
     },
-    /// HTTP 403 without an `invalid_grant` code: a WAF, a CDN or an mTLS gateway in front of
-    /// Wise. Transient; never a reason to touch a link (Wise's own 403 for a user who changed
-    /// their email carries `invalid_grant`).
-    #[error("the Wise token request was refused by a gateway (HTTP 403)")]
-    Forbidden,
     /// `invalid_client` or `unauthorized_client`: the application's configuration is wrong.
     /// Never a reason to touch a user's link.
     #[error("Wise rejected the client credentials ({})", code.as_str())]
@@ -84,8 +121,24 @@ pub enum EndpointError {
         /// The OAuth error code.
         code: OAuthErrorCode,
     },
-    /// Any other 4xx (or an unrecognised error object in a 200).
-    #[error("Wise rejected the token request (HTTP {status})")]
+    /// HTTP 401 from the API: the access token is invalid or expired (a sibling's refresh
+    /// may have replaced it).
+    #[error("Wise rejected the access token (HTTP 401)")]
+    Unauthorized,
+    /// HTTP 403 from the API with `x-2fa-approval`: strong customer authentication is
+    /// required; the user approves the one-time token, then the call is repeated with it.
+    #[error("Wise requires strong customer authentication for this call")]
+    Sca {
+        /// The one-time-token id from `x-2fa-approval` (not a secret).
+        one_time_token: String,
+    },
+    /// HTTP 403 from the token endpoint without an OAuth error code: a WAF, a CDN or an
+    /// mTLS gateway in front of Wise. Transient; never a reason to touch a link (Wise's own
+    /// 403 for a user who changed their email carries `invalid_grant`).
+    #[error("the Wise token request was refused by a gateway (HTTP 403)")]
+    Forbidden,
+    /// Any other 4xx (or, from the token endpoint, an unrecognised error object in a 200).
+    #[error("Wise rejected the request (HTTP {status})")]
     Rejected {
         /// The HTTP status.
         status: u16,
@@ -93,42 +146,54 @@ pub enum EndpointError {
         code: Option<OAuthErrorCode>,
     },
     /// HTTP 429; `retry_after` comes from the `Retry-After` header.
-    #[error("Wise rate-limited the token request")]
+    #[error("Wise rate-limited the request")]
     RateLimited {
         /// How long Wise asked us to wait.
         retry_after: Option<Duration>,
     },
-    /// A 5xx or a connection dropped after the request was (maybe) sent.
-    #[error("the Wise token endpoint is unavailable")]
+    /// A 5xx or 408, or the connection dropped after the request was (maybe) sent.
+    #[error("Wise is unavailable")]
     Unavailable {
         /// The HTTP status, if a response arrived.
         status: Option<u16>,
         /// How long Wise asked us to wait.
         retry_after: Option<Duration>,
+        /// The transport failure, when the connection dropped.
+        #[source]
+        source: Option<TransportError>,
     },
     /// The request or the response body took longer than the configured timeout.
-    #[error("the Wise token request timed out")]
-    Timeout,
+    #[error("the request to Wise timed out")]
+    Timeout {
+        /// The transport failure.
+        #[source]
+        source: Option<TransportError>,
+    },
     /// No connection could be made (the request was certainly not sent).
-    #[error("could not connect to the Wise token endpoint")]
-    Connect,
-    /// A 2xx whose body is not a usable token response.
-    #[error("malformed token response: {reason}")]
+    #[error("could not connect to Wise")]
+    Connect {
+        /// The transport failure.
+        #[source]
+        source: Option<TransportError>,
+    },
+    /// A 2xx whose body is not what the call returns.
+    #[error("malformed response from Wise: {reason}")]
     MalformedResponse {
         /// What was wrong (a fixed phrase, never a body excerpt).
         reason: &'static str,
     },
-    /// The token endpoint answered with a redirect, which is never followed.
-    #[error("the Wise token endpoint answered with a redirect (HTTP {status}), not followed")]
+    /// Wise answered with a redirect, which is never followed.
+    #[error("Wise answered with a redirect (HTTP {status}), not followed")]
     Redirected {
         /// The 3xx status.
         status: u16,
     },
 }
 
-impl EndpointError {
-    /// Classifies an error response by its `error` code first, then by its status.
-    pub(crate) fn from_response(
+impl WiseError {
+    /// Classifies an error answer of the token endpoint by its `error` code first, then by
+    /// its status.
+    pub(crate) fn from_token_response(
         status: u16,
         code: Option<OAuthErrorCode>,
         retry_after: Option<Duration>,
@@ -143,14 +208,43 @@ impl EndpointError {
             _ => {}
         }
         match status {
+            403 => Self::Forbidden,
+            _ => Self::from_status(status, code, retry_after),
+        }
+    }
+
+    /// Classifies an answer by its status alone: 3xx, 429, 408 and 5xx, other statuses.
+    pub(crate) fn from_status(
+        status: u16,
+        code: Option<OAuthErrorCode>,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        match status {
             300..=399 => Self::Redirected { status },
             429 => Self::RateLimited { retry_after },
-            403 => Self::Forbidden,
             408 | 500..=599 => Self::Unavailable {
                 status: Some(status),
                 retry_after,
+                source: None,
             },
             _ => Self::Rejected { status, code },
+        }
+    }
+
+    /// A transport-level failure (no usable response).
+    pub(crate) fn transport(err: reqwest::Error) -> Self {
+        let (connect, timeout) = (err.is_connect(), err.is_timeout());
+        let source = Some(TransportError::new(err));
+        if connect {
+            Self::Connect { source }
+        } else if timeout {
+            Self::Timeout { source }
+        } else {
+            Self::Unavailable {
+                status: None,
+                retry_after: None,
+                source,
+            }
         }
     }
 
@@ -167,14 +261,14 @@ impl EndpointError {
             Self::RateLimited { .. }
                 | Self::Unavailable { .. }
                 | Self::Forbidden
-                | Self::Timeout
-                | Self::Connect
+                | Self::Timeout { .. }
+                | Self::Connect { .. }
                 | Self::MalformedResponse { .. }
         )
     }
 
-    /// The application's configuration is wrong (client credentials, or an endpoint URL
-    /// that redirects).
+    /// The application's configuration is wrong (client credentials, or a Wise URL that
+    /// redirects).
     pub fn is_configuration(&self) -> bool {
         matches!(self, Self::Client { .. } | Self::Redirected { .. })
     }
@@ -196,39 +290,39 @@ mod tests {
 
     #[test]
     fn classification_prefers_the_error_code() {
-        let c = |s, code| EndpointError::from_response(s, code, None);
+        let c = |s, code| WiseError::from_token_response(s, code, None);
         assert_eq!(
             c(401, Some(OAuthErrorCode::InvalidGrant)),
-            EndpointError::InvalidGrant { status: 401 }
+            WiseError::InvalidGrant { status: 401 }
         );
         assert_eq!(
             c(400, Some(OAuthErrorCode::InvalidClient)),
-            EndpointError::Client {
+            WiseError::Client {
                 code: OAuthErrorCode::InvalidClient
             }
         );
         assert_eq!(
             c(500, Some(OAuthErrorCode::UnauthorizedClient)),
-            EndpointError::Client {
+            WiseError::Client {
                 code: OAuthErrorCode::UnauthorizedClient
             }
         );
-        assert_eq!(c(403, None), EndpointError::Forbidden);
+        assert_eq!(c(403, None), WiseError::Forbidden);
         assert_eq!(
             c(403, Some(OAuthErrorCode::InvalidGrant)),
-            EndpointError::InvalidGrant { status: 403 }
+            WiseError::InvalidGrant { status: 403 }
         );
         // invalid_grant outside a 4xx is not Wise's verdict on the grant.
         assert!(c(502, Some(OAuthErrorCode::InvalidGrant)).is_transient());
         assert!(!c(502, Some(OAuthErrorCode::InvalidGrant)).needs_relink());
         assert_eq!(
             c(400, Some(OAuthErrorCode::InvalidRequest)),
-            EndpointError::Rejected {
+            WiseError::Rejected {
                 status: 400,
                 code: Some(OAuthErrorCode::InvalidRequest)
             }
         );
-        assert_eq!(c(307, None), EndpointError::Redirected { status: 307 });
+        assert_eq!(c(307, None), WiseError::Redirected { status: 307 });
         assert!(c(502, None).is_transient());
         assert!(c(429, None).is_transient());
         assert!(!c(403, None).needs_relink());
@@ -238,9 +332,12 @@ mod tests {
 
     #[test]
     fn display_is_fixed_text() {
-        let e = EndpointError::MalformedResponse {
+        let e = WiseError::MalformedResponse {
             reason: "body is not JSON",
         };
-        assert_eq!(e.to_string(), "malformed token response: body is not JSON");
+        assert_eq!(
+            e.to_string(),
+            "malformed response from Wise: body is not JSON"
+        );
     }
 }

@@ -3,10 +3,10 @@
 use http::HeaderMap;
 use reqwest::redirect::Policy;
 
+use super::response::MAX_BODY_BYTES;
 use crate::config::{ConfigError, WiseConfig};
-use crate::response::MAX_BODY_BYTES;
 
-use super::EndpointError;
+use super::TransportError;
 
 /// The header carrying our correlation id to Wise.
 pub(crate) const CORRELATION_HEADER: &str = "x-external-correlation-id";
@@ -32,29 +32,15 @@ pub(crate) fn build_client(config: &WiseConfig) -> Result<reqwest::Client, Confi
     builder.build().map_err(|_| ConfigError::HttpClient)
 }
 
-/// A transport-level failure (no usable response).
-pub(crate) fn transport_error(err: &reqwest::Error) -> EndpointError {
-    if err.is_connect() {
-        EndpointError::Connect
-    } else if err.is_timeout() {
-        EndpointError::Timeout
-    } else {
-        EndpointError::Unavailable {
-            status: None,
-            retry_after: None,
-        }
-    }
-}
-
 /// Why a body could not be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum BodyError {
     /// Larger than [`MAX_BODY_BYTES`].
     TooLarge,
     /// The total timeout struck while reading (slow drip).
-    Timeout,
+    Timeout(TransportError),
     /// The connection broke.
-    Dropped,
+    Dropped(TransportError),
 }
 
 /// Reads at most [`MAX_BODY_BYTES`], chunk by chunk.
@@ -75,8 +61,8 @@ pub(crate) async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(body),
-            Err(e) if e.is_timeout() => return Err(BodyError::Timeout),
-            Err(_) => return Err(BodyError::Dropped),
+            Err(e) if e.is_timeout() => return Err(BodyError::Timeout(TransportError::new(e))),
+            Err(e) => return Err(BodyError::Dropped(TransportError::new(e))),
         }
     }
 }

@@ -196,9 +196,10 @@ async fn html_502_is_retried_on_refresh_then_unavailable() {
         .unwrap_err();
     assert_eq!(
         err,
-        EndpointError::Unavailable {
+        WiseError::Unavailable {
             status: Some(502),
-            retry_after: None
+            retry_after: None,
+            source: None,
         }
     );
     assert_eq!(server.requests(), 3);
@@ -218,9 +219,10 @@ async fn html_502_on_code_exchange_is_not_retried() {
         .unwrap_err();
     assert_eq!(
         err,
-        EndpointError::Unavailable {
+        WiseError::Unavailable {
             status: Some(502),
-            retry_after: None
+            retry_after: None,
+            source: None,
         }
     );
     assert_eq!(server.requests(), 1);
@@ -240,7 +242,7 @@ async fn garbage_200_is_transient_on_refresh_and_fatal_on_exchange() {
         .unwrap_err();
     assert_eq!(
         err,
-        EndpointError::MalformedResponse {
+        WiseError::MalformedResponse {
             reason: "body is not JSON"
         }
     );
@@ -253,7 +255,7 @@ async fn garbage_200_is_transient_on_refresh_and_fatal_on_exchange() {
         .unwrap_err();
     assert_eq!(
         err,
-        EndpointError::MalformedResponse {
+        WiseError::MalformedResponse {
             reason: "body is not a JSON object"
         }
     );
@@ -289,7 +291,7 @@ async fn error_object_in_200_is_an_error() {
     // Not a verdict of Wise's token service: transient, retried, and never a dead link.
     assert_eq!(
         err,
-        EndpointError::MalformedResponse {
+        WiseError::MalformedResponse {
             reason: "a 2xx body carrying an error object"
         }
     );
@@ -309,7 +311,7 @@ async fn oversized_200_is_malformed() {
         .unwrap_err();
     assert_eq!(
         err,
-        EndpointError::MalformedResponse {
+        WiseError::MalformedResponse {
             reason: "body is larger than 64 KiB"
         }
     );
@@ -329,7 +331,7 @@ async fn oversized_200_is_malformed() {
         .unwrap_err();
     assert_eq!(
         err,
-        EndpointError::MalformedResponse {
+        WiseError::MalformedResponse {
             reason: "body is larger than 64 KiB"
         }
     );
@@ -350,7 +352,10 @@ async fn slow_drip_body_times_out() {
         .exchange_code(&code(), "http://127.0.0.1:3000/cb", None)
         .await
         .unwrap_err();
-    assert_eq!(err, EndpointError::Timeout);
+    assert!(
+        matches!(err, WiseError::Timeout { source: Some(_) }),
+        "{err:?}"
+    );
     assert_eq!(
         server.requests(),
         1,
@@ -373,7 +378,7 @@ async fn redirect_is_not_followed() {
         .refresh(&refresh_token())
         .await
         .unwrap_err();
-    assert_eq!(err, EndpointError::Redirected { status: 307 });
+    assert_eq!(err, WiseError::Redirected { status: 307 });
     assert!(err.is_configuration());
     assert_eq!(first.requests(), 1);
     assert_eq!(second.requests(), 0);
@@ -393,12 +398,16 @@ async fn reset_connection_is_retried_on_refresh_only() {
         .exchange_code(&code(), "http://127.0.0.1:3000/cb", None)
         .await
         .unwrap_err();
-    assert_eq!(
-        err,
-        EndpointError::Unavailable {
-            status: None,
-            retry_after: None
-        }
+    assert!(
+        matches!(
+            err,
+            WiseError::Unavailable {
+                status: None,
+                retry_after: None,
+                source: Some(_),
+            }
+        ),
+        "{err:?}"
     );
     assert_eq!(
         server.requests(),
@@ -417,7 +426,10 @@ async fn connect_failure_is_connect() {
         .exchange_code(&code(), "http://127.0.0.1:3000/cb", None)
         .await
         .unwrap_err();
-    assert_eq!(err, EndpointError::Connect);
+    assert!(
+        matches!(err, WiseError::Connect { source: Some(_) }),
+        "{err:?}"
+    );
     assert!(err.is_transient());
 }
 
@@ -457,7 +469,7 @@ async fn rate_limit_with_long_retry_after_fails_fast() {
         .unwrap_err();
     assert_eq!(
         err,
-        EndpointError::RateLimited {
+        WiseError::RateLimited {
             retry_after: Some(Duration::from_secs(3600))
         }
     );
@@ -497,9 +509,10 @@ async fn odd_retry_after_on_503_is_ignored() {
         .unwrap_err();
     assert_eq!(
         err,
-        EndpointError::Unavailable {
+        WiseError::Unavailable {
             status: Some(503),
-            retry_after: None
+            retry_after: None,
+            source: None,
         }
     );
     assert_eq!(server.requests(), 3);
@@ -526,9 +539,10 @@ async fn three_503_are_unavailable() {
         .unwrap_err();
     assert_eq!(
         err,
-        EndpointError::Unavailable {
+        WiseError::Unavailable {
             status: Some(503),
-            retry_after: None
+            retry_after: None,
+            source: None,
         }
     );
     assert!(err.is_transient());
@@ -548,40 +562,40 @@ async fn max_attempts_bounds_retries() {
 
 #[tokio::test]
 async fn client_errors_are_never_retried() {
-    let cases: [(&str, &str, EndpointError); 6] = [
+    let cases: [(&str, &str, WiseError); 6] = [
         (
             "400 Bad Request",
             r#"{"error":"invalid_grant","error_description":"Invalid refresh token"}"#,
-            EndpointError::InvalidGrant { status: 400 },
+            WiseError::InvalidGrant { status: 400 },
         ),
         (
             "401 Unauthorized",
             r#"{"error":"invalid_grant","error_description":"Invalid user credentials."}"#,
-            EndpointError::InvalidGrant { status: 401 },
+            WiseError::InvalidGrant { status: 401 },
         ),
         (
             "401 Unauthorized",
             r#"{"error":"invalid_client","error_description":"Bad client credentials"}"#,
-            EndpointError::Client {
+            WiseError::Client {
                 code: OAuthErrorCode::InvalidClient,
             },
         ),
         (
             "400 Bad Request",
             r#"{"error":"unauthorized_client"}"#,
-            EndpointError::Client {
+            WiseError::Client {
                 code: OAuthErrorCode::UnauthorizedClient,
             },
         ),
         (
             "403 Forbidden",
             r#"{"error":"access_denied"}"#,
-            EndpointError::Forbidden,
+            WiseError::Forbidden,
         ),
         (
             "400 Bad Request",
             r#"{"error":"invalid_request","error_description":"Missing grant type"}"#,
-            EndpointError::Rejected {
+            WiseError::Rejected {
                 status: 400,
                 code: Some(OAuthErrorCode::InvalidRequest),
             },
@@ -604,7 +618,7 @@ async fn client_errors_are_never_retried() {
         .unwrap_err();
     assert_eq!(
         err,
-        EndpointError::Rejected {
+        WiseError::Rejected {
             status: 401,
             code: None
         }

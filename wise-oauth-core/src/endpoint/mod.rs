@@ -3,6 +3,7 @@
 
 mod error;
 pub(crate) mod http;
+mod response;
 pub(crate) mod retry;
 
 use std::fmt;
@@ -19,11 +20,11 @@ use url::Url;
 
 use crate::clock::Clock;
 use crate::config::{ConfigError, WiseConfig};
-use crate::response::{self, AppToken, TokenResponse};
 use crate::secret::{AuthorizationCode, PkceVerifier, RefreshToken, RegistrationCode};
 
-use self::http::{read_bounded, trace_id, transport_error, BodyError, CORRELATION_HEADER};
-pub use error::{EndpointError, OAuthErrorCode};
+use self::http::{read_bounded, trace_id, BodyError, CORRELATION_HEADER};
+pub use error::{OAuthErrorCode, TransportError, WiseError};
+pub(crate) use response::{AppToken, TokenResponse};
 use retry::{next_wait, parse_retry_after, Repeatable, RETRY_BUDGET};
 
 /// The four grants of Wise's token endpoint.
@@ -133,7 +134,7 @@ impl TokenEndpoint {
         code: &AuthorizationCode,
         redirect_uri: &str,
         pkce: Option<&PkceVerifier>,
-    ) -> Result<TokenResponse, EndpointError> {
+    ) -> Result<TokenResponse, WiseError> {
         let mut form = vec![
             ("grant_type", Grant::AuthorizationCode.as_str()),
             ("client_id", &*self.client_id),
@@ -159,7 +160,7 @@ impl TokenEndpoint {
     pub(crate) async fn refresh(
         &self,
         refresh_token: &RefreshToken,
-    ) -> Result<TokenResponse, EndpointError> {
+    ) -> Result<TokenResponse, WiseError> {
         self.call(
             Grant::RefreshToken,
             refresh_body(refresh_token),
@@ -176,7 +177,7 @@ impl TokenEndpoint {
         refresh_token: &RefreshToken,
         correlation_id: &str,
         timeout: std::time::Duration,
-    ) -> Result<TokenResponse, EndpointError> {
+    ) -> Result<TokenResponse, WiseError> {
         self.attempt(
             &refresh_body(refresh_token),
             correlation_id,
@@ -192,7 +193,7 @@ impl TokenEndpoint {
     }
 
     /// Gets an application (client-credentials) token.
-    pub(crate) async fn client_credentials(&self) -> Result<AppToken, EndpointError> {
+    pub(crate) async fn client_credentials(&self) -> Result<AppToken, WiseError> {
         let body = encode_form(&[("grant_type", Grant::ClientCredentials.as_str())]);
         self.call(Grant::ClientCredentials, body, response::parse_app_token)
             .await
@@ -203,7 +204,7 @@ impl TokenEndpoint {
         &self,
         email: &str,
         code: &RegistrationCode,
-    ) -> Result<TokenResponse, EndpointError> {
+    ) -> Result<TokenResponse, WiseError> {
         let body = encode_form(&[
             ("grant_type", Grant::RegistrationCode.as_str()),
             ("client_id", &*self.client_id),
@@ -223,8 +224,8 @@ impl TokenEndpoint {
         &self,
         grant: Grant,
         body: String,
-        parse: fn(u16, &[u8], SystemTime) -> Result<T, EndpointError>,
-    ) -> Result<T, EndpointError> {
+        parse: fn(u16, &[u8], SystemTime) -> Result<T, WiseError>,
+    ) -> Result<T, WiseError> {
         let correlation_id = correlation_id();
         let span = tracing::info_span!(
             "wise_oauth.token_request",
@@ -288,8 +289,8 @@ impl TokenEndpoint {
         body: &str,
         correlation_id: &str,
         timeout: std::time::Duration,
-        parse: fn(u16, &[u8], SystemTime) -> Result<T, EndpointError>,
-    ) -> Result<T, EndpointError> {
+        parse: fn(u16, &[u8], SystemTime) -> Result<T, WiseError>,
+    ) -> Result<T, WiseError> {
         let sent_at = self.clock.now();
         let response = self
             .http
@@ -302,7 +303,7 @@ impl TokenEndpoint {
             .body(body.to_owned())
             .send()
             .await
-            .map_err(|e| transport_error(&e))?;
+            .map_err(WiseError::transport)?;
         let status = response.status().as_u16();
         let span = tracing::Span::current();
         span.record("status", status);
@@ -310,7 +311,7 @@ impl TokenEndpoint {
             span.record("trace_id", id);
         }
         if (300..400).contains(&status) {
-            return Err(EndpointError::Redirected { status });
+            return Err(WiseError::Redirected { status });
         }
         let retry_after = response
             .headers()
@@ -319,15 +320,20 @@ impl TokenEndpoint {
         let success = (200..300).contains(&status);
         let body = match read_bounded(response).await {
             Ok(body) => body,
-            Err(BodyError::Timeout) => return Err(EndpointError::Timeout),
-            Err(BodyError::Dropped) if success => {
-                return Err(EndpointError::Unavailable {
+            Err(BodyError::Timeout(source)) => {
+                return Err(WiseError::Timeout {
+                    source: Some(source),
+                })
+            }
+            Err(BodyError::Dropped(source)) if success => {
+                return Err(WiseError::Unavailable {
                     status: None,
                     retry_after: None,
+                    source: Some(source),
                 })
             }
             Err(BodyError::TooLarge) if success => {
-                return Err(EndpointError::MalformedResponse {
+                return Err(WiseError::MalformedResponse {
                     reason: "body is larger than 64 KiB",
                 })
             }
@@ -336,7 +342,7 @@ impl TokenEndpoint {
         if success {
             parse(status, &body, sent_at)
         } else {
-            Err(EndpointError::from_response(
+            Err(WiseError::from_token_response(
                 status,
                 response::error_code(&body),
                 retry_after,

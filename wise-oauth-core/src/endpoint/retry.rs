@@ -8,7 +8,7 @@ use rand::Rng;
 use time::macros::format_description;
 use time::PrimitiveDateTime;
 
-use super::EndpointError;
+use super::WiseError;
 
 /// Base of the exponential backoff.
 pub(crate) const BACKOFF_BASE: Duration = Duration::from_millis(200);
@@ -42,7 +42,7 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
 /// The wait before the next attempt, or `None` to give up with `err`.
 pub(crate) fn next_wait(
     repeatable: Repeatable,
-    err: &EndpointError,
+    err: &WiseError,
     attempt: u32,
     max_attempts: u32,
     elapsed: Duration,
@@ -51,25 +51,26 @@ pub(crate) fn next_wait(
         return None;
     }
     let wait = match err {
-        EndpointError::RateLimited {
+        WiseError::RateLimited {
             retry_after: Some(ra),
         }
-        | EndpointError::Unavailable {
+        | WiseError::Unavailable {
             status: Some(503),
             retry_after: Some(ra),
+            ..
         } => (*ra <= MAX_HONOURED_RETRY_AFTER).then_some(*ra)?,
-        EndpointError::Unavailable {
+        WiseError::Unavailable {
             retry_after: Some(ra),
             ..
         } if *ra > MAX_HONOURED_RETRY_AFTER => return None,
-        EndpointError::Connect => backoff(attempt),
+        WiseError::Connect { .. } => backoff(attempt),
         _ if repeatable == Repeatable::OnlyIfNotSent => return None,
-        EndpointError::Unavailable { retry_after, .. } => {
+        WiseError::Unavailable { retry_after, .. } => {
             retry_after.unwrap_or_else(|| backoff(attempt))
         }
-        EndpointError::RateLimited { retry_after: None }
-        | EndpointError::Timeout
-        | EndpointError::MalformedResponse { .. } => backoff(attempt),
+        WiseError::RateLimited { retry_after: None }
+        | WiseError::Timeout { .. }
+        | WiseError::MalformedResponse { .. } => backoff(attempt),
         _ => return None,
     };
     (elapsed.saturating_add(wait) < RETRY_BUDGET).then_some(wait)
@@ -149,29 +150,32 @@ mod tests {
     fn code_grants_retry_only_unsent_or_asked() {
         let unsafe_ = Repeatable::OnlyIfNotSent;
         let z = Duration::ZERO;
-        assert!(next_wait(unsafe_, &EndpointError::Connect, 1, 3, z).is_some());
-        assert!(next_wait(unsafe_, &EndpointError::Timeout, 1, 3, z).is_none());
-        let lost = EndpointError::Unavailable {
+        assert!(next_wait(unsafe_, &WiseError::Connect { source: None }, 1, 3, z).is_some());
+        assert!(next_wait(unsafe_, &WiseError::Timeout { source: None }, 1, 3, z).is_none());
+        let lost = WiseError::Unavailable {
             status: None,
             retry_after: None,
+            source: None,
         };
         assert!(next_wait(unsafe_, &lost, 1, 3, z).is_none());
-        let malformed = EndpointError::MalformedResponse { reason: "x" };
+        let malformed = WiseError::MalformedResponse { reason: "x" };
         assert!(next_wait(unsafe_, &malformed, 1, 3, z).is_none());
-        let s503 = EndpointError::Unavailable {
+        let s503 = WiseError::Unavailable {
             status: Some(503),
             retry_after: Some(Duration::from_secs(2)),
+            source: None,
         };
         assert_eq!(
             next_wait(unsafe_, &s503, 1, 3, z),
             Some(Duration::from_secs(2))
         );
-        let s503_bare = EndpointError::Unavailable {
+        let s503_bare = WiseError::Unavailable {
             status: Some(503),
             retry_after: None,
+            source: None,
         };
         assert!(next_wait(unsafe_, &s503_bare, 1, 3, z).is_none());
-        let r429 = EndpointError::RateLimited {
+        let r429 = WiseError::RateLimited {
             retry_after: Some(Duration::from_secs(1)),
         };
         assert_eq!(
@@ -186,44 +190,54 @@ mod tests {
         let safe = Repeatable::Yes;
         let z = Duration::ZERO;
         for e in [
-            EndpointError::Timeout,
-            EndpointError::Connect,
-            EndpointError::Unavailable {
+            WiseError::Timeout { source: None },
+            WiseError::Connect { source: None },
+            WiseError::Unavailable {
                 status: None,
                 retry_after: None,
+                source: None,
             },
-            EndpointError::Unavailable {
+            WiseError::Unavailable {
                 status: Some(502),
                 retry_after: None,
+                source: None,
             },
-            EndpointError::RateLimited { retry_after: None },
-            EndpointError::MalformedResponse { reason: "x" },
+            WiseError::RateLimited { retry_after: None },
+            WiseError::MalformedResponse { reason: "x" },
         ] {
             assert!(next_wait(safe, &e, 1, 3, z).is_some(), "{e:?}");
             assert!(next_wait(safe, &e, 3, 3, z).is_none(), "{e:?}");
         }
         for e in [
-            EndpointError::InvalidGrant { status: 400 },
-            EndpointError::Forbidden,
-            EndpointError::Client {
+            WiseError::InvalidGrant { status: 400 },
+            WiseError::Forbidden,
+            WiseError::Client {
                 code: super::super::OAuthErrorCode::InvalidClient,
             },
-            EndpointError::Rejected {
+            WiseError::Rejected {
                 status: 400,
                 code: None,
             },
-            EndpointError::Redirected { status: 307 },
-            EndpointError::RateLimited {
+            WiseError::Redirected { status: 307 },
+            WiseError::RateLimited {
                 retry_after: Some(Duration::from_secs(3600)),
             },
-            EndpointError::Unavailable {
+            WiseError::Unavailable {
                 status: Some(503),
                 retry_after: Some(Duration::from_secs(11)),
+                source: None,
             },
         ] {
             assert!(next_wait(safe, &e, 1, 3, z).is_none(), "{e:?}");
         }
         // The total budget stops retries.
-        assert!(next_wait(safe, &EndpointError::Timeout, 1, 3, RETRY_BUDGET).is_none());
+        assert!(next_wait(
+            safe,
+            &WiseError::Timeout { source: None },
+            1,
+            3,
+            RETRY_BUDGET
+        )
+        .is_none());
     }
 }

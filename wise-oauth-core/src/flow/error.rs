@@ -9,8 +9,7 @@ use std::time::Duration;
 use http::StatusCode;
 use thiserror::Error;
 
-use crate::api::ApiError;
-use crate::endpoint::EndpointError;
+use crate::endpoint::WiseError;
 use crate::manager::TokenError;
 
 /// What is wrong with a callback query (the detail of [`FlowError::MalformedCallback`]).
@@ -122,17 +121,68 @@ impl std::fmt::Display for ProviderErrorCode {
     }
 }
 
-/// Status and reason of a failed code exchange. A malformed 200 or a redirect is fatal
-/// for a single-use code (not "try later").
-fn exchange_class(e: &EndpointError) -> (StatusCode, &'static str) {
-    match e {
-        EndpointError::MalformedResponse { .. } | EndpointError::Redirected { .. } => {
-            (StatusCode::BAD_GATEWAY, "exchange_failed")
+/// What a failed call to Wise means for the answer of the flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Try again later (503).
+    Unavailable,
+    /// The app's setup is wrong (500).
+    Misconfigured,
+    /// Wise refused the single-use code (400): start again.
+    CodeRejected,
+    /// Wise's answer was unusable or a refusal (502).
+    Failed,
+}
+
+impl Failure {
+    /// A failed code exchange. A malformed 200 or a redirect is fatal for a single-use code
+    /// (not "try later").
+    fn of_exchange(e: &WiseError) -> Self {
+        match e {
+            WiseError::MalformedResponse { .. } | WiseError::Redirected { .. } => Self::Failed,
+            e if e.is_configuration() => Self::Misconfigured,
+            e if e.needs_relink() => Self::CodeRejected,
+            e if e.is_transient() => Self::Unavailable,
+            _ => Self::Failed,
         }
-        e if e.is_configuration() => (StatusCode::INTERNAL_SERVER_ERROR, "misconfigured"),
-        e if e.needs_relink() => (StatusCode::BAD_REQUEST, "code_rejected"),
-        e if e.is_transient() => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-        _ => (StatusCode::BAD_GATEWAY, "exchange_failed"),
+    }
+
+    /// A failed registration-code grant: a refusal (the user reclaimed the account) is not
+    /// "try later".
+    fn of_grant(e: &WiseError) -> Self {
+        match e {
+            e if e.is_transient() => Self::Unavailable,
+            e if e.is_configuration() => Self::Misconfigured,
+            _ => Self::Failed,
+        }
+    }
+
+    /// A failed API call (profile lookup, signup): an unusable answer is not "try later".
+    fn of_api_call(e: &WiseError) -> Self {
+        match e {
+            WiseError::MalformedResponse { .. } => Self::Failed,
+            e if e.is_transient() => Self::Unavailable,
+            _ => Self::Failed,
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::CodeRejected => StatusCode::BAD_REQUEST,
+            Self::Failed => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// The reason, with `failed` for [`Failure::Failed`].
+    fn reason(self, failed: &'static str) -> &'static str {
+        match self {
+            Self::Unavailable => "unavailable",
+            Self::Misconfigured => "misconfigured",
+            Self::CodeRejected => "code_rejected",
+            Self::Failed => failed,
+        }
     }
 }
 
@@ -148,6 +198,7 @@ fn exchange_class(e: &EndpointError) -> (StatusCode, &'static str) {
 /// | `EnvironmentMismatch` | 400 | `environment_mismatch` |
 /// | `WrongFlow` | 400 | `wrong_flow` |
 /// | `Denied` (the user said no: not our failure) | 400 | `access_denied` |
+/// | `InvalidClaimAccountCode` (the app passed an unusable one) | 400 | `invalid_claim_account_code` |
 /// | `ProviderError` | 502 (503 for `temporarily_unavailable`) | `provider_error` |
 /// | `Exchange` | 400 `code_rejected` (`invalid_grant`, 403) / 500 `misconfigured` (`invalid_client`) / 503 `unavailable` (transient) / 502 `exchange_failed` (malformed, other) | |
 /// | `ProfileRejected` | 400 | `profile_rejected` |
@@ -187,6 +238,10 @@ pub enum FlowError {
     /// The user declined at Wise (`error=access_denied`).
     #[error("the user declined the link at Wise")]
     Denied,
+    /// The `claim_account_code` given to start the flow is empty, longer than 512 bytes or
+    /// not printable ASCII (Wise issues it from `POST /v1/user/claim-account`).
+    #[error("the claim account code is empty, too long or not printable ASCII")]
+    InvalidClaimAccountCode,
     /// Wise redirected back with an error other than `access_denied`.
     #[error("Wise returned an error: {code}")]
     ProviderError {
@@ -195,7 +250,7 @@ pub enum FlowError {
     },
     /// The code exchange failed.
     #[error("the code exchange failed: {0}")]
-    Exchange(#[source] EndpointError),
+    Exchange(#[source] WiseError),
     /// The callback's `profileId` is not a profile the new token can see: nothing was stored.
     #[error("the profile id is not accessible with the granted token")]
     ProfileRejected,
@@ -204,7 +259,7 @@ pub enum FlowError {
     NoProfile,
     /// Checking the profile through the Wise API failed: nothing was stored.
     #[error("the profile lookup failed: {0}")]
-    ProfileLookup(#[source] ApiError),
+    ProfileLookup(#[source] WiseError),
     /// A store or the link lease is unavailable; try again later.
     #[error("temporarily unavailable")]
     Unavailable {
@@ -229,20 +284,15 @@ impl FlowError {
             | Self::EnvironmentMismatch
             | Self::WrongFlow
             | Self::Denied
+            | Self::InvalidClaimAccountCode
             | Self::ProfileRejected
             | Self::NoProfile => StatusCode::BAD_REQUEST,
             Self::ProviderError {
                 code: ProviderErrorCode::TemporarilyUnavailable,
             } => StatusCode::SERVICE_UNAVAILABLE,
             Self::ProviderError { .. } => StatusCode::BAD_GATEWAY,
-            Self::Exchange(e) => exchange_class(e).0,
-            Self::ProfileLookup(e) => {
-                if e.is_transient() {
-                    StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    StatusCode::BAD_GATEWAY
-                }
-            }
+            Self::Exchange(e) => Failure::of_exchange(e).status(),
+            Self::ProfileLookup(e) => Failure::of_api_call(e).status(),
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -259,17 +309,12 @@ impl FlowError {
             Self::EnvironmentMismatch => "environment_mismatch",
             Self::WrongFlow => "wrong_flow",
             Self::Denied => "access_denied",
+            Self::InvalidClaimAccountCode => "invalid_claim_account_code",
             Self::ProviderError { .. } => "provider_error",
-            Self::Exchange(e) => exchange_class(e).1,
+            Self::Exchange(e) => Failure::of_exchange(e).reason("exchange_failed"),
             Self::ProfileRejected => "profile_rejected",
             Self::NoProfile => "no_profile",
-            Self::ProfileLookup(e) => {
-                if e.is_transient() {
-                    "unavailable"
-                } else {
-                    "profile_lookup_failed"
-                }
-            }
+            Self::ProfileLookup(e) => Failure::of_api_call(e).reason("profile_lookup_failed"),
             Self::Unavailable { .. } => "unavailable",
             Self::Misconfigured => "misconfigured",
         }
@@ -279,8 +324,10 @@ impl FlowError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Unavailable { retry_after } => *retry_after,
-            Self::Exchange(e) if exchange_class(e).1 == "unavailable" => e.retry_after(),
-            Self::ProfileLookup(e) => e.retry_after(),
+            Self::Exchange(e) if Failure::of_exchange(e) == Failure::Unavailable => e.retry_after(),
+            Self::ProfileLookup(e) if Failure::of_api_call(e) == Failure::Unavailable => {
+                e.retry_after()
+            }
             _ => None,
         }
     }
@@ -338,16 +385,16 @@ pub enum RegistrationError {
     InvalidRegistrationCode,
     /// Wise refused the signup call.
     #[error("Wise rejected the signup: {0}")]
-    Signup(#[source] ApiError),
+    Signup(#[source] WiseError),
     /// Wise refused the registration-code grant (for example the user reclaimed the account).
     #[error("Wise rejected the registration code grant: {0}")]
-    Grant(#[source] EndpointError),
+    Grant(#[source] WiseError),
     /// The new user has no profile yet, so there is nothing to link.
     #[error("the registered user has no single profile to link")]
     NoProfile,
     /// Reading the new user's profiles failed.
     #[error("the profile lookup failed: {0}")]
-    ProfileLookup(#[source] ApiError),
+    ProfileLookup(#[source] WiseError),
     /// A store, the lease or Wise is temporarily unavailable.
     #[error("temporarily unavailable")]
     Unavailable {
@@ -364,12 +411,8 @@ impl RegistrationError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InvalidEmail | Self::InvalidRegistrationCode => StatusCode::BAD_REQUEST,
-            Self::Signup(e) | Self::ProfileLookup(e) if e.is_transient() => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Self::Grant(e) if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Grant(e) if e.is_configuration() => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Signup(_) | Self::Grant(_) | Self::ProfileLookup(_) => StatusCode::BAD_GATEWAY,
+            Self::Signup(e) | Self::ProfileLookup(e) => Failure::of_api_call(e).status(),
+            Self::Grant(e) => Failure::of_grant(e).status(),
             Self::NoProfile => StatusCode::CONFLICT,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
@@ -381,11 +424,9 @@ impl RegistrationError {
         match self {
             Self::InvalidEmail => "invalid_email",
             Self::InvalidRegistrationCode => "invalid_registration_code",
-            Self::Signup(e) | Self::ProfileLookup(e) if e.is_transient() => "unavailable",
-            Self::Grant(e) if e.is_transient() => "unavailable",
-            Self::Grant(e) if e.is_configuration() => "misconfigured",
-            Self::Signup(_) | Self::Grant(_) => "registration_rejected",
-            Self::ProfileLookup(_) => "profile_lookup_failed",
+            Self::Signup(e) => Failure::of_api_call(e).reason("registration_rejected"),
+            Self::Grant(e) => Failure::of_grant(e).reason("registration_rejected"),
+            Self::ProfileLookup(e) => Failure::of_api_call(e).reason("profile_lookup_failed"),
             Self::NoProfile => "no_profile",
             Self::Unavailable { .. } => "unavailable",
             Self::Misconfigured => "misconfigured",
@@ -396,8 +437,12 @@ impl RegistrationError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Unavailable { retry_after } => *retry_after,
-            Self::Grant(e) => e.retry_after(),
-            Self::Signup(e) | Self::ProfileLookup(e) => e.retry_after(),
+            Self::Grant(e) if Failure::of_grant(e) == Failure::Unavailable => e.retry_after(),
+            Self::Signup(e) | Self::ProfileLookup(e)
+                if Failure::of_api_call(e) == Failure::Unavailable =>
+            {
+                e.retry_after()
+            }
             _ => None,
         }
     }
@@ -447,36 +492,39 @@ mod tests {
                 "provider_error",
             ),
             (
-                FlowError::Exchange(EndpointError::InvalidGrant { status: 400 }),
+                FlowError::Exchange(WiseError::InvalidGrant { status: 400 }),
                 400,
                 "code_rejected",
             ),
             (
-                FlowError::Exchange(EndpointError::Timeout),
+                FlowError::Exchange(WiseError::Timeout { source: None }),
                 503,
                 "unavailable",
             ),
             (
-                FlowError::Exchange(EndpointError::Client {
+                FlowError::Exchange(WiseError::Client {
                     code: crate::endpoint::OAuthErrorCode::InvalidClient,
                 }),
                 500,
                 "misconfigured",
             ),
             (
-                FlowError::Exchange(EndpointError::MalformedResponse { reason: "x" }),
+                FlowError::Exchange(WiseError::MalformedResponse { reason: "x" }),
                 502,
                 "exchange_failed",
             ),
             (FlowError::ProfileRejected, 400, "profile_rejected"),
             (FlowError::NoProfile, 400, "no_profile"),
             (
-                FlowError::ProfileLookup(ApiError::Timeout),
+                FlowError::ProfileLookup(WiseError::Timeout { source: None }),
                 503,
                 "unavailable",
             ),
             (
-                FlowError::ProfileLookup(ApiError::Rejected { status: 400 }),
+                FlowError::ProfileLookup(WiseError::Rejected {
+                    status: 400,
+                    code: None,
+                }),
                 502,
                 "profile_lookup_failed",
             ),
@@ -520,12 +568,12 @@ mod tests {
     fn registration_errors_have_statuses() {
         assert_eq!(RegistrationError::InvalidEmail.status().as_u16(), 400);
         assert_eq!(RegistrationError::NoProfile.reason(), "no_profile");
-        let e = RegistrationError::Grant(EndpointError::InvalidGrant { status: 401 });
+        let e = RegistrationError::Grant(WiseError::InvalidGrant { status: 401 });
         assert_eq!(
             (e.status().as_u16(), e.reason()),
             (502, "registration_rejected")
         );
-        let e = RegistrationError::Signup(ApiError::RateLimited {
+        let e = RegistrationError::Signup(WiseError::RateLimited {
             retry_after: Some(Duration::from_secs(5)),
         });
         assert_eq!((e.status().as_u16(), e.reason()), (503, "unavailable"));

@@ -216,7 +216,7 @@ impl Core {
                 || code.len() > MAX_CLAIM_CODE_LEN
                 || !code.bytes().all(|b| b.is_ascii_graphic())
             {
-                return Err(FlowError::Misconfigured);
+                return Err(FlowError::InvalidClaimAccountCode);
             }
         }
         let key = self.link_key(user);

@@ -15,10 +15,10 @@ use super::lease::{Fenced, HeldLease, LEASE_MARGIN};
 use super::single_flight::Reason;
 use super::{lock, store_error, TokenError, TokenManager, ValidToken};
 use crate::endpoint::retry::{next_wait, Repeatable, MAX_HONOURED_RETRY_AFTER, RETRY_BUDGET};
-use crate::endpoint::{correlation_id, EndpointError};
+use crate::endpoint::TokenResponse;
+use crate::endpoint::{correlation_id, WiseError};
 use crate::events::WiseEvent;
 use crate::ids::LinkKey;
-use crate::response::TokenResponse;
 use crate::store::{
     LeaseHolder, LinkRecord, LinkStatus, StoreError, TokenStore, Version, Versioned,
 };
@@ -189,7 +189,7 @@ async fn save_contained(
 /// Why [`TokenManager::call_refresh`] did not return Wise's answer.
 enum Stop {
     /// Wise answered with an error (after the retries that were safe).
-    Wise(EndpointError),
+    Wise(WiseError),
     /// The lease is no longer provably ours, or the record changed since the fencing read:
     /// the call was not sent. Start over from the lease.
     Fenced,
@@ -582,7 +582,7 @@ impl TokenManager {
                     // Wise rate-limited this instance: every link waits, not just one.
                     if pause > MAX_HONOURED_RETRY_AFTER || started.elapsed() + pause >= RETRY_BUDGET
                     {
-                        return Err(Stop::Wise(EndpointError::RateLimited {
+                        return Err(Stop::Wise(WiseError::RateLimited {
                             retry_after: Some(pause),
                         }));
                     }
@@ -629,11 +629,11 @@ impl TokenManager {
                     }
                     Err(err) => err,
                 };
-                if err == EndpointError::Timeout {
+                if matches!(err, WiseError::Timeout { .. }) {
                     abandoned = Some(sent);
                     lease.guard(sent + s.late_completion_bound);
                 }
-                if let EndpointError::RateLimited {
+                if let WiseError::RateLimited {
                     retry_after: Some(ra),
                 } = &err
                 {
@@ -648,7 +648,7 @@ impl TokenManager {
                 ) else {
                     return Err(Stop::Wise(err));
                 };
-                if err == EndpointError::Timeout && self.inner.rotation.keeps_refresh_tokens() {
+                if matches!(err, WiseError::Timeout { .. }) && self.inner.rotation.keeps_refresh_tokens() {
                     // Ambiguous: Wise may still complete the call we gave up on. When Wise
                     // keeps refresh tokens, a completion after our next attempt would kill
                     // the access token that attempt returned, after we handed it out; so the

@@ -3,7 +3,7 @@
 //! Accepted: the old field set (`access_token, token_type, refresh_token, expires_in, scope`),
 //! the new one (`expires_at`, `created_at` with nanoseconds, `refresh_token_expires_*`),
 //! missing optional fields, unknown fields, `expires_in` as a number or numeric string.
-//! Rejected with [`EndpointError::MalformedResponse`]: anything that is not a JSON object,
+//! Rejected with [`WiseError::MalformedResponse`]: anything that is not a JSON object,
 //! wrong types, a missing or header-unsafe `access_token`, no usable expiry at all.
 //! An `error` member (even in a 200) makes the body an error response.
 
@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::endpoint::{EndpointError, OAuthErrorCode};
+use super::{OAuthErrorCode, WiseError};
 use crate::secret::{AccessToken, RefreshToken};
 use crate::token::TokenSet;
 
@@ -43,12 +43,12 @@ impl TokenResponse {
     pub(crate) fn into_token_set(
         self,
         previous_refresh: Option<&RefreshToken>,
-    ) -> Result<TokenSet, EndpointError> {
+    ) -> Result<TokenSet, WiseError> {
         let refresh = match (self.refresh_token, previous_refresh) {
             (Some(new), _) => new,
             (None, Some(old)) => old.clone(),
             (None, None) => {
-                return Err(EndpointError::MalformedResponse {
+                return Err(WiseError::MalformedResponse {
                     reason: "no refresh_token in the response",
                 })
             }
@@ -81,8 +81,8 @@ pub(crate) fn error_code(body: &[u8]) -> Option<OAuthErrorCode> {
     }
 }
 
-fn malformed(reason: &'static str) -> EndpointError {
-    EndpointError::MalformedResponse { reason }
+fn malformed(reason: &'static str) -> WiseError {
+    WiseError::MalformedResponse { reason }
 }
 
 /// Parses a 2xx body of the token endpoint. `sent_at` is the send time of the request.
@@ -90,7 +90,7 @@ pub(crate) fn parse_token_response(
     _status: u16,
     body: &[u8],
     sent_at: SystemTime,
-) -> Result<TokenResponse, EndpointError> {
+) -> Result<TokenResponse, WiseError> {
     let obj = parse_object(body)?;
     let access_token = token_field(&obj, "access_token")?
         .ok_or(malformed("access_token is missing"))
@@ -127,7 +127,7 @@ pub(crate) fn parse_app_token(
     status: u16,
     body: &[u8],
     sent_at: SystemTime,
-) -> Result<AppToken, EndpointError> {
+) -> Result<AppToken, WiseError> {
     let parsed = parse_token_response(status, body, sent_at)?;
     Ok(AppToken {
         access_token: parsed.access_token,
@@ -137,7 +137,7 @@ pub(crate) fn parse_app_token(
 
 /// Body → JSON object, turning `error` members into classified errors and checking
 /// `token_type`.
-fn parse_object(body: &[u8]) -> Result<Map<String, Value>, EndpointError> {
+fn parse_object(body: &[u8]) -> Result<Map<String, Value>, WiseError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(malformed("body is larger than 64 KiB"));
     }
@@ -166,10 +166,7 @@ fn parse_object(body: &[u8]) -> Result<Map<String, Value>, EndpointError> {
 
 /// A token member: absent/null → None; must be a non-empty string that fits in an HTTP
 /// header (visible ASCII, no spaces).
-fn token_field(
-    obj: &Map<String, Value>,
-    name: &'static str,
-) -> Result<Option<String>, EndpointError> {
+fn token_field(obj: &Map<String, Value>, name: &'static str) -> Result<Option<String>, WiseError> {
     let reason = |kind: u8| -> &'static str {
         match (name, kind) {
             ("access_token", 0) => "access_token is not a string",
@@ -195,10 +192,7 @@ fn token_field(
 }
 
 /// A seconds member: number, numeric string or null; clamped to ±`MAX_EXPIRES_IN`.
-fn number_field(
-    obj: &Map<String, Value>,
-    name: &'static str,
-) -> Result<Option<i64>, EndpointError> {
+fn number_field(obj: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, WiseError> {
     let bad = || {
         malformed(if name == "expires_in" {
             "expires_in is not a number"
@@ -311,13 +305,13 @@ mod tests {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_701_887_294)
     }
 
-    fn parse(body: &str) -> Result<TokenResponse, EndpointError> {
+    fn parse(body: &str) -> Result<TokenResponse, WiseError> {
         parse_token_response(200, body.as_bytes(), t0())
     }
 
     fn reason(body: &str) -> &'static str {
         match parse(body) {
-            Err(EndpointError::MalformedResponse { reason }) => reason,
+            Err(WiseError::MalformedResponse { reason }) => reason,
             other => panic!("expected MalformedResponse for {body:?}, got {other:?}"),
         }
     }
@@ -598,7 +592,7 @@ mod tests {
             let e = parse(body).unwrap_err();
             assert_eq!(
                 e,
-                EndpointError::MalformedResponse {
+                WiseError::MalformedResponse {
                     reason: "a 2xx body carrying an error object"
                 },
                 "{body}"
@@ -666,7 +660,7 @@ mod tests {
         );
         assert_eq!(
             without.into_token_set(None).unwrap_err(),
-            EndpointError::MalformedResponse {
+            WiseError::MalformedResponse {
                 reason: "no refresh_token in the response"
             }
         );
