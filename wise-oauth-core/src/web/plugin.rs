@@ -13,7 +13,7 @@ pub(crate) type Resolver<F> =
     Arc<dyn Fn(&<F as Framework>::Request) -> Option<UserId> + Send + Sync + 'static>;
 
 /// What an adapter's routes and its `WiseToken` extractor share: the handle, the mount and
-/// how to find the user. Built by a [`PluginBuilder`]; an adapter registers it with its
+/// how to find the user. Built by a [`PluginBuilder`](super::PluginBuilder); an adapter registers it with its
 /// framework (a request extension, app data) and hands it out from
 /// [`Framework::plugin`].
 pub struct Plugin<F: Framework> {
