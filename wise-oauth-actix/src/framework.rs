@@ -28,39 +28,47 @@ impl Framework for Actix {
     type PathAndQuery = PathAndQuery;
     type HeaderValue = HeaderValue;
 
+    #[inline]
     fn method(req: &HttpRequest) -> &Method {
         req.method()
     }
 
     /// actix-web keeps the full original URI even inside a scope.
+    #[inline]
     fn path_and_query(req: &HttpRequest) -> Option<&PathAndQuery> {
         req.uri().path_and_query()
     }
 
+    #[inline]
     fn path_and_query_str(pq: &PathAndQuery) -> &str {
         pq.as_str()
     }
 
+    #[inline]
     fn headers(req: &HttpRequest) -> impl Iterator<Item = (&str, &[u8])> {
         req.headers()
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_bytes()))
     }
 
+    #[inline]
     fn accept(req: &HttpRequest) -> impl Iterator<Item = &HeaderValue> {
         req.headers().get_all(ACCEPT)
     }
 
+    #[inline]
     fn has_x_requested_with(req: &HttpRequest) -> bool {
         req.headers().contains_key(X_REQUESTED_WITH)
     }
 
     /// Registered as `web::Data` by [`WiseRoutes::configure`](crate::WiseRoutes::configure).
+    #[inline]
     fn plugin(req: &HttpRequest) -> Option<&Arc<Plugin<Actix>>> {
         req.app_data::<web::Data<Plugin<Actix>>>()
             .map(|data| &**data)
     }
 
+    #[inline]
     fn wise_user(req: &HttpRequest) -> Option<UserId> {
         req.extensions().get::<WiseUser>().map(|u| u.id().clone())
     }

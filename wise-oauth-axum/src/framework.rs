@@ -28,11 +28,13 @@ impl Framework for Axum {
     type PathAndQuery = PathAndQuery;
     type HeaderValue = HeaderValue;
 
+    #[inline]
     fn method(req: &Parts) -> &Method {
         &req.method
     }
 
     /// From the original URI when the router is nested (`Router::nest` strips a prefix).
+    #[inline]
     fn path_and_query(req: &Parts) -> Option<&PathAndQuery> {
         req.extensions
             .get::<OriginalUri>()
@@ -40,29 +42,35 @@ impl Framework for Axum {
             .path_and_query()
     }
 
+    #[inline]
     fn path_and_query_str(pq: &PathAndQuery) -> &str {
         pq.as_str()
     }
 
+    #[inline]
     fn headers(req: &Parts) -> impl Iterator<Item = (&str, &[u8])> {
         req.headers
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_bytes()))
     }
 
+    #[inline]
     fn accept(req: &Parts) -> impl Iterator<Item = &HeaderValue> {
         req.headers.get_all(ACCEPT).iter()
     }
 
+    #[inline]
     fn has_x_requested_with(req: &Parts) -> bool {
         req.headers.contains_key(X_REQUESTED_WITH)
     }
 
     /// Inserted by [`WiseLayer`](crate::WiseLayer).
+    #[inline]
     fn plugin(req: &Parts) -> Option<&Arc<Plugin<Axum>>> {
         req.extensions.get::<Arc<Plugin<Axum>>>()
     }
 
+    #[inline]
     fn wise_user(req: &Parts) -> Option<UserId> {
         req.extensions.get::<WiseUser>().map(|u| u.id().clone())
     }

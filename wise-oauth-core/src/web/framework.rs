@@ -18,7 +18,8 @@ use crate::UserId;
 /// The associated value types are the framework's own (the two frameworks use different
 /// versions of the `http` types). A token keeps reference-counted clones of them for a
 /// later rejection, so the success path copies no bytes. Every function is a plain field
-/// or map lookup: none may allocate on the extractor's success path.
+/// or map lookup: none may allocate on the extractor's success path, and each should be
+/// `#[inline]`, as the shared code that calls them is instantiated in the app's crate.
 pub trait Framework: Sized + 'static {
     /// The adapter's crate name, for logs and panics (e.g. `"wise-oauth-axum"`).
     const ADAPTER: &'static str;
