@@ -1,28 +1,14 @@
-//! Translating between actix-web requests/responses and the framework-neutral web types.
+//! The core's reply as an actix-web response.
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse};
-use wise_oauth_core::web::{Reply, RequestInfo};
-
-/// The request facts for the core, from the request head. actix-web keeps the full
-/// original URI even inside a scope, so paths in redirects are the ones the browser saw.
-pub(crate) fn request_info(req: &HttpRequest) -> RequestInfo {
-    let uri = req.uri();
-    let pq = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
-    let mut info = RequestInfo::new(req.method().as_str(), pq);
-    for (name, value) in req.headers() {
-        info.header(name.as_str(), value.as_bytes());
-    }
-    info
-}
+use actix_web::HttpResponse;
+use wise_oauth_core::web::Reply;
 
 /// The core's reply as an actix-web response, verbatim (actix-web uses its own `http`
 /// types, so status and headers are copied by value).
 pub(crate) fn response(reply: Reply) -> HttpResponse {
-    let status =
-        StatusCode::from_u16(reply.status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut res = HttpResponse::build(status);
+    let mut res = HttpResponse::build(status(reply.status.as_u16()));
     for (name, value) in &reply.headers {
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_str().as_bytes()),
@@ -34,13 +20,19 @@ pub(crate) fn response(reply: Reply) -> HttpResponse {
     res.body(reply.body.into_bytes())
 }
 
+/// A status code of the core as actix-web's.
+pub(crate) fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
 #[cfg(test)]
 mod tests {
     use actix_web::body::MessageBody as _;
     use actix_web::test::TestRequest;
-    use wise_oauth_core::web::Body;
+    use wise_oauth_core::web::{Body, RequestInfo};
 
     use super::*;
+    use crate::framework::Actix;
 
     #[test]
     fn reply_is_copied_verbatim_with_repeated_headers() {
@@ -74,7 +66,7 @@ mod tests {
             .insert_header(("x-user-id", "someone"))
             .insert_header(("cookie", "wise_oauth_binding=abc"))
             .to_http_request();
-        let info = request_info(&req);
+        let info = RequestInfo::of::<Actix>(&req);
         assert_eq!(info.method(), "POST");
         assert_eq!(info.path(), "/wise/disconnect");
         assert_eq!(info.raw_query(), "return_to=%2Fx&y=1");

@@ -109,10 +109,10 @@
 
 mod convert;
 mod extract;
+mod framework;
 mod routes;
-mod user;
 
 pub use extract::{OptionalWiseToken, WiseToken, WiseTokenRejection};
+pub use framework::Actix;
 pub use routes::{routes, WiseRoutes};
-pub use user::WiseUser;
-pub use wise_oauth_core::web::RejectionKind;
+pub use wise_oauth_core::web::{RejectionKind, WiseUser};

@@ -87,10 +87,10 @@
 
 mod convert;
 mod extract;
+mod framework;
 mod routes;
-mod user;
 
 pub use extract::{WiseToken, WiseTokenRejection};
+pub use framework::Axum;
 pub use routes::{layer, router, WiseLayer, WiseRoutes, WiseService};
-pub use user::WiseUser;
-pub use wise_oauth_core::web::RejectionKind;
+pub use wise_oauth_core::web::{RejectionKind, WiseUser};

@@ -1,6 +1,5 @@
 //! The ready-made routes and the layer that lets `WiseToken` find the plugin.
 
-use std::fmt;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -9,36 +8,11 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use http::request::Parts;
-use wise_oauth_core::web::{self, Mount, RequestInfo, MAX_MOBILE_BODY};
+use wise_oauth_core::web::{Plugin, PluginBuilder, Route, RouteMethod, MAX_MOBILE_BODY};
 use wise_oauth_core::{UserId, WiseOAuth};
 
-use crate::convert::{request_info, response};
-use crate::user::{from_extension, Resolver, ResolverDebug};
-
-/// What the routes and the extractor share: the handle, the mount and the user resolver.
-pub(crate) struct Plugin {
-    pub(crate) wise: WiseOAuth,
-    pub(crate) mount: Mount,
-    resolver: Option<Resolver>,
-}
-
-impl Plugin {
-    pub(crate) fn user(&self, parts: &Parts) -> Option<UserId> {
-        match &self.resolver {
-            Some(resolve) => resolve(parts),
-            None => from_extension(parts),
-        }
-    }
-}
-
-impl fmt::Debug for Plugin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Plugin")
-            .field("mount", &self.mount)
-            .field("user", &ResolverDebug(&self.resolver))
-            .finish_non_exhaustive()
-    }
-}
+use crate::convert::response;
+use crate::framework::Axum;
 
 /// Configures the routes and the [`WiseToken`](crate::WiseToken) layer; build both from
 /// the same value so they agree on the prefix and on how to find the user.
@@ -62,31 +36,14 @@ impl fmt::Debug for Plugin {
 /// # }
 /// ```
 #[must_use]
-#[derive(Clone)]
-pub struct WiseRoutes {
-    wise: WiseOAuth,
-    prefix: String,
-    resolver: Option<Resolver>,
-}
-
-impl fmt::Debug for WiseRoutes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WiseRoutes")
-            .field("prefix", &self.prefix)
-            .field("user", &ResolverDebug(&self.resolver))
-            .finish_non_exhaustive()
-    }
-}
+#[derive(Clone, Debug)]
+pub struct WiseRoutes(PluginBuilder<Axum>);
 
 impl WiseRoutes {
     /// Routes for this handle, under the prefix `/wise`, with the user taken from the
     /// [`WiseUser`](crate::WiseUser) request extension.
     pub fn new(wise: WiseOAuth) -> Self {
-        WiseRoutes {
-            wise,
-            prefix: web::DEFAULT_PREFIX.to_owned(),
-            resolver: None,
-        }
+        WiseRoutes(PluginBuilder::new(wise))
     }
 
     /// The path prefix of the routes. Default `/wise`. `""` puts them at the root; otherwise
@@ -94,32 +51,18 @@ impl WiseRoutes {
     /// (`{prefix}/callback`) must be the path of the configured redirect URI. Prefer this
     /// over `Router::nest`, so redirects into the link flow point at the right URL.
     /// An invalid prefix makes [`WiseRoutes::router`] panic (like an invalid axum route).
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
+    pub fn prefix(self, prefix: impl Into<String>) -> Self {
+        WiseRoutes(self.0.prefix(prefix))
     }
 
     /// Tells the plugin how to find the logged-in user in a request head, e.g. from the
     /// extension your own auth middleware inserts. Return `None` for "not logged in".
     /// Default: the [`WiseUser`](crate::WiseUser) extension.
-    pub fn user_resolver<F>(mut self, resolve: F) -> Self
+    pub fn user_resolver<F>(self, resolve: F) -> Self
     where
         F: Fn(&Parts) -> Option<UserId> + Send + Sync + 'static,
     {
-        self.resolver = Some(Arc::new(resolve));
-        self
-    }
-
-    fn plugin(&self) -> Arc<Plugin> {
-        let mount = match Mount::new(&self.prefix) {
-            Ok(mount) => mount,
-            Err(e) => panic!("wise-oauth-axum: invalid prefix {:?}: {e}", self.prefix),
-        };
-        Arc::new(Plugin {
-            wise: self.wise.clone(),
-            mount,
-            resolver: self.resolver.clone(),
-        })
+        WiseRoutes(self.0.user_resolver(resolve))
     }
 
     /// The routes, for `Router::merge`. Works with any app state `S`.
@@ -131,26 +74,19 @@ impl WiseRoutes {
     where
         S: Clone + Send + Sync + 'static,
     {
-        let plugin = self.plugin();
-        let m = &plugin.mount;
-        let callback = m.path("/callback");
-        if let Ok(uri) = plugin.wise.config().redirect_uri().parse::<http::Uri>() {
-            if uri.path() != callback {
-                tracing::warn!(
-                    route = %callback,
-                    redirect_uri_path = uri.path(),
-                    "wise-oauth-axum: the callback route is not the path of the configured redirect URI"
-                );
-            }
+        let plugin = self.0.build();
+        let mut router = Router::new();
+        for (route, path) in plugin.routes() {
+            let handler = move |state, request| serve(state, route, request);
+            router = router.route(
+                &path,
+                match route.method() {
+                    RouteMethod::Get => get(handler),
+                    RouteMethod::Post => post(handler),
+                },
+            );
         }
-        Router::new()
-            .route(&m.path("/connect"), get(connect))
-            .route(&callback, get(callback_route))
-            .route(&m.path("/status"), get(status))
-            .route(&m.path("/disconnect"), post(disconnect))
-            .route(&m.path("/mobile/start"), post(mobile_start))
-            .route(&m.path("/mobile/complete"), post(mobile_complete))
-            .with_state(plugin)
+        router.with_state(plugin)
     }
 
     /// The layer that lets [`WiseToken`](crate::WiseToken) find the plugin on your own
@@ -160,7 +96,7 @@ impl WiseRoutes {
     ///
     /// When the prefix is invalid.
     pub fn layer(&self) -> WiseLayer {
-        WiseLayer(self.plugin())
+        WiseLayer(self.0.build())
     }
 }
 
@@ -180,7 +116,7 @@ pub fn layer(wise: WiseOAuth) -> WiseLayer {
 /// A tower layer that makes the plugin available to [`WiseToken`](crate::WiseToken);
 /// from [`WiseRoutes::layer`].
 #[derive(Clone, Debug)]
-pub struct WiseLayer(Arc<Plugin>);
+pub struct WiseLayer(Arc<Plugin<Axum>>);
 
 impl<S> tower::Layer<S> for WiseLayer {
     type Service = WiseService<S>;
@@ -197,7 +133,7 @@ impl<S> tower::Layer<S> for WiseLayer {
 #[derive(Clone, Debug)]
 pub struct WiseService<S> {
     inner: S,
-    plugin: Arc<Plugin>,
+    plugin: Arc<Plugin<Axum>>,
 }
 
 impl<S, B> tower::Service<http::Request<B>> for WiseService<S>
@@ -221,44 +157,21 @@ where
     }
 }
 
-type Shared = State<Arc<Plugin>>;
-
-fn head(parts: &Parts, plugin: &Plugin) -> (RequestInfo, Option<UserId>) {
-    (request_info(parts), plugin.user(parts))
-}
-
-async fn connect(State(p): Shared, parts: Parts) -> Response {
-    let (req, user) = head(&parts, &p);
-    response(web::connect(&p.wise, user.as_ref(), &req, &p.mount).await)
-}
-
-async fn callback_route(State(p): Shared, parts: Parts) -> Response {
-    let (req, user) = head(&parts, &p);
-    response(web::callback(&p.wise, user.as_ref(), &req, &p.mount).await)
-}
-
-async fn status(State(p): Shared, parts: Parts) -> Response {
-    let (req, user) = head(&parts, &p);
-    response(web::status(&p.wise, user.as_ref(), &req).await)
-}
-
-async fn disconnect(State(p): Shared, parts: Parts) -> Response {
-    let (req, user) = head(&parts, &p);
-    response(web::disconnect(&p.wise, user.as_ref(), &req, &p.mount).await)
-}
-
-async fn mobile_start(State(p): Shared, parts: Parts) -> Response {
-    let (req, user) = head(&parts, &p);
-    response(web::mobile_start(&p.wise, user.as_ref(), &req).await)
-}
-
-async fn mobile_complete(State(p): Shared, request: Request) -> Response {
+/// Every route: the body when the route reads one, then the core's answer.
+async fn serve(
+    State(plugin): State<Arc<Plugin<Axum>>>,
+    route: Route,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
-    let (req, user) = head(&parts, &p);
-    // Read at most one byte more than allowed; the core answers 413 for anything longer.
-    let body = match axum::body::to_bytes(body, MAX_MOBILE_BODY + 1).await {
-        Ok(bytes) => bytes,
-        Err(_) => Bytes::from(vec![0; MAX_MOBILE_BODY + 1]),
+    let body = if route.reads_body() {
+        // At most one byte more than allowed; the core answers 413 for anything longer.
+        match axum::body::to_bytes(body, MAX_MOBILE_BODY + 1).await {
+            Ok(bytes) => bytes,
+            Err(_) => Bytes::from(vec![0; MAX_MOBILE_BODY + 1]),
+        }
+    } else {
+        Bytes::new()
     };
-    response(web::mobile_complete(&p.wise, user.as_ref(), &req, &body).await)
+    response(plugin.serve(route, &parts, &body).await)
 }

@@ -65,7 +65,7 @@
 // events   - hooks for linked / refreshed / relink required / unlinked
 // flow     - the link state machine (start, callback, mobile)
 // wise     - the WiseOAuth handle and its builder
-// web      - framework-neutral HTTP behaviour of the adapters' routes and rejections
+// web      - everything the adapters share: routes, token extraction, rejections, plugin
 
 mod api;
 mod clock;

@@ -1,13 +1,20 @@
 //! Framework-neutral HTTP behaviour shared by the axum and actix-web adapters.
 //!
-//! Every response decision of the ready-made routes and of the `WiseToken` rejections lives
-//! here, so both adapters behave byte for byte the same. An adapter only
+//! Every response decision of the ready-made routes and of the `WiseToken` rejections, and
+//! everything both adapters do alike, lives here once, so both behave byte for byte the
+//! same. An adapter is only its framework's glue:
 //!
-//! 1. builds a [`RequestInfo`] from the request (method, path and query, a few headers),
-//! 2. resolves the app's logged-in user (never from the query string or a header),
-//! 3. calls one of the route functions ([`connect`], [`callback`], [`status`],
-//!    [`disconnect`], [`mobile_start`], [`mobile_complete`]) or [`token_rejection`], and
-//! 4. translates the returned [`Reply`] into its framework's response type.
+//! 1. it implements [`Framework`] for its framework's request type: where the
+//!    method, path, headers, the [`WiseUser`] extension and the registered [`Plugin`] are;
+//! 2. its `WiseRoutes` wraps a [`PluginBuilder`] and registers each [`Route`] of
+//!    [`Plugin::routes`] with its router, answering it with [`Plugin::serve`];
+//! 3. its `WiseToken` extractor wraps a [`LinkedToken`] ([`LinkedToken::extract`],
+//!    [`LinkedToken::extract_optional`]) and its rejection wraps a [`Rejection`];
+//! 4. it translates the returned [`Reply`] into its framework's response type.
+//!
+//! The route functions ([`connect`], [`callback`], [`status`], [`disconnect`],
+//! [`mobile_start`], [`mobile_complete`]) and [`token_rejection`] also work on their own,
+//! from a [`RequestInfo`] and a user resolved by the caller.
 //!
 //! # Rules the routes apply
 //!
@@ -31,16 +38,31 @@
 //!   `Cache-Control: no-store` and `Referrer-Policy: no-referrer`, so the code and state
 //!   never reach history, caches or third parties.
 
+mod builder;
+mod framework;
+mod head;
 mod html;
 mod mount;
+mod plugin;
+mod rejection;
 mod reply;
 mod request;
+mod route;
 mod routes;
+mod token;
+mod user;
 
+pub use builder::PluginBuilder;
+pub use framework::Framework;
 pub use mount::{InvalidPrefix, Mount, DEFAULT_PREFIX};
+pub use plugin::Plugin;
+pub use rejection::Rejection;
 pub use reply::{Body, Reply};
 pub use request::RequestInfo;
+pub use route::{Route, RouteMethod};
 pub use routes::{
     callback, connect, disconnect, mobile_complete, mobile_start, not_logged_in, not_set_up,
     status, token_rejection, RejectionKind, MAX_MOBILE_BODY,
 };
+pub use token::LinkedToken;
+pub use user::WiseUser;

@@ -1,5 +1,7 @@
 //! What the routes need to know about a request, filled in by an adapter.
 
+use super::framework::Framework;
+
 /// The request facts the routes and rejections decide on: method, path and query, and the
 /// few headers that matter (`Accept`, `Origin`, `Sec-Fetch-Site`, `X-Requested-With`,
 /// `Content-Type`, `Cookie`). Every other header is ignored; in particular the user is
@@ -33,6 +35,17 @@ impl RequestInfo {
             path_and_query: path_and_query.to_owned(),
             ..RequestInfo::default()
         }
+    }
+
+    /// The facts of a framework's request: method, path and query as the browser sent
+    /// them, and every header line (only the ones listed above are kept).
+    pub fn of<F: Framework>(req: &F::Request) -> Self {
+        let pq = F::path_and_query(req).map_or("/", F::path_and_query_str);
+        let mut info = RequestInfo::new(F::method(req).as_ref(), pq);
+        for (name, value) in F::headers(req) {
+            info.header(name, value);
+        }
+        info
     }
 
     /// Records one header (call it once per header line; repeated names accumulate).

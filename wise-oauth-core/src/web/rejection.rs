@@ -1,0 +1,64 @@
+//! Why a `WiseToken` could not be extracted, and the answer to give.
+
+use std::fmt;
+
+use super::mount::Mount;
+use super::reply::Reply;
+use super::request::RequestInfo;
+use super::routes::{not_logged_in, not_set_up, token_rejection, RejectionKind};
+use crate::TokenError;
+
+/// A failed `WiseToken` extraction: its [`RejectionKind`] and the complete answer (see
+/// [`token_rejection`], [`not_logged_in`] and [`not_set_up`]). An adapter wraps it in its
+/// framework's rejection type and sends [`Rejection::reply`] verbatim.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    kind: RejectionKind,
+    reply: Reply,
+}
+
+impl Rejection {
+    pub(crate) fn token(error: &TokenError, req: &RequestInfo, mount: &Mount) -> Self {
+        Rejection {
+            kind: RejectionKind::of(error),
+            reply: token_rejection(error, req, mount),
+        }
+    }
+
+    pub(crate) fn not_logged_in(req: &RequestInfo) -> Self {
+        Rejection {
+            kind: RejectionKind::NotLoggedIn,
+            reply: not_logged_in(req),
+        }
+    }
+
+    pub(crate) fn not_set_up(req: &RequestInfo, hint: &'static str) -> Self {
+        Rejection {
+            kind: RejectionKind::NotSetUp,
+            reply: not_set_up(req, hint),
+        }
+    }
+
+    /// Why the extraction failed.
+    pub fn kind(&self) -> RejectionKind {
+        self.kind
+    }
+
+    /// The answer: status, headers and body.
+    pub fn reply(&self) -> &Reply {
+        &self.reply
+    }
+
+    /// The answer, by value.
+    pub fn into_reply(self) -> Reply {
+        self.reply
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no Wise token: {}", self.kind.reason())
+    }
+}
+
+impl std::error::Error for Rejection {}

@@ -1,0 +1,101 @@
+//! The table of the ready-made routes, and serving one of them.
+
+use super::framework::Framework;
+use super::plugin::Plugin;
+use super::reply::Reply;
+use super::request::RequestInfo;
+use super::routes;
+
+/// One of the ready-made routes; an adapter registers each of [`Route::ALL`] at
+/// [`Plugin::routes`]' path with [`Route::method`], and answers it with [`Plugin::serve`].
+///
+/// ```
+/// use wise_oauth_core::web::{Route, RouteMethod};
+/// assert_eq!(Route::Callback.path(), "/callback");
+/// assert_eq!(Route::Disconnect.method(), RouteMethod::Post);
+/// assert!(Route::MobileComplete.reads_body());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Route {
+    /// `GET {prefix}/connect`: [`connect`](super::connect).
+    Connect,
+    /// `GET {prefix}/callback`: [`callback`](super::callback).
+    Callback,
+    /// `GET {prefix}/status`: [`status`](super::status).
+    Status,
+    /// `POST {prefix}/disconnect`: [`disconnect`](super::disconnect).
+    Disconnect,
+    /// `POST {prefix}/mobile/start`: [`mobile_start`](super::mobile_start).
+    MobileStart,
+    /// `POST {prefix}/mobile/complete`: [`mobile_complete`](super::mobile_complete).
+    MobileComplete,
+}
+
+/// The method a [`Route`] answers; GET routes also answer HEAD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteMethod {
+    /// GET (and HEAD).
+    Get,
+    /// POST.
+    Post,
+}
+
+impl Route {
+    /// Every route, in the order adapters register them.
+    pub const ALL: [Route; 6] = [
+        Route::Connect,
+        Route::Callback,
+        Route::Status,
+        Route::Disconnect,
+        Route::MobileStart,
+        Route::MobileComplete,
+    ];
+
+    /// The path under the mount, starting with `/`.
+    pub fn path(self) -> &'static str {
+        match self {
+            Route::Connect => "/connect",
+            Route::Callback => "/callback",
+            Route::Status => "/status",
+            Route::Disconnect => "/disconnect",
+            Route::MobileStart => "/mobile/start",
+            Route::MobileComplete => "/mobile/complete",
+        }
+    }
+
+    /// The method it answers.
+    pub fn method(self) -> RouteMethod {
+        match self {
+            Route::Connect | Route::Callback | Route::Status => RouteMethod::Get,
+            Route::Disconnect | Route::MobileStart | Route::MobileComplete => RouteMethod::Post,
+        }
+    }
+
+    /// Whether it reads the request body (at most
+    /// [`MAX_MOBILE_BODY`](super::MAX_MOBILE_BODY) bytes are needed; an adapter reads one
+    /// byte more, or passes a longer body, so the route answers 413). Other routes get an
+    /// empty body.
+    pub fn reads_body(self) -> bool {
+        self == Route::MobileComplete
+    }
+}
+
+impl<F: Framework> Plugin<F> {
+    /// Answers `route` for this request: reads the request facts and the user, then runs
+    /// the route's function. `body` is the request body for [`Route::reads_body`], else
+    /// empty.
+    pub async fn serve(&self, route: Route, req: &F::Request, body: &[u8]) -> Reply {
+        let info = RequestInfo::of::<F>(req);
+        let user = self.user(req);
+        let (wise, user, mount) = (self.wise(), user.as_ref(), self.mount());
+        match route {
+            Route::Connect => routes::connect(wise, user, &info, mount).await,
+            Route::Callback => routes::callback(wise, user, &info, mount).await,
+            Route::Status => routes::status(wise, user, &info).await,
+            Route::Disconnect => routes::disconnect(wise, user, &info, mount).await,
+            Route::MobileStart => routes::mobile_start(wise, user, &info).await,
+            Route::MobileComplete => routes::mobile_complete(wise, user, &info, body).await,
+        }
+    }
+}
