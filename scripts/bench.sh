@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the wise-oauth benchmarks and prints one table of figures (Markdown), with the bars.
 #
-#   scripts/bench.sh                 # everything (about 5-8 minutes on 2 cores)
+#   scripts/bench.sh                 # everything (about 10 minutes on 2 cores)
+#   scripts/bench.sh instructions    # only step 7 (or ONLY=instructions scripts/bench.sh)
 #   SKIP_CRITERION=1 scripts/bench.sh
 #   DATABASE_URL=postgres://user@host:5432/db scripts/bench.sh
 #
@@ -15,7 +16,10 @@
 #   6. token waves: WAVE_LINKS (10,000) links expiring together on 3 instances over one
 #      PostgreSQL (memory without it), Wise answering each refresh in 1 s, with 0 % and
 #      5 % random refresh faults (about 4 minutes together)
-# Installs wrk with apt-get when it is missing. The PostgreSQL rows need a reachable
+#   7. the hot path in instructions (valgrind --tool=callgrind, deterministic): one request
+#      through axum with a no-op extractor, with the plugin (layer + WiseToken), with a
+#      naive Mutex<HashMap> extractor and with tower-sessions (benches/instructions.rs)
+# Installs wrk and valgrind with apt-get when they are missing. The PostgreSQL rows need a reachable
 # DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) and are reported as not
 # measured otherwise. Each figure comes from a process of its own.
 set -euo pipefail
@@ -27,6 +31,14 @@ WRK_ROUNDS="${WRK_ROUNDS:-6}"
 WRK_CONNECTIONS=64
 WAVE_LINKS="${WAVE_LINKS:-10000}"
 WAVE_BOUND=32
+# Step 7: each variant runs INSTR_N1 and INSTR_N2 requests; the difference cancels start-up.
+INSTR_N1="${INSTR_N1:-2000}"
+INSTR_N2="${INSTR_N2:-12000}"
+ONLY="${ONLY:-${1:-}}"
+case "$ONLY" in
+    "" | instructions) ;;
+    *) echo "usage: $0 [instructions]  (or ONLY=instructions $0)" >&2; exit 2 ;;
+esac
 WORK="$(mktemp -d)"
 SERVER_PID=""
 cleanup() {
@@ -37,13 +49,90 @@ trap cleanup EXIT
 
 log() { echo "bench: $*" >&2; }
 
-# ----- tools ------------------------------------------------------------------------------
-if ! command -v wrk >/dev/null 2>&1; then
-    log "installing wrk (apt-get)"
-    SUDO=""
-    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; fi
-    $SUDO apt-get update -qq >&2 && $SUDO apt-get install -y -qq wrk >&2
+ROWS=()
+row() { ROWS+=("| $1 | $2 | $3 | $4 |"); }
+verdict() { if python3 -c "import sys; sys.exit(0 if ($1) else 1)"; then echo pass; else echo "**miss**"; fi; }
+fig() { sed -n "s/^FIGURE $1 //p" "$2" | tail -1; }
+apt_install() { # package
+    log "installing $1 (apt-get)"
+    local sudo=""
+    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then sudo=sudo; fi
+    $sudo apt-get update -qq >&2 && $sudo apt-get install -y -qq "$1" >&2
+}
+table() {
+    echo
+    echo "wise-oauth benchmarks — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GB RAM, load $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo
+    echo "| measurement | figure | bar | verdict |"
+    echo "|---|---|---|---|"
+    printf '%s\n' "${ROWS[@]}"
+}
+
+# ----- 7. hot path in instructions (callgrind) ---------------------------------------------
+# benches/instructions.rs builds one app variant, finalized with .with_state as axum::serve
+# runs it, and drives N requests through its tower::Service on a current-thread runtime
+# inside `measured`, the only function callgrind collects in (--toggle-collect). Each
+# variant runs N1 and N2 requests: instructions per request = (Ir(N2) - Ir(N1)) / (N2 - N1).
+# Every variant's N2 run is repeated: the counts must be identical (deterministic).
+instructions() {
+    command -v valgrind >/dev/null 2>&1 || apt_install valgrind
+    log "instructions: building benches/instructions.rs (release)"
+    local bin
+    bin="$(cargo bench --bench instructions --no-run 2>&1 \
+        | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)"
+    [ -x "$bin" ] || { log "could not build benches/instructions.rs"; exit 1; }
+    ir() { # variant requests run -> total Ir collected inside `measured`
+        local out="$WORK/callgrind.$1.$2.$3"
+        # An empty environment: its size moves the stack, and with it the path a memcpy
+        # takes (glibc checks page aliasing), by about 2 instructions per request.
+        env -i "$(command -v valgrind)" --tool=callgrind --collect-atstart=no \
+            --toggle-collect='*instructions::measured*' \
+            --callgrind-out-file="$out" "$bin" "$1" "$2" >"$out.log" 2>&1 \
+            || { cat "$out.log" >&2; exit 1; }
+        sed -n 's/^summary: //p' "$out"
+    }
+    local variant n1 n2 again per
+    declare -A PER=()
+    local repeat="identical"
+    for variant in noop wise naive sessions; do
+        log "instructions: $variant ($INSTR_N1 and $INSTR_N2 requests, the latter twice)"
+        n1="$(ir "$variant" "$INSTR_N1" 1)"; n2="$(ir "$variant" "$INSTR_N2" 1)"
+        again="$(ir "$variant" "$INSTR_N2" 2)"
+        [ "$n2" = "$again" ] || repeat="**differ** ($variant: $n2 vs $again)"
+        per="$(python3 -c "print('%.1f' % (($n2 - $n1) / ($INSTR_N2 - $INSTR_N1)))")"
+        PER[$variant]="$per"
+        log "instructions: $variant Ir($INSTR_N1) = $n1, Ir($INSTR_N2) = $n2 and $again: $per per request"
+    done
+    local label
+    for variant in noop wise naive sessions; do
+        case "$variant" in
+            noop) label="no-op extractor (axum's baseline)" ;;
+            wise) label="the plugin: its layer + WiseToken (fresh cached token)" ;;
+            naive) label="naive extractor: Mutex<HashMap> in the app state, token cloned" ;;
+            sessions) label="tower-sessions, MemoryStore (token read from the session)" ;;
+        esac
+        row "instructions per request (callgrind), axum router after .with_state: $label" \
+            "$(python3 -c "print(f'{${PER[$variant]}:,.0f}')")" "-" "-"
+    done
+    local over naive sessions
+    over="$(python3 -c "print(round(${PER[wise]} - ${PER[noop]}))")"
+    naive="$(python3 -c "print(round(${PER[naive]} - ${PER[noop]}))")"
+    sessions="$(python3 -c "print(round(${PER[sessions]} - ${PER[noop]}))")"
+    row "instructions the plugin adds per request over the no-op extractor ((Ir($INSTR_N2) − Ir($INSTR_N1)) / $((INSTR_N2 - INSTR_N1)); repeat runs $repeat)" \
+        "**+$(python3 -c "print(f'{$over:,}')")** (naive map +$(python3 -c "print(f'{$naive:,}')"), tower-sessions +$(python3 -c "print(f'{$sessions:,}')"))" \
+        "≤ +1,000, and ≤ the naive map" \
+        "$(verdict "$over <= 1000 and $over <= $naive")"
+}
+
+command -v python3 >/dev/null 2>&1 || { log "python3 is needed to compute the figures"; exit 1; }
+if [ "$ONLY" = instructions ]; then
+    instructions
+    table
+    exit 0
 fi
+
+# ----- tools ------------------------------------------------------------------------------
+command -v wrk >/dev/null 2>&1 || apt_install wrk
 command -v python3 >/dev/null 2>&1 || { log "python3 is needed to read criterion's estimates"; exit 1; }
 
 PG=0
@@ -58,11 +147,6 @@ log "building (release)"
 FIGURES="$(cargo bench --features postgres --bench figures --no-run 2>&1 \
     | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)"
 [ -x "$FIGURES" ] || { log "could not build benches/figures.rs"; exit 1; }
-
-ROWS=()
-row() { ROWS+=("| $1 | $2 | $3 | $4 |"); }
-verdict() { if python3 -c "import sys; sys.exit(0 if ($1) else 1)"; then echo pass; else echo "**miss**"; fi; }
-fig() { sed -n "s/^FIGURE $1 //p" "$2" | tail -1; }
 
 # ----- 1. hot path in process (criterion) ------------------------------------------------
 if [ "${SKIP_CRITERION:-0}" != 1 ]; then
@@ -220,10 +304,8 @@ wave() { # faults-percent
 wave 0
 wave 5
 
+# ----- 7. hot path in instructions -----------------------------------------------------------
+instructions
+
 # ----- table ------------------------------------------------------------------------------
-echo
-echo "wise-oauth benchmarks — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GB RAM, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo
-echo "| measurement | figure | bar | verdict |"
-echo "|---|---|---|---|"
-printf '%s\n' "${ROWS[@]}"
+table
