@@ -9,7 +9,8 @@
 # What it runs:
 #   1. cargo bench --bench hot_path   (criterion, in process: WiseToken vs no extractor)
 #   2. wrk on loopback, 64 connections: the same app's /with and /without routes,
-#      axum and actix-web, memory store and PostgreSQL store (behind the manager's cache)
+#      axum and actix-web, memory store and PostgreSQL store (behind the manager's cache);
+#      the server on core 0, wrk on core 1 (taskset)
 #   3. the refresh herd: 1,000 concurrent requests on one expired link (1 and 3 instances)
 #   4. link flows per second against the in-process emulator
 #   5. resident memory per link with 1,000,000 links in the memory store
@@ -133,6 +134,7 @@ fi
 
 # ----- tools ------------------------------------------------------------------------------
 command -v wrk >/dev/null 2>&1 || apt_install wrk
+command -v taskset >/dev/null 2>&1 || apt_install util-linux
 command -v python3 >/dev/null 2>&1 || { log "python3 is needed to read criterion's estimates"; exit 1; }
 
 PG=0
@@ -181,21 +183,31 @@ cpu_ticks() { # the server's user + system CPU time so far, in clock ticks
 run_wrk() { # url out: also records the server's CPU ticks spent on the run in out.cpu
     local before
     before="$(cpu_ticks)"
-    wrk -t2 -c"$WRK_CONNECTIONS" -d"${WRK_SECONDS}s" --latency "$1" >"$2"
+    $ON_LOAD_CORE wrk -t2 -c"$WRK_CONNECTIONS" -d"${WRK_SECONDS}s" --latency "$1" >"$2"
     echo $(($(cpu_ticks) - before)) >"$2.cpu"
 }
 requests() { awk '/requests in/ {print $1}' "$1"; }
+# The server on core 0 and wrk on core 1, so the ratio measures the extractor, not how the
+# scheduler shares the cores between them (taskset execs: $! stays the server's PID).
+ON_SERVER_CORE=""
+ON_LOAD_CORE=""
+if [ "$(nproc)" -ge 2 ]; then
+    ON_SERVER_CORE="taskset -c 0"
+    ON_LOAD_CORE="taskset -c 1"
+else
+    log "one core: the server and wrk share it"
+fi
 rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
 pct() { to_ms "$(awk -v p="$2" '$1 == p {print $2}' "$1")"; }
 
 for store in memory postgres; do
     if [ "$store" = postgres ] && [ "$PG" != 1 ]; then
-        row "HTTP rps ratio, $store store" "not measured (no PostgreSQL)" "≥ 0.95" "-"
+        row "HTTP rps ratio, $store store" "not measured (no PostgreSQL)" "≥ 0.97" "-"
         continue
     fi
     for adapter in axum actix; do
         log "wrk: $adapter, $store store"
-        "$FIGURES" serve --adapter "$adapter" --store "$store" >"$WORK/serve.out" 2>"$WORK/serve.err" &
+        $ON_SERVER_CORE "$FIGURES" serve --adapter "$adapter" --store "$store" >"$WORK/serve.out" 2>"$WORK/serve.err" &
         SERVER_PID=$!
         for _ in $(seq 1 300); do
             grep -q '^PORT ' "$WORK/serve.out" 2>/dev/null && break
@@ -207,8 +219,8 @@ for store in memory postgres; do
         # Warm-up, then WRK_ROUNDS pairs whose order alternates (without/with, with/without)
         # so that drift on a shared 2-core machine hits both routes alike; the figure is the
         # median of the per-pair ratios, the rps the medians of each route.
-        wrk -t2 -c"$WRK_CONNECTIONS" -d2s "$base/without" >/dev/null
-        wrk -t2 -c"$WRK_CONNECTIONS" -d2s "$base/with" >/dev/null
+        $ON_LOAD_CORE wrk -t2 -c"$WRK_CONNECTIONS" -d2s "$base/without" >/dev/null
+        $ON_LOAD_CORE wrk -t2 -c"$WRK_CONNECTIONS" -d2s "$base/with" >/dev/null
         for round in $(seq 1 "$WRK_ROUNDS"); do
             if [ $((round % 2)) = 1 ]; then
                 run_wrk "$base/without" "$WORK/without.$round"
@@ -241,7 +253,7 @@ print('%.0f %.0f %.3f %.3f-%.3f %.1f %.1f' % (s.median(w for w, _ in pairs), s.m
         last="$WRK_ROUNDS"
         row "HTTP $adapter, $store store: rps with / without, median of $WRK_ROUNDS pairs (p50, p99 ms)" \
             "$r_with / $r_without = **$ratio** (pairs $spread; server CPU per request $cpu_with / $cpu_without µs; with $(pct "$WORK/with.$last" 50%), $(pct "$WORK/with.$last" 99%); without $(pct "$WORK/without.$last" 50%), $(pct "$WORK/without.$last" 99%))" \
-            "ratio ≥ 0.95" "$(verdict "$ratio >= 0.95")"
+            "ratio ≥ 0.97" "$(verdict "$ratio >= 0.97")"
     done
 done
 
