@@ -230,7 +230,9 @@ impl TokenManager {
                 }
             }
         }
-        self.token_slow(&key(), now, cached).await
+        // Boxed: the slow path's state (store reads, the refresh) would otherwise make every
+        // caller's future as large as itself, and the fast path pays to move that around.
+        Box::pin(self.token_slow(&key(), now, cached)).await
     }
 
     /// The cache could not answer: read the store, then decide.
