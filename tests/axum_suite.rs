@@ -8,7 +8,7 @@ mod suite;
 use axum::routing::get;
 use axum::Router;
 use reqwest::StatusCode;
-use wise_oauth::axum::{WiseRoutes, WiseToken, WiseUser};
+use wise_oauth::axum::{WiseRoutes, WiseToken};
 use wise_oauth::UserId;
 
 async fn start() -> suite::TestApp {
@@ -31,26 +31,6 @@ async fn serve(router: Router) -> String {
 }
 
 #[tokio::test]
-async fn extractor_without_layer_answers_500_with_a_hint() {
-    let app = start().await;
-    let router = Router::new()
-        .route("/t", get(|_t: WiseToken| async { "never" }))
-        .merge(WiseRoutes::new(app.wise.clone()).router())
-        .layer(axum::Extension(WiseUser::new(UserId::new("x").unwrap())));
-    let base = serve(router).await;
-    let res = reqwest::Client::new()
-        .get(format!("{base}/t"))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(body["error"], "wise_not_set_up");
-    assert!(body["hint"].as_str().unwrap().contains("layer"), "{body}");
-}
-
-#[tokio::test]
 async fn optional_token_is_none_when_not_linked_and_custom_resolver_and_prefix_work() {
     let app = start().await;
     #[derive(Clone)]
@@ -70,8 +50,8 @@ async fn optional_token_is_none_when_not_linked_and_custom_resolver_and_prefix_w
         )
         .route("/must", get(|_t: WiseToken| async { "never" }))
         .merge(routes.router())
-        .layer(routes.layer())
-        .layer(axum::Extension(Me("zed")));
+        .layer(axum::Extension(Me("zed")))
+        .with_state(routes.plugin());
     let base = serve(router).await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -129,7 +129,6 @@ pub mod axum_app {
             .route("/with", get(with))
             .route("/without", get(without))
             .merge(routes.router())
-            .layer(routes.layer())
             .layer(middleware::from_fn(move |mut req: Request, next: Next| {
                 let user = user.clone();
                 async move {
@@ -138,6 +137,7 @@ pub mod axum_app {
                     response
                 }
             }))
+            .with_state(routes.plugin())
     }
 }
 

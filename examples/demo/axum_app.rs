@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{FromRef, Query, Request, State};
 use axum::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -11,9 +11,28 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use wise_oauth::axum::{WiseRoutes, WiseToken, WiseTokenRejection, WiseUser};
+use wise_oauth::axum::{WisePlugin, WiseRoutes, WiseToken, WiseTokenRejection, WiseUser};
 
 use super::shared::{self, Demo, Sessions};
+
+/// The app's state: its own, and the plugin `WiseToken` reads (through `FromRef`).
+#[derive(Clone)]
+struct AppState {
+    demo: Arc<Demo>,
+    wise: WisePlugin,
+}
+
+impl FromRef<AppState> for Arc<Demo> {
+    fn from_ref(state: &AppState) -> Self {
+        state.demo.clone()
+    }
+}
+
+impl FromRef<AppState> for WisePlugin {
+    fn from_ref(state: &AppState) -> Self {
+        state.wise.clone()
+    }
+}
 
 /// The whole demo app: its own pages and login, plus the plugin's routes under `/wise`.
 pub(crate) fn app(demo: Arc<Demo>) -> Router {
@@ -24,10 +43,12 @@ pub(crate) fn app(demo: Arc<Demo>) -> Router {
         .route("/demo/logout", post(logout))
         .route("/profile", get(profile_page))
         .route("/api/profile", get(profile_api))
-        .with_state(demo.clone())
         .merge(wise_routes.router())
-        .layer(wise_routes.layer())
-        .layer(middleware::from_fn_with_state(demo, demo_auth))
+        .layer(middleware::from_fn_with_state(demo.clone(), demo_auth))
+        .with_state(AppState {
+            demo,
+            wise: wise_routes.plugin(),
+        })
 }
 
 /// The app's own login: a demo session cookie. This is the one place that tells the

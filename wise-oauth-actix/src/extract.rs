@@ -2,12 +2,13 @@
 
 use std::fmt;
 use std::ops::Deref;
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use futures::future::LocalBoxFuture;
-use wise_oauth_core::web::{LinkedToken, Rejection, RejectionKind};
+use wise_oauth_core::web::{LinkedToken, Plugin, Rejection, RejectionKind, RequestInfo};
 
 use crate::convert::{response, status};
 use crate::framework::Actix;
@@ -94,6 +95,22 @@ impl ResponseError for WiseTokenRejection {
     }
 }
 
+/// What the extractor answers (in a 500) when the plugin's app data is missing.
+const NOT_SET_UP_HINT: &str = "WiseToken needs the plugin's app data: add \
+    `.configure(|cfg| wise_routes.configure(cfg))` (wise_oauth_actix::WiseRoutes::configure) \
+    to the App";
+
+/// The plugin registered as app data by [`WiseRoutes::configure`](crate::WiseRoutes::configure).
+fn plugin(req: &HttpRequest) -> Result<Arc<Plugin<Actix>>, WiseTokenRejection> {
+    match req.app_data::<web::Data<Plugin<Actix>>>() {
+        Some(data) => Ok(Arc::clone(data)),
+        None => Err(WiseTokenRejection(Rejection::not_set_up(
+            &RequestInfo::of::<Actix>(req),
+            NOT_SET_UP_HINT,
+        ))),
+    }
+}
+
 impl FromRequest for WiseToken {
     type Error = WiseTokenRejection;
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
@@ -101,7 +118,7 @@ impl FromRequest for WiseToken {
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            LinkedToken::extract(&req)
+            LinkedToken::extract(&req, plugin(&req)?)
                 .await
                 .map(WiseToken)
                 .map_err(WiseTokenRejection)
@@ -145,7 +162,7 @@ impl FromRequest for OptionalWiseToken {
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            match LinkedToken::extract_optional(&req).await {
+            match LinkedToken::extract_optional(&req, plugin(&req)?).await {
                 Ok(token) => Ok(OptionalWiseToken(token.map(WiseToken))),
                 Err(rejection) => Err(WiseTokenRejection(rejection)),
             }

@@ -1,12 +1,9 @@
 //! actix-web, as the core's shared web code reads it.
 
-use std::sync::Arc;
-
-use actix_web::http::header::{HeaderName, HeaderValue, ACCEPT};
 use actix_web::http::uri::PathAndQuery;
 use actix_web::http::Method;
-use actix_web::{web, HttpMessage, HttpRequest};
-use wise_oauth_core::web::{Framework, Plugin, WiseUser};
+use actix_web::{HttpMessage, HttpRequest};
+use wise_oauth_core::web::{Framework, WiseUser};
 use wise_oauth_core::UserId;
 
 /// actix-web, for the core's generic web types: a [`WiseToken`](crate::WiseToken)
@@ -15,18 +12,12 @@ use wise_oauth_core::UserId;
 #[derive(Debug)]
 pub enum Actix {}
 
-const X_REQUESTED_WITH: HeaderName = HeaderName::from_static("x-requested-with");
-
 impl Framework for Actix {
     const ADAPTER: &'static str = "wise-oauth-actix";
-    const NOT_SET_UP_HINT: &'static str = "WiseToken needs the plugin's app data: add \
-        `.configure(|cfg| wise_routes.configure(cfg))` (wise_oauth_actix::WiseRoutes::configure) \
-        to the App";
 
     type Request = HttpRequest;
     type Method = Method;
     type PathAndQuery = PathAndQuery;
-    type HeaderValue = HeaderValue;
 
     #[inline]
     fn method(req: &HttpRequest) -> &Method {
@@ -49,23 +40,6 @@ impl Framework for Actix {
         req.headers()
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_bytes()))
-    }
-
-    #[inline]
-    fn accept(req: &HttpRequest) -> impl Iterator<Item = &HeaderValue> {
-        req.headers().get_all(ACCEPT)
-    }
-
-    #[inline]
-    fn has_x_requested_with(req: &HttpRequest) -> bool {
-        req.headers().contains_key(X_REQUESTED_WITH)
-    }
-
-    /// Registered as `web::Data` by [`WiseRoutes::configure`](crate::WiseRoutes::configure).
-    #[inline]
-    fn plugin(req: &HttpRequest) -> Option<&Arc<Plugin<Actix>>> {
-        req.app_data::<web::Data<Plugin<Actix>>>()
-            .map(|data| &**data)
     }
 
     #[inline]

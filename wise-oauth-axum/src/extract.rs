@@ -3,13 +3,14 @@
 use std::fmt;
 use std::ops::Deref;
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use wise_oauth_core::web::{LinkedToken, Rejection, RejectionKind};
 
 use crate::convert::response;
 use crate::framework::Axum;
+use crate::routes::WisePlugin;
 
 /// A valid Wise access token of the logged-in user's linked profile.
 ///
@@ -21,7 +22,9 @@ use crate::framework::Axum;
 /// Its accessors (`access_token`, `profile_id`, `expires_at`, `user`, `valid_token`,
 /// `wise`) are those of the [`LinkedToken`] it dereferences to.
 ///
-/// Requires [`WiseRoutes::layer`](crate::WiseRoutes::layer) on the router.
+/// It finds the plugin in the router's state: a [`WisePlugin`] (from
+/// [`WiseRoutes::plugin`](crate::WiseRoutes::plugin)) that the state gives through
+/// [`FromRef`], so forgetting it is a compile error, not a 500 at run time.
 ///
 /// ```
 /// use wise_oauth_axum::WiseToken;
@@ -90,21 +93,33 @@ impl IntoResponse for WiseTokenRejection {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for WiseToken {
+impl<S> FromRequestParts<S> for WiseToken
+where
+    S: Send + Sync,
+    WisePlugin: FromRef<S>,
+{
     type Rejection = WiseTokenRejection;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(WiseToken(LinkedToken::extract(parts).await?))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let plugin = WisePlugin::from_ref(state).into_inner();
+        Ok(WiseToken(LinkedToken::extract(parts, plugin).await?))
     }
 }
 
-impl<S: Send + Sync> OptionalFromRequestParts<S> for WiseToken {
+impl<S> OptionalFromRequestParts<S> for WiseToken
+where
+    S: Send + Sync,
+    WisePlugin: FromRef<S>,
+{
     type Rejection = WiseTokenRejection;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        _state: &S,
+        state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(LinkedToken::extract_optional(parts).await?.map(WiseToken))
+        let plugin = WisePlugin::from_ref(state).into_inner();
+        Ok(LinkedToken::extract_optional(parts, plugin)
+            .await?
+            .map(WiseToken))
     }
 }

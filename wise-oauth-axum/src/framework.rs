@@ -1,13 +1,10 @@
 //! axum, as the core's shared web code reads it.
 
-use std::sync::Arc;
-
 use axum::extract::OriginalUri;
-use http::header::ACCEPT;
 use http::request::Parts;
 use http::uri::PathAndQuery;
-use http::{HeaderName, HeaderValue, Method};
-use wise_oauth_core::web::{Framework, Plugin, WiseUser};
+use http::Method;
+use wise_oauth_core::web::{Framework, WiseUser};
 use wise_oauth_core::UserId;
 
 /// axum, for the core's generic web types: a [`WiseToken`](crate::WiseToken) dereferences
@@ -16,17 +13,12 @@ use wise_oauth_core::UserId;
 #[derive(Debug)]
 pub enum Axum {}
 
-const X_REQUESTED_WITH: HeaderName = HeaderName::from_static("x-requested-with");
-
 impl Framework for Axum {
     const ADAPTER: &'static str = "wise-oauth-axum";
-    const NOT_SET_UP_HINT: &'static str = "WiseToken needs the plugin layer: add \
-        `.layer(wise_routes.layer())` (wise_oauth_axum::WiseRoutes::layer) to the router";
 
     type Request = Parts;
     type Method = Method;
     type PathAndQuery = PathAndQuery;
-    type HeaderValue = HeaderValue;
 
     #[inline]
     fn method(req: &Parts) -> &Method {
@@ -52,22 +44,6 @@ impl Framework for Axum {
         req.headers
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_bytes()))
-    }
-
-    #[inline]
-    fn accept(req: &Parts) -> impl Iterator<Item = &HeaderValue> {
-        req.headers.get_all(ACCEPT).iter()
-    }
-
-    #[inline]
-    fn has_x_requested_with(req: &Parts) -> bool {
-        req.headers.contains_key(X_REQUESTED_WITH)
-    }
-
-    /// Inserted by [`WiseLayer`](crate::WiseLayer).
-    #[inline]
-    fn plugin(req: &Parts) -> Option<&Arc<Plugin<Axum>>> {
-        req.extensions.get::<Arc<Plugin<Axum>>>()
     }
 
     #[inline]

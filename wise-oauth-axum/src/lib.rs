@@ -37,8 +37,8 @@
 //!     let app = Router::new()
 //!         .route("/balances", get(balances))
 //!         .merge(wise_routes.router())   // /wise/connect, /wise/callback, /wise/status, ...
-//!         .layer(wise_routes.layer())    // lets `WiseToken` find the plugin
-//!         .layer(middleware::from_fn(auth));
+//!         .layer(middleware::from_fn(auth))
+//!         .with_state(wise_routes.plugin()); // where `WiseToken` finds the plugin
 //!
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //!     axum::serve(listener, app).await?;
@@ -82,7 +82,8 @@
 //! a browser GET that is not linked (or must re-link) is redirected into the link flow with
 //! `return_to` set to the current path; an API request gets 401 with
 //! `{"error": "wise_not_linked" | "wise_relink_required", "connect_url": ...}`; an outage
-//! gets 503 with `Retry-After`; a missing [`WiseRoutes::layer`] gets 500 with a hint.
+//! gets 503 with `Retry-After`. A router whose state gives no [`WisePlugin`] does not
+//! compile with a `WiseToken` handler.
 //! `Option<WiseToken>` is `None` when the user has no usable link.
 
 mod convert;
@@ -92,5 +93,5 @@ mod routes;
 
 pub use extract::{WiseToken, WiseTokenRejection};
 pub use framework::Axum;
-pub use routes::{layer, router, WiseLayer, WiseRoutes, WiseService};
+pub use routes::{router, WisePlugin, WiseRoutes};
 pub use wise_oauth_core::web::{RejectionKind, WiseUser};

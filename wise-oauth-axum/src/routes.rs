@@ -1,4 +1,4 @@
-//! The ready-made routes and the layer that lets `WiseToken` find the plugin.
+//! The ready-made routes and the plugin value that `WiseToken` reads from the router state.
 
 use std::sync::Arc;
 
@@ -14,8 +14,9 @@ use wise_oauth_core::{UserId, WiseOAuth};
 use crate::convert::response;
 use crate::framework::Axum;
 
-/// Configures the routes and the [`WiseToken`](crate::WiseToken) layer; build both from
-/// the same value so they agree on the prefix and on how to find the user.
+/// Configures the routes and the [`WisePlugin`] that [`WiseToken`](crate::WiseToken) reads
+/// from the router state; build both from the same value so they agree on the prefix and
+/// on how to find the user.
 ///
 /// ```
 /// # fn demo(wise: wise_oauth_core::WiseOAuth) {
@@ -32,7 +33,7 @@ use crate::framework::Axum;
 ///         let user = parts.extensions.get::<CurrentUser>()?;
 ///         UserId::new(&user.id).ok()
 ///     });
-/// let app: Router = Router::new().merge(routes.router()).layer(routes.layer());
+/// let app: Router = Router::new().merge(routes.router()).with_state(routes.plugin());
 /// # }
 /// ```
 #[must_use]
@@ -89,14 +90,40 @@ impl WiseRoutes {
         router.with_state(plugin)
     }
 
-    /// The layer that lets [`WiseToken`](crate::WiseToken) find the plugin on your own
-    /// routes. Without it, the extractor answers 500 with a hint.
+    /// The plugin, for the router state: [`WiseToken`](crate::WiseToken) takes it from
+    /// there through [`FromRef`](axum::extract::FromRef). An app without state of its own
+    /// ends its router with `.with_state(wise_routes.plugin())`; an app with state keeps a
+    /// [`WisePlugin`] in it and implements `FromRef<AppState> for WisePlugin`.
+    ///
+    /// ```
+    /// # fn demo(wise: wise_oauth_core::WiseOAuth) {
+    /// use axum::extract::FromRef;
+    /// use axum::Router;
+    /// use wise_oauth_axum::{WisePlugin, WiseRoutes};
+    ///
+    /// #[derive(Clone)]
+    /// struct AppState {
+    ///     wise: WisePlugin,
+    ///     greeting: &'static str, // the app's own state
+    /// }
+    ///
+    /// impl FromRef<AppState> for WisePlugin {
+    ///     fn from_ref(state: &AppState) -> Self {
+    ///         state.wise.clone()
+    ///     }
+    /// }
+    ///
+    /// let wise_routes = WiseRoutes::new(wise);
+    /// let state = AppState { wise: wise_routes.plugin(), greeting: "hello" };
+    /// let app: Router = Router::new().merge(wise_routes.router()).with_state(state);
+    /// # }
+    /// ```
     ///
     /// # Panics
     ///
     /// When the prefix is invalid.
-    pub fn layer(&self) -> WiseLayer {
-        WiseLayer(self.0.build())
+    pub fn plugin(&self) -> WisePlugin {
+        WisePlugin(self.0.build())
     }
 }
 
@@ -108,52 +135,25 @@ where
     WiseRoutes::new(wise).router()
 }
 
-/// The extractor layer with the defaults: `WiseRoutes::new(wise).layer()`.
-pub fn layer(wise: WiseOAuth) -> WiseLayer {
-    WiseRoutes::new(wise).layer()
-}
-
-/// A tower layer that makes the plugin available to [`WiseToken`](crate::WiseToken);
-/// from [`WiseRoutes::layer`].
+/// The plugin in the router state: what [`WiseToken`](crate::WiseToken) reads its
+/// configuration from (see [`WiseRoutes::plugin`]). Cheap to clone.
+///
+/// A handler taking `WiseToken` on a router whose state gives no `WisePlugin` is a compile
+/// error, not a 500 at run time:
+///
+/// ```compile_fail
+/// use axum::{routing::get, Router};
+/// use wise_oauth_axum::WiseToken;
+///
+/// async fn balances(_token: WiseToken) {}
+/// let app: Router = Router::new().route("/balances", get(balances)); // no WisePlugin state
+/// ```
 #[derive(Clone, Debug)]
-pub struct WiseLayer(Arc<Plugin<Axum>>);
+pub struct WisePlugin(Arc<Plugin<Axum>>);
 
-impl<S> tower::Layer<S> for WiseLayer {
-    type Service = WiseService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        WiseService {
-            inner,
-            plugin: self.0.clone(),
-        }
-    }
-}
-
-/// The service [`WiseLayer`] wraps around the app's routes.
-#[derive(Clone, Debug)]
-pub struct WiseService<S> {
-    inner: S,
-    plugin: Arc<Plugin<Axum>>,
-}
-
-impl<S, B> tower::Service<http::Request<B>> for WiseService<S>
-where
-    S: tower::Service<http::Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        req.extensions_mut().insert(self.plugin.clone());
-        self.inner.call(req)
+impl WisePlugin {
+    pub(crate) fn into_inner(self) -> Arc<Plugin<Axum>> {
+        self.0
     }
 }
 

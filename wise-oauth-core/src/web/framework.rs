@@ -1,44 +1,34 @@
 //! The one trait an adapter implements: its framework, as the shared code reads it.
 
-use std::sync::Arc;
-
-use super::plugin::Plugin;
 use crate::UserId;
 
 /// A web framework as the shared code of [`crate::web`] reads it: where a request keeps
-/// its method, path, headers, the [`WiseUser`](super::WiseUser) extension and the
-/// registered [`Plugin`].
+/// its method, path, headers and the [`WiseUser`](super::WiseUser) extension. The
+/// [`Plugin`](super::Plugin) itself comes from the framework's app state (axum: the router
+/// state through `FromRef`, actix-web: app data), found by the adapter.
 ///
 /// An adapter implements it on a type of its own (an empty enum) for its framework's
 /// request type (axum: `http::request::Parts`, actix-web: `HttpRequest`). Everything else
-/// is written once over it: who the user is ([`Plugin::user`]), the request facts
+/// is written once over it: who the user is ([`Plugin::user`](super::Plugin::user)), the request facts
 /// ([`RequestInfo::of`](super::RequestInfo::of)), the token extraction and its rejection
-/// ([`LinkedToken`](super::LinkedToken)) and the routes ([`Plugin::serve`]).
+/// ([`LinkedToken`](super::LinkedToken)) and the routes ([`Plugin::serve`](super::Plugin::serve)).
 ///
-/// The associated value types are the framework's own (the two frameworks use different
-/// versions of the `http` types). A token keeps reference-counted clones of them for a
-/// later rejection, so the success path copies no bytes. Every function is a plain field
-/// or map lookup: none may allocate on the extractor's success path, and each should be
-/// `#[inline]`, as the shared code that calls them is instantiated in the app's crate.
+/// The associated types are the framework's own (the two frameworks use different versions
+/// of the `http` types). Every function is a plain field or map lookup: none may allocate,
+/// and each should be `#[inline]`, as the shared code that calls them is instantiated in
+/// the app's crate.
 pub trait Framework: Sized + 'static {
     /// The adapter's crate name, for logs and panics (e.g. `"wise-oauth-axum"`).
     const ADAPTER: &'static str;
-
-    /// What the extractor answers (in a 500) when the plugin is missing: the setup call
-    /// the app forgot.
-    const NOT_SET_UP_HINT: &'static str;
 
     /// The framework's request (or request head) type, as extractors and resolvers see it.
     type Request;
 
     /// The framework's method type.
-    type Method: AsRef<str> + Clone + Send + Sync + 'static;
+    type Method: AsRef<str>;
 
     /// The framework's path-and-query type.
-    type PathAndQuery: Clone + Send + Sync + 'static;
-
-    /// The framework's header value type.
-    type HeaderValue: AsRef<[u8]> + for<'a> TryFrom<&'a [u8]> + Clone + Send + Sync + 'static;
+    type PathAndQuery;
 
     /// The request method.
     fn method(req: &Self::Request) -> &Self::Method;
@@ -52,15 +42,6 @@ pub trait Framework: Sized + 'static {
 
     /// Every header line, name and raw value (repeated names repeat).
     fn headers(req: &Self::Request) -> impl Iterator<Item = (&str, &[u8])>;
-
-    /// The values of the `Accept` header.
-    fn accept(req: &Self::Request) -> impl Iterator<Item = &Self::HeaderValue>;
-
-    /// Whether an `X-Requested-With` header is present.
-    fn has_x_requested_with(req: &Self::Request) -> bool;
-
-    /// The plugin the app registered (a request extension, app data, ...), if any.
-    fn plugin(req: &Self::Request) -> Option<&Arc<Plugin<Self>>>;
 
     /// The id in the [`WiseUser`](super::WiseUser) request extension, if any.
     fn wise_user(req: &Self::Request) -> Option<UserId>;

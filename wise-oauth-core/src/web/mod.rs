@@ -40,7 +40,6 @@
 
 mod builder;
 mod framework;
-mod head;
 mod html;
 mod mount;
 mod plugin;

@@ -32,7 +32,9 @@ impl Rejection {
         }
     }
 
-    pub(crate) fn not_set_up(req: &RequestInfo, hint: &'static str) -> Self {
+    /// The adapter found no plugin in its app state: 500 with `hint`, the setup call the
+    /// app forgot (for frameworks where that is only known at run time).
+    pub fn not_set_up(req: &RequestInfo, hint: &'static str) -> Self {
         Rejection {
             kind: RejectionKind::NotSetUp,
             reply: not_set_up(req, hint),

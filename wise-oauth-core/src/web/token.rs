@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::framework::Framework;
-use super::head::RequestHead;
 use super::plugin::Plugin;
 use super::rejection::Rejection;
 use super::request::RequestInfo;
@@ -20,7 +19,6 @@ pub struct LinkedToken<F: Framework> {
     token: ValidToken,
     user: UserId,
     plugin: Arc<Plugin<F>>,
-    head: RequestHead<F>,
 }
 
 impl<F: Framework> Clone for LinkedToken<F> {
@@ -29,7 +27,6 @@ impl<F: Framework> Clone for LinkedToken<F> {
             token: self.token.clone(),
             user: self.user.clone(),
             plugin: self.plugin.clone(),
-            head: self.head.clone(),
         }
     }
 }
@@ -47,13 +44,13 @@ impl<F: Framework> fmt::Debug for LinkedToken<F> {
 type Looked<F> = Result<LinkedToken<F>, (TokenError, RequestInfo, Arc<Plugin<F>>)>;
 
 impl<F: Framework> LinkedToken<F> {
-    /// The extraction: the plugin, the user, then a valid token for them.
+    /// The extraction on `plugin` (which the adapter found in its app state): the user,
+    /// then a valid token for them.
     ///
-    /// The success path keeps only the few request facts a later rejection needs
-    /// (reference-counted clones, no header map); the full [`RequestInfo`] is built for a
-    /// rejection only.
-    pub async fn extract(req: &F::Request) -> Result<Self, Rejection> {
-        Self::look_up(req)
+    /// The success path keeps nothing of the request; the full [`RequestInfo`] is built for
+    /// a rejection only.
+    pub async fn extract(req: &F::Request, plugin: Arc<Plugin<F>>) -> Result<Self, Rejection> {
+        Self::look_up(req, plugin)
             .await?
             .map_err(|(e, info, plugin)| Rejection::token(&e, &info, plugin.mount()))
     }
@@ -61,21 +58,18 @@ impl<F: Framework> LinkedToken<F> {
     /// Like [`LinkedToken::extract`], but `Ok(None)` when the user has not linked Wise or
     /// must re-link; every other failure (not logged in, Wise unavailable, plugin not set
     /// up) is still a rejection.
-    pub async fn extract_optional(req: &F::Request) -> Result<Option<Self>, Rejection> {
-        match Self::look_up(req).await? {
+    pub async fn extract_optional(
+        req: &F::Request,
+        plugin: Arc<Plugin<F>>,
+    ) -> Result<Option<Self>, Rejection> {
+        match Self::look_up(req, plugin).await? {
             Ok(token) => Ok(Some(token)),
             Err((e, _, _)) if e.needs_link() => Ok(None),
             Err((e, info, plugin)) => Err(Rejection::token(&e, &info, plugin.mount())),
         }
     }
 
-    async fn look_up(req: &F::Request) -> Result<Looked<F>, Rejection> {
-        let Some(plugin) = F::plugin(req).cloned() else {
-            return Err(Rejection::not_set_up(
-                &RequestInfo::of::<F>(req),
-                F::NOT_SET_UP_HINT,
-            ));
-        };
+    async fn look_up(req: &F::Request, plugin: Arc<Plugin<F>>) -> Result<Looked<F>, Rejection> {
         let Some(user) = plugin.user(req) else {
             return Err(Rejection::not_logged_in(&RequestInfo::of::<F>(req)));
         };
@@ -84,7 +78,6 @@ impl<F: Framework> LinkedToken<F> {
                 token,
                 user,
                 plugin,
-                head: RequestHead::of(req),
             }),
             Err(e) => Err((e, RequestInfo::of::<F>(req), plugin)),
         })
@@ -121,9 +114,10 @@ impl<F: Framework> LinkedToken<F> {
     }
 
     /// Wise answered 401 to this token: gets the newer token another request stored, or
-    /// refreshes once. Call it at most once per failed API call. The rejection is the one
-    /// the extractor would have given for the same request (e.g. a redirect into the link
-    /// flow when Wise revoked the link).
+    /// refreshes once. Call it at most once per failed API call. The rejection answers as
+    /// to an API call (JSON: 401 with `connect_url` when the link must be made again, 503
+    /// with `Retry-After` in an outage): the token keeps nothing of its request, so that the
+    /// extractor's success path copies no request data.
     pub async fn after_unauthorized(&self) -> Result<Self, Rejection> {
         match self
             .wise()
@@ -134,7 +128,11 @@ impl<F: Framework> LinkedToken<F> {
                 token,
                 ..self.clone()
             }),
-            Err(e) => Err(Rejection::token(&e, &self.head.info(), self.plugin.mount())),
+            Err(e) => Err(Rejection::token(
+                &e,
+                &RequestInfo::new("GET", "/"),
+                self.plugin.mount(),
+            )),
         }
     }
 }
