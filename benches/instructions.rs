@@ -65,7 +65,7 @@ const PATH: &str = "/data";
 const NAIVE_TOKEN: &str = "0f7b4b8e-3d1a-4c55-9a57-6c1f0e2b9d44";
 /// The session key of the token in the `sessions` variant.
 const SESSION_KEY: &str = "wise_token";
-const VARIANTS: [&str; 4] = ["noop", "wise", "naive", "sessions"];
+const VARIANTS: [&str; 5] = ["noop", "noop_state", "wise", "naive", "sessions"];
 
 /// The handler body every variant shares: keep the extracted value alive, answer a short
 /// text (the same as `support::axum_app`'s handlers).
@@ -189,13 +189,18 @@ fn linked(user: &UserId) -> (WiseOAuth, Emulator) {
         rt.block_on(async move {
             let mock = support::start_mock().await;
             support::ensure_wise_user(&mock, "bench@example.com");
-            let wise = support::wise(&mock, Arc::new(MemoryTokenStore::new()));
+            // The system clock, as a served app has it (the emulator's clock is real time
+            // too, so the token stays fresh for the whole run).
+            let wise = WiseOAuth::builder(support::config(&mock))
+                .store(MemoryTokenStore::new())
+                .build()
+                .unwrap();
             let http = support::no_redirect_client();
             support::link(&wise, &mock, &http, &user, "bench@example.com").await;
             // Warm the manager's cache, as any request after the link does.
             wise.token(&user).await.unwrap();
             ready_tx.send(wise).unwrap();
-            // Serve (the clock follows the emulator's) until the run is over.
+            // Serve until the run is over.
             let _ = stopped.await;
             drop(mock);
         });
@@ -217,14 +222,21 @@ fn build(rt: &tokio::runtime::Runtime, variant: &str) -> App {
             cookie: unread_cookie(),
             _emulator: None,
         },
+        // The same with a state of one `Arc`, as `wise` and `naive` have: axum clones the
+        // boxed handler service with its state on every request, which allocates unless the
+        // state is zero-sized like `()`.
+        "noop_state" => App {
+            router: with_auth(Router::new().route(PATH, get(noop_handler)), user)
+                .with_state(Arc::new(0u64)),
+            cookie: unread_cookie(),
+            _emulator: None,
+        },
         "wise" => {
             let (wise, emulator) = linked(&user);
             let routes = WiseRoutes::new(wise);
-            let router = Router::new()
-                .route(PATH, get(wise_handler))
-                .layer(routes.layer());
+            let router = Router::new().route(PATH, get(wise_handler));
             App {
-                router: with_auth(router, user).with_state(()),
+                router: with_auth(router, user).with_state(routes.plugin()),
                 cookie: unread_cookie(),
                 _emulator: Some(emulator),
             }
