@@ -136,7 +136,7 @@ fn holder_arg(holder: LeaseHolder) -> String {
 /// with `StoreError::Unavailable`.
 ///
 /// ```no_run
-/// use wise_oauth_redis::RedisTokenStore;
+/// use wise_oauth_redis::{redis, RedisTokenStore};
 ///
 /// # async fn run() -> Result<(), wise_oauth_redis::SetupError> {
 /// let store = RedisTokenStore::connect("redis://127.0.0.1:6379").await?;
