@@ -9,9 +9,10 @@
 //! then be `http://127.0.0.1:PORT/wise/callback` or your public URL's `/wise/callback`.
 //! `PORT` sets the app's port (default 3000).
 //!
-//! `DATABASE_URL` (`sqlite:/path/wise.db?mode=rwc` or `postgres://...`) keeps links in that
-//! database instead of memory, encrypted at rest with the keys of `WISE_TOKEN_KEYS`
-//! (`id:BASE64_32_BYTES,...`); without it a fixed demo-only key is used, with a warning.
+//! `DATABASE_URL` (`sqlite:/path/wise.db?mode=rwc`, `postgres://...` or `redis://...`)
+//! keeps links in that database instead of memory, encrypted at rest with the keys of
+//! `WISE_TOKEN_KEYS` (`id:BASE64_32_BYTES,...`); without it a fixed demo-only key is used,
+//! with a warning.
 
 #[path = "demo/mod.rs"]
 mod demo;
@@ -35,7 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let app_url = format!("http://{}", listener.local_addr()?);
 
-    // DATABASE_URL (sqlite: or postgres:) or memory; encrypted at rest when durable.
+    // DATABASE_URL (sqlite:, postgres: or redis:) or memory; encrypted at rest when durable.
     let storage = shared::Storage::from_env().await?;
     let (wise, emulator) = if std::env::var_os("WISE_CLIENT_ID").is_some() {
         let wise = storage

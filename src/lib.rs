@@ -10,6 +10,7 @@
 //! | `axum` | `wise_oauth::axum` | routes (`/wise/connect`, `/wise/callback`, ...) and the `WiseToken` extractor |
 //! | `actix` | `wise_oauth::actix` | the same for actix-web |
 //! | `sqlite`, `postgres` | `wise_oauth::sqlx` | durable token stores (SQLite; PostgreSQL shared by several instances) |
+//! | `redis` | `wise_oauth::redis` | the shared token and pending store on Redis |
 
 pub use wise_oauth_core::*;
 
@@ -33,4 +34,11 @@ pub mod actix {
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub mod sqlx {
     pub use wise_oauth_sqlx::*;
+}
+
+/// The shared store on Redis: [`RedisTokenStore`](wise_oauth_redis::RedisTokenStore)
+/// (feature `redis`), from the `wise-oauth-redis` crate.
+#[cfg(feature = "redis")]
+pub mod redis {
+    pub use wise_oauth_redis::*;
 }

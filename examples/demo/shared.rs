@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
+use wise_oauth::redis::RedisTokenStore;
 use wise_oauth::sqlx::{PostgresTokenStore, SqliteTokenStore};
 use wise_oauth::{
     ClientSecret, Clock, EncryptionKeys, Environment, InvalidKeys, LinkView, PendingStore,
@@ -139,13 +140,14 @@ pub(crate) fn fingerprint(token: &str) -> String {
 /// defaults a key.)
 const DEMO_ONLY_KEY: [u8; 32] = *b"wise-oauth-demo-key-NOT-A-SECRET";
 
-/// Where the demo keeps links and link flows: `DATABASE_URL` (`sqlite:` or `postgres:`)
+/// Where the demo keeps links and link flows: `DATABASE_URL` (`sqlite:`, `postgres:` or
+/// `redis:`)
 /// or, when unset, memory (lost on restart).
 #[derive(Debug, Clone)]
 pub(crate) struct Storage {
     tokens: Arc<dyn TokenStore>,
     pending: Arc<dyn PendingStore>,
-    /// `memory`, `SQLite` or `PostgreSQL`.
+    /// `memory`, `SQLite`, `PostgreSQL` or `Redis`.
     pub(crate) kind: &'static str,
 }
 
@@ -171,7 +173,7 @@ impl Storage {
         }
     }
 
-    /// Opens `sqlite:...` or `postgres://...` (tables created on first use).
+    /// Opens `sqlite:...`, `postgres://...` (tables created on first use) or `redis://...`.
     pub(crate) async fn connect(url: &str) -> Result<Storage, String> {
         if url.starts_with("sqlite:") {
             let store = SqliteTokenStore::connect(url)
@@ -183,8 +185,13 @@ impl Storage {
                 .await
                 .map_err(|e| format!("DATABASE_URL (PostgreSQL): {e}"))?;
             Ok(Storage::durable("PostgreSQL", store))
+        } else if url.starts_with("redis:") || url.starts_with("rediss:") {
+            let store = RedisTokenStore::connect(url)
+                .await
+                .map_err(|e| format!("DATABASE_URL (Redis): {e}"))?;
+            Ok(Storage::durable("Redis", store))
         } else {
-            Err("DATABASE_URL must start with sqlite: or postgres://".to_owned())
+            Err("DATABASE_URL must start with sqlite:, postgres:// or redis://".to_owned())
         }
     }
 

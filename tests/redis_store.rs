@@ -1,0 +1,587 @@
+//! The Redis store end to end (through `WiseOAuth`, the demo app and the emulator), the
+//! same scenarios `tests/durable_stores.rs` runs on PostgreSQL:
+//!
+//! - three instances on one Redis refresh an expired link exactly once;
+//! - the instance holding the refresh lease dies mid-refresh: another one refreshes once
+//!   the lease expired, and nothing is lost;
+//! - records are sealed (encrypted) with keys and plain without, and round-trip;
+//! - after linking through the demo app, no token appears in a dump of the keys;
+//! - restarting the demo app on the same Redis keeps the link (no refresh needed).
+//!
+//! Needs `WISE_TEST_REDIS_URL` or `REDIS_URL` (e.g. `redis://127.0.0.1:6379`, set by
+//! `.ci/run`); without one the tests print "SKIPPED" and pass. Each test works under a
+//! random key prefix of its own, whose keys are deleted at the end.
+
+#[path = "../examples/demo/mod.rs"]
+mod demo;
+// The behaviour suite's app helpers (`TestApp`, `Browser`); its cases run elsewhere.
+#[allow(unused_macros, unused_imports)]
+mod suite;
+
+use std::time::Duration;
+
+use demo::shared::{self, Demo, EmulatorClock, Storage};
+use reqwest::StatusCode;
+use suite::{Browser, TestApp};
+use wise_oauth::redis::redis::{self, aio::ConnectionManager};
+use wise_oauth::redis::RedisTokenStore;
+use wise_oauth::{
+    ClientSecret, EncryptionKeys, Environment, TokenError, TokenStore, UserId, WiseConfig,
+    WiseOAuth,
+};
+use wise_oauth_mock::{Fault, MockWise, MockWiseHandle, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
+
+const ALICE: &str = "alice@example.com";
+const PERSONAL: u64 = 30000000;
+/// Past the access token's 12 hours on the emulator's clock.
+const PAST_EXPIRY: Duration = Duration::from_secs(13 * 3600);
+/// A redirect URI registered with the emulator for the tests that call the library directly.
+const REDIRECT_URI: &str = "http://127.0.0.1:9/wise/callback";
+
+// ----- a key prefix of one test ------------------------------------------------------------
+
+fn redis_url(test: &str) -> Option<String> {
+    let url = std::env::var("WISE_TEST_REDIS_URL")
+        .or_else(|_| std::env::var("REDIS_URL"))
+        .ok()
+        .filter(|u| !u.is_empty());
+    if url.is_none() {
+        eprintln!(
+            "SKIPPED {test}: set REDIS_URL or WISE_TEST_REDIS_URL \
+             (e.g. redis://127.0.0.1:6379) to run the Redis store tests"
+        );
+    }
+    url
+}
+
+/// The key prefix of one test; its keys are deleted when this is dropped, also when the
+/// test panics.
+struct TestPrefix {
+    url: String,
+    prefix: String,
+}
+
+impl TestPrefix {
+    fn new(url: String) -> Self {
+        Self {
+            url,
+            prefix: format!("wise-test-{:016x}:", rand::random::<u64>()),
+        }
+    }
+
+    /// A store of its own (own connection, as another instance would have).
+    async fn store(&self) -> RedisTokenStore {
+        let client = redis::Client::open(self.url.as_str()).expect("a valid Redis URL");
+        let conn = ConnectionManager::new(client)
+            .await
+            .expect("connect to the test Redis");
+        RedisTokenStore::builder(conn)
+            .key_prefix(&self.prefix)
+            .build()
+            .expect("build the store")
+    }
+
+    fn keys(&self, conn: &mut redis::Connection) -> redis::RedisResult<Vec<String>> {
+        let mut all = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}*", self.prefix))
+                .arg("COUNT")
+                .arg(1000)
+                .query(conn)?;
+            all.extend(keys);
+            if next == 0 {
+                return Ok(all);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Every key under the prefix with its whole value (names, fields, members and
+    /// values as stored), as one byte string.
+    fn dump(&self) -> Vec<u8> {
+        let mut conn = redis::Client::open(self.url.as_str())
+            .and_then(|c| c.get_connection())
+            .expect("connect for the dump");
+        let mut dump = Vec::new();
+        for key in self.keys(&mut conn).expect("SCAN") {
+            let kind: String = redis::cmd("TYPE").arg(&key).query(&mut conn).unwrap();
+            let parts: Vec<Vec<u8>> = match kind.as_str() {
+                "string" => vec![redis::cmd("GET").arg(&key).query(&mut conn).unwrap()],
+                "hash" => redis::cmd("HGETALL").arg(&key).query(&mut conn).unwrap(),
+                "zset" => redis::cmd("ZRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(-1)
+                    .query(&mut conn)
+                    .unwrap(),
+                "none" => Vec::new(), // expired meanwhile
+                other => panic!("unexpected key type {other} at {key}"),
+            };
+            dump.extend_from_slice(key.as_bytes());
+            for part in parts {
+                dump.push(b'\n');
+                dump.extend(part);
+            }
+            dump.push(b'\n');
+        }
+        dump
+    }
+}
+
+impl Drop for TestPrefix {
+    fn drop(&mut self) {
+        // A blocking connection: drop may run inside the test's runtime.
+        let cleanup = || -> redis::RedisResult<()> {
+            let mut conn = redis::Client::open(self.url.as_str())?.get_connection()?;
+            let keys = self.keys(&mut conn)?;
+            for chunk in keys.chunks(500) {
+                redis::cmd("DEL").arg(chunk).query::<()>(&mut conn)?;
+            }
+            Ok(())
+        };
+        if let Err(err) = cleanup() {
+            eprintln!("could not delete the keys of {}: {err}", self.prefix);
+        }
+    }
+}
+
+// ----- the library on the emulator ---------------------------------------------------------
+
+async fn start_emulator() -> MockWiseHandle {
+    let emulator = MockWise::builder()
+        .start()
+        .await
+        .expect("start the emulator");
+    emulator.register_redirect_uri(DEMO_CLIENT_ID, REDIRECT_URI);
+    emulator
+}
+
+fn config(emulator: &MockWiseHandle) -> WiseConfig {
+    let env = Environment::custom("emulator", &emulator.base_url(), &emulator.authorize_url())
+        .expect("emulator URLs");
+    WiseConfig::builder(
+        DEMO_CLIENT_ID,
+        ClientSecret::new(DEMO_CLIENT_SECRET),
+        REDIRECT_URI,
+    )
+    .environment(env)
+    .build()
+    .expect("configuration")
+}
+
+/// One instance of an app: its own `WiseOAuth` (cache, manager) on `store`, following the
+/// emulator's clock.
+fn instance(
+    emulator: &MockWiseHandle,
+    store: RedisTokenStore,
+    keys: Option<EncryptionKeys>,
+    lease_ttl: Duration,
+) -> WiseOAuth {
+    let mut builder = WiseOAuth::builder(config(emulator))
+        .store(store.clone())
+        .pending_store(store)
+        .clock(EmulatorClock(emulator.clone()))
+        .lease_ttl(lease_ttl);
+    if let Some(keys) = keys {
+        builder = builder.encryption(keys);
+    }
+    builder.build().expect("wise-oauth")
+}
+
+fn user(name: &str) -> UserId {
+    UserId::new(name).expect("user id")
+}
+
+/// Links `user` to alice's personal profile through the whole flow (auto-approve).
+async fn link(wise: &WiseOAuth, emulator: &MockWiseHandle, user: &UserId) {
+    emulator.set_auto_approve(Some(ALICE));
+    let start = wise.start_link(user, None, None).await.expect("start link");
+    let cookie = start
+        .set_cookie()
+        .split(';')
+        .next()
+        .and_then(|c| c.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .expect("binding cookie");
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(start.authorize_url().clone())
+        .send()
+        .await
+        .expect("authorize");
+    assert!(response.status().is_redirection(), "{}", response.status());
+    let location = reqwest::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    let query = location.query().expect("callback query").to_owned();
+    wise.complete_link(user, &query, Some(&cookie))
+        .await
+        .expect("complete link");
+}
+
+/// The tokens the emulator holds for alice's link: (access, refresh).
+fn emulator_tokens(emulator: &MockWiseHandle) -> (String, String) {
+    let issued = emulator.user_tokens(ALICE);
+    assert_eq!(issued.len(), 1, "one link at the emulator");
+    let issued = &issued[0];
+    (
+        issued.access_token.clone().expect("a valid access token"),
+        issued.refresh_token.clone().expect("a valid refresh token"),
+    )
+}
+
+/// The token values of a plain (unencrypted) sealed record: format byte 0, then JSON.
+fn plain_tokens(sealed: &[u8]) -> (String, String) {
+    assert_eq!(sealed.first(), Some(&0), "a plain record");
+    let json: serde_json::Value = serde_json::from_slice(&sealed[1..]).expect("plain JSON");
+    (
+        json["access_token"].as_str().expect("access").to_owned(),
+        json["refresh_token"].as_str().expect("refresh").to_owned(),
+    )
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Neither token, in text or hex (either case), appears in `dump`.
+fn assert_no_token(what: &str, dump: &[u8], tokens: &(String, String)) {
+    for (name, token) in [("access", &tokens.0), ("refresh", &tokens.1)] {
+        let hex_lower = hex(token.as_bytes());
+        for form in [
+            token.as_bytes(),
+            hex_lower.as_bytes(),
+            hex_lower.to_uppercase().as_bytes(),
+        ] {
+            assert!(
+                !contains(dump, form),
+                "the {name} token is in the {what} ({} bytes searched)",
+                dump.len()
+            );
+        }
+    }
+}
+
+// ----- several instances on one Redis ------------------------------------------------------
+
+/// Three instances (own caches and managers, own connections) × 100 concurrent requests
+/// for one expired link: exactly one refresh at Wise, and all 300 get the same token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_three_instances_refresh_an_expired_link_once() {
+    let Some(url) = redis_url("redis_three_instances_refresh_an_expired_link_once") else {
+        return;
+    };
+    let prefix = TestPrefix::new(url);
+    let emulator = start_emulator().await;
+    let keys = EncryptionKeys::new().key("k1", [7; 32]);
+    let mut instances = Vec::new();
+    for _ in 0..3 {
+        instances.push(instance(
+            &emulator,
+            prefix.store().await,
+            Some(keys.clone()),
+            Duration::from_secs(30),
+        ));
+    }
+    let user = user("herd");
+    link(&instances[0], &emulator, &user).await;
+    let linked = instances[1]
+        .token(&user)
+        .await
+        .expect("token before expiry");
+    assert_eq!(emulator.stats().token_requests("refresh_token"), 0);
+
+    emulator.advance_clock(PAST_EXPIRY);
+    let mut requests = Vec::new();
+    for wise in &instances {
+        for _ in 0..100 {
+            let (wise, user) = (wise.clone(), user.clone());
+            requests.push(tokio::spawn(async move { wise.token(&user).await }));
+        }
+    }
+    let mut tokens = Vec::new();
+    for request in requests {
+        let token = request.await.expect("task").expect("a valid token");
+        tokens.push(token.access_token().expose_secret().to_owned());
+    }
+    assert_eq!(tokens.len(), 300);
+    assert_eq!(
+        emulator.stats().token_requests("refresh_token"),
+        1,
+        "exactly one refresh for 3 instances x 100 requests"
+    );
+    assert!(
+        tokens.iter().all(|t| *t == tokens[0]),
+        "all 300 requests got the same token"
+    );
+    assert_ne!(tokens[0], linked.access_token().expose_secret());
+    assert_eq!(emulator_tokens(&emulator).0, tokens[0], "the newest token");
+}
+
+/// The instance holding the lease dies mid-refresh (its runtime is shut down while Wise is
+/// answering slowly): another instance refreshes once the lease expired in Redis, exactly
+/// one refresh succeeds, and the stored refresh token is valid at Wise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_lease_holder_killed_mid_refresh_loses_nothing() {
+    let Some(url) = redis_url("redis_lease_holder_killed_mid_refresh_loses_nothing") else {
+        return;
+    };
+    const LEASE: Duration = Duration::from_secs(2);
+    let prefix = TestPrefix::new(url);
+    let emulator = start_emulator().await;
+    let b_store = prefix.store().await;
+    let b = instance(&emulator, b_store.clone(), None, LEASE);
+    let user = user("killed");
+    link(&b, &emulator, &user).await;
+    emulator.advance_clock(PAST_EXPIRY);
+    emulator.inject_fault(Fault::delay(
+        "token:refresh_token",
+        Duration::from_secs(120),
+    ));
+
+    // Instance A on a runtime (and thread) of its own, with its own Redis connection (run
+    // by that runtime, so it dies with it); it starts the refresh.
+    let (a_runtime, _a_request) = {
+        let (emulator, user) = (emulator.clone(), user.clone());
+        let (url, key_prefix) = (prefix.url.clone(), prefix.prefix.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let a = rt.block_on(async {
+                let client = redis::Client::open(url.as_str()).unwrap();
+                let conn = ConnectionManager::new(client).await.unwrap();
+                let store = RedisTokenStore::builder(conn)
+                    .key_prefix(key_prefix)
+                    .build()
+                    .unwrap();
+                instance(&emulator, store, None, LEASE)
+            });
+            let request = rt.spawn(async move { a.token(&user).await.map(|_| ()) });
+            (rt, request)
+        })
+        .join()
+        .expect("instance A's thread")
+    };
+
+    // Wise has A's refresh (so A holds the lease); then A dies.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while emulator.stats().token_requests("refresh_token") == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A's refresh never reached the emulator"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    a_runtime.shutdown_background();
+
+    // B waits for A's lease to expire, then refreshes once.
+    let token = b.token(&user).await.expect("B gets a token");
+    let stats = emulator.stats();
+    assert_eq!(stats.token_requests("refresh_token"), 2, "A's and B's");
+    assert_eq!(
+        stats.token_successes("refresh_token"),
+        1,
+        "exactly one refresh completed"
+    );
+    let stored = b_store
+        .load(&b.link_key(&user))
+        .await
+        .expect("load")
+        .expect("still linked");
+    let (access, refresh) = plain_tokens(&stored.value.sealed_tokens.0);
+    assert_eq!(access, token.access_token().expose_secret());
+    assert!(emulator.access_token_is_valid(&access));
+    assert!(
+        emulator.refresh_token_is_valid(&refresh),
+        "the stored refresh token is valid at Wise"
+    );
+    // And it works: one more expiry, one more refresh, through a fresh instance.
+    emulator.advance_clock(PAST_EXPIRY);
+    let c = instance(&emulator, prefix.store().await, None, LEASE);
+    let again = c.token(&user).await.expect("refresh with the stored token");
+    assert_ne!(again.access_token().expose_secret(), access);
+    assert_eq!(emulator.stats().token_successes("refresh_token"), 2);
+}
+
+// ----- sealed records, with and without keys -----------------------------------------------
+
+/// Links a user through a `WiseOAuth` without keys and one with keys: the plain record
+/// holds the tokens in clear, the sealed one does not; both read back (in fresh instances,
+/// own connections), and the sealed one only with the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_records_are_sealed_with_keys_and_plain_without() {
+    let Some(url) = redis_url("redis_records_are_sealed_with_keys_and_plain_without") else {
+        return;
+    };
+    let prefix = TestPrefix::new(url);
+    let emulator = start_emulator().await;
+    let keys = EncryptionKeys::new().key("k1", [1; 32]);
+    let ttl = Duration::from_secs(30);
+    for encrypted in [false, true] {
+        let store = prefix.store().await;
+        let keys_used = encrypted.then(|| keys.clone());
+        let wise = instance(&emulator, store.clone(), keys_used.clone(), ttl);
+        let user = user(if encrypted { "sealed" } else { "plain" });
+        link(&wise, &emulator, &user).await;
+        let tokens = emulator_tokens(&emulator);
+        let record = store
+            .load(&wise.link_key(&user))
+            .await
+            .expect("load")
+            .expect("linked");
+        let sealed = &record.value.sealed_tokens.0;
+        if encrypted {
+            assert_no_token("sealed record", sealed, &tokens);
+        } else {
+            assert_eq!(plain_tokens(sealed), tokens, "the plain record");
+        }
+        let fresh = instance(&emulator, prefix.store().await, keys_used, ttl);
+        let token = fresh.token(&user).await.expect("read back");
+        assert_eq!(token.access_token().expose_secret(), tokens.0);
+        if encrypted {
+            let no_keys = instance(&emulator, prefix.store().await, None, ttl);
+            let wrong = EncryptionKeys::new().key("k1", [2; 32]);
+            let wrong_keys = instance(&emulator, prefix.store().await, Some(wrong), ttl);
+            for (what, wise) in [("no keys", no_keys), ("a wrong key", wrong_keys)] {
+                match wise.token(&user).await {
+                    Err(TokenError::Corrupt) => {}
+                    other => panic!("with {what}: expected TokenError::Corrupt, got {other:?}"),
+                }
+            }
+        }
+    }
+    assert_eq!(emulator.stats().token_requests("refresh_token"), 0);
+}
+
+// ----- the demo app on Redis ---------------------------------------------------------------
+
+/// The demo app (axum) on `storage` against `emulator`, served until the handle is stopped.
+struct RunningDemo {
+    app: TestApp,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl RunningDemo {
+    async fn start(storage: &Storage, emulator: &MockWiseHandle) -> RunningDemo {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let wise = shared::emulator_wise(&base_url, emulator, storage).expect("demo backend");
+        let router = demo::axum_app::app(Demo::new(wise.clone()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("serve");
+        });
+        RunningDemo {
+            app: TestApp {
+                base_url,
+                emulator: emulator.clone(),
+                wise,
+            },
+            stop,
+            server,
+        }
+    }
+
+    /// Stops serving and drops the app's `WiseOAuth` (cache, stores).
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), self.server)
+            .await
+            .expect("the app stops")
+            .expect("server task");
+    }
+}
+
+/// Logs in as `user` and links alice's personal profile through the demo app's pages;
+/// returns the token fingerprint `/api/profile` shows.
+async fn link_through_demo(app: &TestApp, user: &str) -> String {
+    let browser = app.browser(user).await;
+    let res = browser.link(ALICE, PERSONAL).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "callback redirects");
+    fingerprint(&browser).await
+}
+
+async fn fingerprint(browser: &Browser) -> String {
+    let (status, body) = browser.api_profile().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["profile_id"], PERSONAL);
+    body["token_fingerprint"].as_str().unwrap().to_owned()
+}
+
+/// After linking through the demo app on Redis (encrypted at rest with keys), no token the
+/// emulator issued appears in a dump of the prefix's keys and values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_demo_app_stores_no_token_in_clear() {
+    let Some(url) = redis_url("redis_demo_app_stores_no_token_in_clear") else {
+        return;
+    };
+    let prefix = TestPrefix::new(url);
+    let emulator = MockWise::builder().start().await.unwrap();
+    let storage = Storage::durable("Redis", prefix.store().await);
+    let demo = RunningDemo::start(&storage, &emulator).await;
+    link_through_demo(&demo.app, "dana").await;
+    let tokens = emulator_tokens(&emulator);
+    let dump = prefix.dump();
+    assert!(
+        contains(&dump, PERSONAL.to_string().as_bytes()) && contains(&dump, b"sealed_tokens"),
+        "the dump holds the link: {}",
+        String::from_utf8_lossy(&dump)
+    );
+    assert_no_token("Redis dump", &dump, &tokens);
+    demo.stop().await;
+}
+
+/// Link, stop the app, start it again on the same Redis (a new connection): still linked,
+/// same token, no refresh and no new code exchange.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_keeps_the_link() {
+    let Some(url) = redis_url("redis_restart_keeps_the_link") else {
+        return;
+    };
+    let prefix = TestPrefix::new(url);
+    let emulator = MockWise::builder().start().await.unwrap();
+    let first =
+        RunningDemo::start(&Storage::durable("Redis", prefix.store().await), &emulator).await;
+    let before = link_through_demo(&first.app, "erin").await;
+    first.stop().await;
+
+    let second =
+        RunningDemo::start(&Storage::durable("Redis", prefix.store().await), &emulator).await;
+    // Demo sessions live in memory: log in again.
+    let browser = second.app.browser("erin").await;
+    let status = browser.status().await;
+    assert_eq!(status["linked"], true, "{status}");
+    assert_eq!(status["profile_id"], PERSONAL);
+    assert_eq!(fingerprint(&browser).await, before, "the same token");
+    assert_eq!(second.app.refresh_calls(), 0, "no refresh needed");
+    assert_eq!(second.app.code_calls(), 1, "linked once");
+    second.stop().await;
+}
+
+/// The demo's `DATABASE_URL` takes a `redis://` URL (connecting writes nothing).
+#[tokio::test]
+async fn demo_storage_connects_to_redis_urls() {
+    let Some(url) = redis_url("demo_storage_connects_to_redis_urls") else {
+        return;
+    };
+    let storage = Storage::connect(&url).await.expect("Redis storage");
+    assert_eq!(storage.kind, "Redis");
+    assert!(storage.is_durable());
+}

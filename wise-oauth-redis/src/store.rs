@@ -1,0 +1,407 @@
+//! The Redis store: shared by every instance of the app.
+
+use std::fmt;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
+use wise_oauth_core::{
+    LeaseHolder, LinkKey, LinkRecord, PendingStore, StoreError, TokenStore, Version, Versioned,
+    MAX_PENDING_PER_USER,
+};
+
+use crate::error::{op_error, SetupError};
+use crate::keys::{
+    is_link_tag, is_state_member, link_tag, state_member, validate_prefix, Keys, DEFAULT_KEY_PREFIX,
+};
+use crate::record::{self, LOAD_FIELDS, RECORD_FIELDS};
+
+/// Compare-and-swap write of a link hash. `KEYS[1]`: the link; `ARGV[1]`: the expected
+/// version (empty: insert only if no record); `ARGV[2..7]`: the record fields. Returns the
+/// new version, or nil on a conflict. The version lives in field `v`, which an unlink
+/// keeps, so a link created again continues the sequence.
+static SAVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local live = redis.call('HEXISTS', KEYS[1], 'sealed_tokens') == 1
+if ARGV[1] == '' then
+  if live then return false end
+elseif not live or redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then
+  return false
+end
+local v = redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('HSET', KEYS[1], 'profile_id', ARGV[2], 'status', ARGV[3],
+  'access_expires_at', ARGV[4], 'linked_at', ARGV[5], 'updated_at', ARGV[6],
+  'sealed_tokens', ARGV[7])
+return v
+",
+    )
+});
+
+/// Takes the lease with `SET NX PX`, or extends it when `ARGV[1]` already holds it.
+/// `KEYS[1]`: the lease; `ARGV[2]`: the TTL in milliseconds. Returns 1 when held.
+static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+",
+    )
+});
+
+/// Compare-and-delete of the lease `KEYS[1]` held by `ARGV[1]`.
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+",
+    )
+});
+
+/// Adds flow `ARGV[1]` as the newest of the owner's index `KEYS[1]` (a sorted set scored by
+/// a per-owner sequence), keeps the index alive at least `ARGV[3]` ms, trims it to the
+/// newest `ARGV[2]` flows and returns the members it dropped.
+static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+local seq = 1
+if last[2] then seq = tonumber(last[2]) + 1 end
+redis.call('ZADD', KEYS[1], seq, ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[2])
+if over <= 0 then return {} end
+local dropped = redis.call('ZRANGE', KEYS[1], 0, over - 1)
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1)
+return dropped
+",
+    )
+});
+
+/// Deletes the flow `KEYS[1]` only if it still belongs to the owner whose header is
+/// `ARGV[1]` (the state may have been stored again for another owner since).
+static DROP_FLOW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+",
+    )
+});
+
+/// Leases and pending flows never live longer than this (100 years, in milliseconds).
+const MAX_TTL_MILLIS: u64 = 100 * 366 * 24 * 3600 * 1000;
+
+/// A TTL in whole milliseconds for `PX`, rounded up, at least 1 ms and at most 100 years.
+fn ttl_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_nanos().div_ceil(1_000_000))
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_TTL_MILLIS)
+}
+
+fn holder_arg(holder: LeaseHolder) -> String {
+    format!("{:032x}", holder.0)
+}
+
+/// The shared [`TokenStore`] and [`PendingStore`] for several instances of your app, in
+/// Redis (6.2 or newer).
+///
+/// - A link is one hash, `{prefix}{env:client:user}:link`: the version in field `v` and
+///   the record's fields (the sealed token bytes as they are). A save is a server-side
+///   script that compares the version and writes, atomically; an unlink removes every
+///   field but `v`, so linking again continues the version sequence.
+/// - The refresh lease is `{prefix}{env:client:user}:lease`, taken with `SET NX PX` (in a
+///   script that also lets its holder extend it) and released by a compare-and-delete on
+///   the holder. It expires on the **Redis server's** clock.
+/// - A pending flow is `{prefix}flow:<state hash>`, written with `PX` (Redis keeps the
+///   TTL) and taken with `GETDEL`, so a flow started on one instance completes on any
+///   other, exactly once. Each owner's flows are indexed in `{prefix}{env:client:user}:flows`
+///   to keep at most [`MAX_PENDING_PER_USER`] of them.
+/// - The hash tag `{env:client:user}` (each part percent-encoded, so no two link keys share
+///   one and it never contains a brace) keeps one link's keys in one cluster slot.
+/// - Every call is one command or one script; nothing stays locked across a call to Wise.
+///
+/// The store holds a [`ConnectionManager`]: one multiplexed connection, shared by clones
+/// of the store and reconnected after a failure. While Redis is unreachable, calls fail
+/// with `StoreError::Unavailable`.
+///
+/// ```no_run
+/// use wise_oauth_redis::{redis, RedisTokenStore};
+///
+/// # async fn run() -> Result<(), wise_oauth_redis::SetupError> {
+/// let store = RedisTokenStore::connect("redis://127.0.0.1:6379").await?;
+///
+/// // Or over a connection you already have, under a prefix of your own:
+/// let client = redis::Client::open("redis://cache.internal/2").map_err(wise_oauth_redis::SetupError::Connect)?;
+/// let conn = redis::aio::ConnectionManager::new(client).await.map_err(wise_oauth_redis::SetupError::Connect)?;
+/// let store = RedisTokenStore::builder(conn).key_prefix("myapp:wise:").build()?;
+/// // WiseOAuth::builder(config).store(store.clone()).pending_store(store)
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisTokenStore {
+    conn: ConnectionManager,
+    keys: Keys,
+}
+
+impl fmt::Debug for RedisTokenStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the connection info: it may hold a password.
+        f.debug_struct("RedisTokenStore")
+            .field("key_prefix", &self.keys.prefix())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`RedisTokenStore`] over an existing connection. Created by
+/// [`RedisTokenStore::builder`].
+#[must_use]
+pub struct RedisTokenStoreBuilder {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl fmt::Debug for RedisTokenStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTokenStoreBuilder")
+            .field("key_prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisTokenStoreBuilder {
+    /// The prefix of every key the store writes. Default: `wise-oauth:`. At most 64
+    /// printable ASCII characters without spaces, braces or `*?[]\` (checked by
+    /// [`build`](Self::build)); may be empty.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Validates the settings. Makes no call to Redis.
+    pub fn build(self) -> Result<RedisTokenStore, SetupError> {
+        validate_prefix(&self.prefix)?;
+        Ok(RedisTokenStore {
+            conn: self.conn,
+            keys: Keys::new(self.prefix),
+        })
+    }
+}
+
+impl RedisTokenStore {
+    /// Connects to `url` (`redis://[:password@]host[:port][/db]`, or `rediss://` when the
+    /// `redis` crate has TLS enabled) with 5 s connect and response timeouts and two
+    /// reconnection attempts about a second apart, and uses the default key prefix. Must be called inside a tokio runtime, which then runs the
+    /// connection.
+    pub async fn connect(url: &str) -> Result<Self, SetupError> {
+        let client = redis::Client::open(url).map_err(SetupError::Connect)?;
+        // Reconnecting waits at most about 1 s between two attempts, so a call made while
+        // Redis is away fails within seconds (well inside a refresh lease) instead of
+        // waiting for the driver's default back-off of up to a minute.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(5))
+            .set_response_timeout(Duration::from_secs(5))
+            .set_factor(2)
+            .set_max_delay(1000)
+            .set_number_of_retries(2);
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(SetupError::Connect)?;
+        Self::builder(conn).build()
+    }
+
+    /// A builder over an existing connection (key prefix).
+    pub fn builder(conn: ConnectionManager) -> RedisTokenStoreBuilder {
+        RedisTokenStoreBuilder {
+            conn,
+            prefix: DEFAULT_KEY_PREFIX.to_owned(),
+        }
+    }
+
+    /// The connection the store uses.
+    pub fn connection(&self) -> &ConnectionManager {
+        &self.conn
+    }
+
+    /// The prefix of every key the store writes.
+    pub fn key_prefix(&self) -> &str {
+        self.keys.prefix()
+    }
+}
+
+#[async_trait]
+impl TokenStore for RedisTokenStore {
+    async fn load(&self, key: &LinkKey) -> Result<Option<Versioned<LinkRecord>>, StoreError> {
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+            .arg(self.keys.link(key))
+            .arg(&LOAD_FIELDS[..])
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(op_error)?;
+        record::decode(values)
+    }
+
+    async fn save(
+        &self,
+        key: &LinkKey,
+        record: &LinkRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        let fields = record::encode(record)?;
+        let expected = expected.map(|v| v.0.to_string()).unwrap_or_default();
+        let mut invocation = SAVE.key(self.keys.link(key));
+        invocation.arg(expected);
+        for field in &fields {
+            invocation.arg(&field[..]);
+        }
+        let new_version: Option<i64> = invocation
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(op_error)?;
+        match new_version {
+            Some(v) => record::version(v),
+            None => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn delete(&self, key: &LinkKey) -> Result<bool, StoreError> {
+        // Field `v` stays as a tombstone: a link created again continues the version
+        // sequence, so a stale write of the old link can never match.
+        let removed: i64 = redis::cmd("HDEL")
+            .arg(self.keys.link(key))
+            .arg(&RECORD_FIELDS[..])
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(op_error)?;
+        Ok(removed > 0)
+    }
+
+    async fn acquire_lease(
+        &self,
+        key: &LinkKey,
+        holder: LeaseHolder,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let held: i64 = ACQUIRE
+            .key(self.keys.lease(key))
+            .arg(holder_arg(holder))
+            .arg(ttl_millis(ttl))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(op_error)?;
+        Ok(held == 1)
+    }
+
+    async fn release_lease(&self, key: &LinkKey, holder: LeaseHolder) -> Result<(), StoreError> {
+        let _released: i64 = RELEASE
+            .key(self.keys.lease(key))
+            .arg(holder_arg(holder))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(op_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PendingStore for RedisTokenStore {
+    async fn insert(
+        &self,
+        state_hash: &[u8; 32],
+        owner: &LinkKey,
+        pending: &[u8],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let tag = link_tag(owner);
+        let member = state_member(state_hash);
+        let ttl = ttl_millis(ttl);
+        // The index first: a failure after it leaves at most an index entry without a flow.
+        let dropped: Vec<String> = ENQUEUE
+            .key(self.keys.flows_of_tag(&tag))
+            .arg(&member)
+            .arg(MAX_PENDING_PER_USER)
+            .arg(ttl)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(op_error)?;
+        let header = record::flow_header(&tag);
+        let mut value = Vec::with_capacity(header.len() + pending.len());
+        value.extend_from_slice(&header);
+        value.extend_from_slice(pending);
+        redis::cmd("SET")
+            .arg(self.keys.flow(&member))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(op_error)?;
+        // The owner keeps its newest MAX_PENDING_PER_USER flows. Members that are not state
+        // hashes cannot come from this store and are skipped.
+        for old in dropped
+            .iter()
+            .filter(|m| **m != member && is_state_member(m))
+        {
+            let _deleted: i64 = DROP_FLOW
+                .key(self.keys.flow(old))
+                .arg(&header[..])
+                .invoke_async(&mut conn)
+                .await
+                .map_err(op_error)?;
+        }
+        Ok(())
+    }
+
+    async fn take(&self, state_hash: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut conn = self.conn.clone();
+        let member = state_member(state_hash);
+        let value: Option<Vec<u8>> = redis::cmd("GETDEL")
+            .arg(self.keys.flow(&member))
+            .query_async(&mut conn)
+            .await
+            .map_err(op_error)?;
+        let Some(value) = value else { return Ok(None) };
+        let (tag, pending) = record::split_flow(&value)
+            .filter(|(tag, _)| is_link_tag(tag))
+            .ok_or(StoreError::Corrupt("undecodable pending flow"))?;
+        // The flow is consumed; dropping it from its owner's index only frees its place in
+        // the cap. If that fails, the index entry expires with the index or is trimmed later.
+        let _unindexed: Result<i64, _> = redis::cmd("ZREM")
+            .arg(self.keys.flows_of_tag(tag))
+            .arg(&member)
+            .query_async(&mut conn)
+            .await;
+        Ok(Some(pending.to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttls_round_up_and_are_bounded() {
+        assert_eq!(ttl_millis(Duration::ZERO), 1);
+        assert_eq!(ttl_millis(Duration::from_nanos(1)), 1);
+        assert_eq!(ttl_millis(Duration::from_micros(1500)), 2);
+        assert_eq!(ttl_millis(Duration::from_secs(30)), 30_000);
+        assert_eq!(ttl_millis(Duration::MAX), MAX_TTL_MILLIS);
+    }
+
+    #[test]
+    fn holders_are_fixed_width_hex() {
+        assert_eq!(holder_arg(LeaseHolder(1)), format!("{:0>32}", "1"));
+        assert_eq!(holder_arg(LeaseHolder(u128::MAX)), "f".repeat(32));
+    }
+}
