@@ -59,6 +59,7 @@
 // response - the lenient parser of Wise's token JSON
 // endpoint - the token endpoint client (four grants, retries, error classification)
 // api      - the few Wise API calls the library makes (profiles, signup)
+// client   - WiseClient: calls to Wise as a linked user (401 recovery, typed outcomes), tower layer
 // seal     - sealing token records (plain or AEAD-encrypted) for stores
 // store    - TokenStore / PendingStore traits and the built-in stores
 // manager  - the hot path: cache, proactive refresh, single flight, leases
@@ -68,6 +69,7 @@
 // web      - everything the adapters share: routes, token extraction, rejections, plugin
 
 mod api;
+mod client;
 mod clock;
 mod config;
 mod endpoint;
@@ -87,6 +89,10 @@ pub use api::{ProfileKind, ProfileSummary, SignupOutcome};
 /// Re-exported so custom [`TokenStore`], [`PendingStore`] and [`ProfileCheck`] implementations
 /// need no extra dependency.
 pub use async_trait::async_trait;
+pub use client::{
+    Balance, ClientError, Money, Statement, StatementQuery, StatementTransaction, WiseAuthLayer,
+    WiseAuthService, WiseClient, WiseResponse, MAX_RESPONSE_BYTES,
+};
 pub use clock::{Clock, SystemClock};
 pub use config::{
     ConfigError, Environment, WiseConfig, WiseConfigBuilder, DEFAULT_CONNECT_TIMEOUT,

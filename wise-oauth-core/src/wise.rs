@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::WiseApi;
+use crate::client::WiseClient;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, WiseConfig};
 use crate::endpoint::TokenEndpoint;
@@ -347,6 +348,26 @@ impl WiseOAuth {
     /// The configuration.
     pub fn config(&self) -> &WiseConfig {
         &self.core.config
+    }
+
+    /// An authorized Wise API client for `user`'s link, usable anywhere (a background job,
+    /// a queue consumer, a CLI): each call takes the user's current token, and a 401 is
+    /// repeated once with a newer one. See [`WiseClient`].
+    ///
+    /// ```no_run
+    /// # async fn run(wise: wise_oauth_core::WiseOAuth) -> Result<(), Box<dyn std::error::Error>> {
+    /// let user = wise_oauth_core::UserId::new("user-42")?;
+    /// let profiles = wise.client(&user).profiles().await?;
+    /// # let _ = profiles;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn client(&self, user: &UserId) -> WiseClient {
+        WiseClient::new(self.clone(), user.clone())
+    }
+
+    pub(crate) fn core(&self) -> &Core {
+        &self.core
     }
 
     /// The store key of `user`'s link in this configuration (environment, client, user).

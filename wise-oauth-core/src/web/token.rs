@@ -9,7 +9,7 @@ use super::head::RequestHead;
 use super::plugin::Plugin;
 use super::rejection::Rejection;
 use super::request::RequestInfo;
-use crate::{AccessToken, ProfileId, TokenError, UserId, ValidToken, WiseOAuth};
+use crate::{AccessToken, ProfileId, TokenError, UserId, ValidToken, WiseClient, WiseOAuth};
 
 /// A valid Wise access token of the logged-in user's linked profile, with what a later
 /// [`LinkedToken::after_unauthorized`] needs: the plugin and a few facts of the request.
@@ -113,6 +113,13 @@ impl<F: Framework> LinkedToken<F> {
     /// The underlying core token.
     pub fn valid_token(&self) -> &ValidToken {
         &self.token
+    }
+
+    /// An authorized Wise API client for this user (see [`WiseClient`]): every call takes
+    /// the current token and repeats a 401 once with a newer one, so a handler needs no
+    /// [`after_unauthorized`](Self::after_unauthorized) of its own.
+    pub fn client(&self) -> WiseClient {
+        self.plugin.wise().client(&self.user)
     }
 
     /// The handle, for other calls (e.g. [`WiseOAuth::status`]).
