@@ -115,8 +115,8 @@ pub use secret::{
 #[cfg(any(test, feature = "test-util"))]
 pub use store::conformance;
 pub use store::{
-    BoxError, LeaseHolder, LinkRecord, LinkStatus, PendingStore, SealedTokens, StoreError,
-    TokenStore, Version, Versioned, MAX_PENDING_PER_USER,
+    BoxError, LeaseHolder, LinkPage, LinkRecord, LinkStatus, PendingStore, SealedTokens,
+    StoreError, TokenStore, Version, Versioned, MAX_LINK_PAGE, MAX_PENDING_PER_USER,
 };
 pub use store::{MemoryPendingStore, MemoryTokenStore};
 pub use token::TokenSet;

@@ -22,7 +22,10 @@ use crate::manager::{
 };
 use crate::seal::{EncryptionKeys, Sealer};
 use crate::secret::{AccessToken, RegistrationCode};
-use crate::store::{MemoryPendingStore, MemoryTokenStore, PendingStore, TokenStore};
+use crate::store::{
+    LinkPage, MemoryPendingStore, MemoryTokenStore, PendingStore, StoreError, TokenStore,
+    MAX_LINK_PAGE,
+};
 
 /// The shared state behind a [`WiseOAuth`] handle.
 pub(crate) struct Core {
@@ -364,6 +367,44 @@ impl WiseOAuth {
     /// ```
     pub fn client(&self, user: &UserId) -> WiseClient {
         WiseClient::new(self.clone(), user.clone())
+    }
+
+    /// One page of the users linked in this configuration (environment and client), for
+    /// jobs that walk every link; pass the previous page's [`LinkPage::next`] as `after`.
+    /// [`StoreError::Unsupported`] when the store cannot list.
+    ///
+    /// ```no_run
+    /// # async fn run(wise: wise_oauth_core::WiseOAuth) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut after = None;
+    /// loop {
+    ///     let page = wise.linked_users(after.as_ref(), 100).await?;
+    ///     for user in &page.users {
+    ///         let balances = wise.client(user).profiles().await;
+    ///         # let _ = balances;
+    ///     }
+    ///     match page.next {
+    ///         Some(next) => after = Some(next),
+    ///         None => break,
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn linked_users(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<LinkPage, StoreError> {
+        self.core
+            .manager
+            .store()
+            .list_links(
+                self.core.config.environment().name(),
+                self.core.config.client_id(),
+                after,
+                limit.clamp(1, MAX_LINK_PAGE),
+            )
+            .await
     }
 
     pub(crate) fn core(&self) -> &Core {

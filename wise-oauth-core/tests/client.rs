@@ -300,3 +300,16 @@ async fn the_tower_layer_adds_the_token_and_recovers_a_401() {
         Some(&TokenError::NotLinked)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linked_users_come_page_by_page() {
+    let env = Env::new().await;
+    for name in ["u3", "u1", "u2"] {
+        link(&env.wise, &env.mock, &user(name), ALICE).await;
+    }
+    let first = env.wise.linked_users(None, 2).await.unwrap();
+    assert_eq!(first.users, vec![user("u1"), user("u2")]);
+    let second = env.wise.linked_users(first.next.as_ref(), 2).await.unwrap();
+    assert_eq!(second.users, vec![user("u3")]);
+    assert_eq!(second.next, None);
+}
