@@ -42,6 +42,31 @@
 //! # }
 //! ```
 //!
+//! # Calling Wise as the user
+//!
+//! A [`WiseClient`] makes the calls themselves: each takes the user's current token, a 401
+//! (another instance refreshed the link) is repeated once with the newer token, and Wise's
+//! answers come back typed (re-link, rate limited with `Retry-After`, SCA required, ...):
+//!
+//! ```no_run
+//! use wise_oauth_core::{UserId, WiseConfig, WiseOAuth};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let wise = WiseOAuth::builder(WiseConfig::from_env()?).build()?;
+//! let user = UserId::new("user-42")?;
+//! // In a handler: `token.client()` on the adapters' `WiseToken`.
+//! let client = wise.client(&user);
+//! for profile in client.profiles().await? {
+//!     for balance in client.balances(profile.id, &["STANDARD"]).await? {
+//!         println!("{}: {}", balance.id, balance.amount);
+//!     }
+//! }
+//! let me: serde_json::Value = client.get("/v1/me").await?;
+//! # let _ = me;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Production deployments add a durable [`TokenStore`] with [`WiseOAuthBuilder::store`],
 //! a shared [`PendingStore`] when several instances serve the callback, and
 //! [`EncryptionKeys`] with [`WiseOAuthBuilder::encryption`].

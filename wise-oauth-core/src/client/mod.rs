@@ -78,14 +78,14 @@ pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// * on a 401, asks the manager for a newer token (a sibling instance may have refreshed
 ///   the link: the store is re-read, or the link's single refresh joined) and repeats the
 ///   call **once**, whatever its method: a 401 means Wise did not process it. A second 401
-///   is [`WiseError::Unauthorized`]; a link Wise revoked ends as
+///   is [`WiseError::Unauthorized`](crate::WiseError::Unauthorized); a link Wise revoked ends as
 ///   [`TokenError::RelinkRequired`](crate::TokenError::RelinkRequired) with the link
 ///   marked;
-/// * a 429 is [`WiseError::RateLimited`] with its `Retry-After`, never retried here;
-/// * a 5xx is [`WiseError::Unavailable`]; GET and HEAD are retried within a small budget
+/// * a 429 is [`WiseError::RateLimited`](crate::WiseError::RateLimited) with its `Retry-After`, never retried here;
+/// * a 5xx is [`WiseError::Unavailable`](crate::WiseError::Unavailable); GET and HEAD are retried within a small budget
 ///   with jittered backoff, other methods are never repeated (only a connection that could
 ///   not be opened is retried: nothing was sent);
-/// * an SCA 403 (`x-2fa-approval`) is [`WiseError::Sca`] with the one-time token: once the
+/// * an SCA 403 (`x-2fa-approval`) is [`WiseError::Sca`](crate::WiseError::Sca) with the one-time token: once the
 ///   user cleared the challenge, repeat the call with [`WiseClient::with_sca_approval`].
 #[derive(Clone)]
 pub struct WiseClient {
@@ -145,7 +145,7 @@ impl WiseClient {
     }
 
     /// A client that sends `x-2fa-approval: <one_time_token>`: repeat the call Wise answered
-    /// with [`WiseError::Sca`](crate::WiseError::Sca) through it once the user cleared the
+    /// with [`WiseError::Sca`](crate::WiseError::Sca)(crate::WiseError::Sca) through it once the user cleared the
     /// challenge. A one-time token is single use: use the returned client for that one call.
     ///
     /// ```no_run
