@@ -387,7 +387,7 @@ fn json(body: &[u8]) -> Result<Value, WiseError> {
     serde_json::from_slice(body).map_err(|_| malformed("body is not JSON"))
 }
 
-fn parse_profile(value: &Value) -> Result<ProfileSummary, WiseError> {
+pub(crate) fn parse_profile(value: &Value) -> Result<ProfileSummary, WiseError> {
     let obj = value
         .as_object()
         .ok_or(malformed("profile is not a JSON object"))?;

@@ -42,6 +42,31 @@
 //! # }
 //! ```
 //!
+//! # Calling Wise as the user
+//!
+//! A [`WiseClient`] makes the calls themselves: each takes the user's current token, a 401
+//! (another instance refreshed the link) is repeated once with the newer token, and Wise's
+//! answers come back typed (re-link, rate limited with `Retry-After`, SCA required, ...):
+//!
+//! ```no_run
+//! use wise_oauth_core::{UserId, WiseConfig, WiseOAuth};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let wise = WiseOAuth::builder(WiseConfig::from_env()?).build()?;
+//! let user = UserId::new("user-42")?;
+//! // In a handler: `token.client()` on the adapters' `WiseToken`.
+//! let client = wise.client(&user);
+//! for profile in client.profiles().await? {
+//!     for balance in client.balances(profile.id, &["STANDARD"]).await? {
+//!         println!("{}: {}", balance.id, balance.amount);
+//!     }
+//! }
+//! let me: serde_json::Value = client.get("/v1/me").await?;
+//! # let _ = me;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Production deployments add a durable [`TokenStore`] with [`WiseOAuthBuilder::store`],
 //! a shared [`PendingStore`] when several instances serve the callback, and
 //! [`EncryptionKeys`] with [`WiseOAuthBuilder::encryption`].
@@ -59,6 +84,7 @@
 // response - the lenient parser of Wise's token JSON
 // endpoint - the token endpoint client (four grants, retries, error classification)
 // api      - the few Wise API calls the library makes (profiles, signup)
+// client   - WiseClient: calls to Wise as a linked user (401 recovery, typed outcomes), tower layer
 // seal     - sealing token records (plain or AEAD-encrypted) for stores
 // store    - TokenStore / PendingStore traits and the built-in stores
 // manager  - the hot path: cache, proactive refresh, single flight, leases
@@ -68,6 +94,7 @@
 // web      - everything the adapters share: routes, token extraction, rejections, plugin
 
 mod api;
+mod client;
 mod clock;
 mod config;
 mod endpoint;
@@ -87,6 +114,10 @@ pub use api::{ProfileKind, ProfileSummary, SignupOutcome};
 /// Re-exported so custom [`TokenStore`], [`PendingStore`] and [`ProfileCheck`] implementations
 /// need no extra dependency.
 pub use async_trait::async_trait;
+pub use client::{
+    Balance, ClientError, Money, Statement, StatementQuery, StatementTransaction, WiseAuthLayer,
+    WiseAuthService, WiseClient, WiseResponse, MAX_RESPONSE_BYTES,
+};
 pub use clock::{Clock, SystemClock};
 pub use config::{
     ConfigError, Environment, WiseConfig, WiseConfigBuilder, DEFAULT_CONNECT_TIMEOUT,
@@ -109,8 +140,8 @@ pub use secret::{
 #[cfg(any(test, feature = "test-util"))]
 pub use store::conformance;
 pub use store::{
-    BoxError, LeaseHolder, LinkRecord, LinkStatus, PendingStore, SealedTokens, StoreError,
-    TokenStore, Version, Versioned, MAX_PENDING_PER_USER,
+    BoxError, LeaseHolder, LinkPage, LinkRecord, LinkStatus, PendingStore, SealedTokens,
+    StoreError, TokenStore, Version, Versioned, MAX_LINK_PAGE, MAX_PENDING_PER_USER,
 };
 pub use store::{MemoryPendingStore, MemoryTokenStore};
 pub use token::TokenSet;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::WiseApi;
+use crate::client::WiseClient;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, WiseConfig};
 use crate::endpoint::TokenEndpoint;
@@ -21,7 +22,10 @@ use crate::manager::{
 };
 use crate::seal::{EncryptionKeys, Sealer};
 use crate::secret::{AccessToken, RegistrationCode};
-use crate::store::{MemoryPendingStore, MemoryTokenStore, PendingStore, TokenStore};
+use crate::store::{
+    LinkPage, MemoryPendingStore, MemoryTokenStore, PendingStore, StoreError, TokenStore,
+    MAX_LINK_PAGE,
+};
 
 /// The shared state behind a [`WiseOAuth`] handle.
 pub(crate) struct Core {
@@ -347,6 +351,64 @@ impl WiseOAuth {
     /// The configuration.
     pub fn config(&self) -> &WiseConfig {
         &self.core.config
+    }
+
+    /// An authorized Wise API client for `user`'s link, usable anywhere (a background job,
+    /// a queue consumer, a CLI): each call takes the user's current token, and a 401 is
+    /// repeated once with a newer one. See [`WiseClient`].
+    ///
+    /// ```no_run
+    /// # async fn run(wise: wise_oauth_core::WiseOAuth) -> Result<(), Box<dyn std::error::Error>> {
+    /// let user = wise_oauth_core::UserId::new("user-42")?;
+    /// let profiles = wise.client(&user).profiles().await?;
+    /// # let _ = profiles;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn client(&self, user: &UserId) -> WiseClient {
+        WiseClient::new(self.clone(), user.clone())
+    }
+
+    /// One page of the users linked in this configuration (environment and client), for
+    /// jobs that walk every link; pass the previous page's [`LinkPage::next`] as `after`.
+    /// [`StoreError::Unsupported`] when the store cannot list.
+    ///
+    /// ```no_run
+    /// # async fn run(wise: wise_oauth_core::WiseOAuth) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut after = None;
+    /// loop {
+    ///     let page = wise.linked_users(after.as_ref(), 100).await?;
+    ///     for user in &page.users {
+    ///         let balances = wise.client(user).profiles().await;
+    ///         # let _ = balances;
+    ///     }
+    ///     match page.next {
+    ///         Some(next) => after = Some(next),
+    ///         None => break,
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn linked_users(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<LinkPage, StoreError> {
+        self.core
+            .manager
+            .store()
+            .list_links(
+                self.core.config.environment().name(),
+                self.core.config.client_id(),
+                after,
+                limit.clamp(1, MAX_LINK_PAGE),
+            )
+            .await
+    }
+
+    pub(crate) fn core(&self) -> &Core {
+        &self.core
     }
 
     /// The store key of `user`'s link in this configuration (environment, client, user).

@@ -23,7 +23,7 @@ enum Caller {
 
 /// Reads the body, applies the rate limit and faults for `keys`, then runs `f` under the
 /// state lock.
-async fn run(
+pub(crate) async fn run(
     app: App,
     req: Request,
     keys: &[&str],
@@ -109,7 +109,7 @@ fn authenticate(s: &State, parts: &Parts) -> Result<Caller, Response> {
 }
 
 /// Wise's 403 shape.
-fn forbidden(s: &State, parts: &Parts) -> Response {
+pub(crate) fn forbidden(s: &State, parts: &Parts) -> Response {
     json_response(
         StatusCode::FORBIDDEN,
         &json!({
@@ -130,7 +130,7 @@ fn not_found(parts: &Parts) -> Response {
 }
 
 /// The caller must be a user; returns (user id, consented profile id).
-fn user_caller(s: &State, parts: &Parts) -> Result<(u64, u64), Response> {
+pub(crate) fn user_caller(s: &State, parts: &Parts) -> Result<(u64, u64), Response> {
     match authenticate(s, parts)? {
         Caller::User {
             user_id,

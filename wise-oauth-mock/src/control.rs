@@ -39,6 +39,11 @@ pub(crate) fn routes() -> Router<App> {
             post(add_redirect),
         )
         .route("/__mock/tokens/{token}", get(token_status))
+        .route("/__mock/sca/{ott}/approve", post(approve_sca))
+        .route(
+            "/__mock/sca/sessions",
+            axum::routing::delete(end_sca_sessions),
+        )
         .route("/__mock/reset", post(reset))
 }
 
@@ -345,4 +350,22 @@ async fn token_status(AxState(app): AxState<App>, Path(token): Path<String>) -> 
 async fn reset(AxState(app): AxState<App>) -> Response {
     app.lock().reset();
     ok(&json!({"ok": true}))
+}
+
+/// The user clears the SCA challenges of a one-time token (404 for an unknown token).
+async fn approve_sca(AxState(app): AxState<App>, Path(ott): Path<String>) -> Response {
+    if app.lock().wallet.approve(&ott) {
+        ok(&json!({"one_time_token": ott, "approved": true}))
+    } else {
+        json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": "unknown_one_time_token", "error_description": "no such one-time token"}),
+        )
+    }
+}
+
+/// Ends every SCA session: the next protected call is challenged again.
+async fn end_sca_sessions(AxState(app): AxState<App>) -> Response {
+    app.lock().wallet.end_sessions();
+    ok(&json!({"sca_sessions": "ended"}))
 }

@@ -313,6 +313,18 @@ impl MockWiseHandle {
         expect(self.app().lock().enhanced_security(email));
     }
 
+    /// The user clears the SCA challenges of `one_time_token` (the one-time token of an SCA
+    /// 403); the call repeated with `x-2fa-approval: <one_time_token>` then passes, once.
+    /// `false` for a token the emulator never issued.
+    pub fn approve_sca(&self, one_time_token: &str) -> bool {
+        self.app().lock().wallet.approve(one_time_token)
+    }
+
+    /// Ends every SCA session, so the next SCA-protected call is challenged again.
+    pub fn end_sca_sessions(&self) {
+        self.app().lock().wallet.end_sessions();
+    }
+
     /// Adds a user; returns the new user id and profile ids.
     pub fn create_user(&self, user: NewUser) -> Result<CreatedUser, MockError> {
         self.app().lock().create_user(user, None)

@@ -81,6 +81,7 @@
 
 mod api;
 mod authorize;
+mod balances;
 mod clock;
 mod control;
 mod error;
@@ -93,6 +94,7 @@ mod state;
 mod stats;
 mod token;
 mod users;
+mod wallet;
 
 pub use error::MockError;
 pub use faults::{Fault, FaultKind};

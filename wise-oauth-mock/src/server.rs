@@ -22,7 +22,7 @@ use tower::Service as _;
 use crate::error::{json_response, OAuthError};
 use crate::faults::{ConnKill, Fault};
 use crate::state::State;
-use crate::{api, authorize, control, token};
+use crate::{api, authorize, balances, control, token};
 
 /// Largest request body the emulator accepts.
 pub(crate) const BODY_LIMIT: usize = 64 * 1024;
@@ -182,6 +182,19 @@ pub(crate) fn router(app: App) -> Router {
         .route("/v1/user/signup/registration_code", post(api::signup))
         .route("/v1/users/exists", post(api::users_exists))
         .route("/v1/user/claim-account", post(api::claim_account))
+        .route(
+            "/v4/profiles/{profile_id}/balances",
+            get(balances::balances),
+        )
+        .route(
+            "/v1/profiles/{profile_id}/balance-statements/{balance_id}/statement.json",
+            get(balances::statement),
+        )
+        .route("/v1/one-time-token/status", get(balances::ott_status))
+        .route(
+            "/v1/one-time-token/sms/verify",
+            post(balances::ott_sms_verify),
+        )
         .merge(control::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -183,6 +183,8 @@ pub(crate) struct State {
     access_ttl: Duration,
     next_user_id: u64,
     next_profile_id: u64,
+    /// Balances per profile and SCA one-time tokens.
+    pub(crate) wallet: crate::wallet::Wallet,
 }
 
 /// A short opaque random string.
@@ -226,6 +228,7 @@ impl State {
             access_ttl: config.access_ttl.max(MIN_ACCESS_TTL),
             next_user_id: 10_000_001,
             next_profile_id: 30_000_000,
+            wallet: crate::wallet::Wallet::default(),
             config,
         };
         s.seed();

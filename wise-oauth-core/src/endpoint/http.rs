@@ -44,10 +44,18 @@ pub(crate) enum BodyError {
 }
 
 /// Reads at most [`MAX_BODY_BYTES`], chunk by chunk.
-pub(crate) async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
+pub(crate) async fn read_bounded(response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
+    read_bounded_to(response, MAX_BODY_BYTES).await
+}
+
+/// Reads at most `max` bytes, chunk by chunk.
+pub(crate) async fn read_bounded_to(
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, BodyError> {
     if response
         .content_length()
-        .is_some_and(|len| len > MAX_BODY_BYTES as u64)
+        .is_some_and(|len| len > max as u64)
     {
         return Err(BodyError::TooLarge);
     }
@@ -55,7 +63,7 @@ pub(crate) async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                if body.len() + chunk.len() > max {
                     return Err(BodyError::TooLarge);
                 }
                 body.extend_from_slice(&chunk);

@@ -545,6 +545,11 @@ impl TokenManager {
             })
     }
 
+    /// The store the links live in.
+    pub(crate) fn store(&self) -> &Arc<dyn TokenStore> {
+        &self.inner.store
+    }
+
     fn has_unpersisted(&self, key: &LinkKey) -> bool {
         lock(&self.inner.unpersisted).contains_key(key)
     }

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::ids::LinkKey;
-use crate::store::{LeaseHolder, LinkRecord, StoreError, TokenStore, Version, Versioned};
+use crate::ids::{LinkKey, UserId};
+use crate::store::{
+    LeaseHolder, LinkPage, LinkRecord, StoreError, TokenStore, Version, Versioned, MAX_LINK_PAGE,
+};
 
 /// An in-memory [`TokenStore`]: links live as long as the process.
 ///
@@ -133,6 +135,37 @@ impl fmt::Debug for MemoryTokenStore {
 
 #[async_trait]
 impl TokenStore for MemoryTokenStore {
+    async fn list_links(
+        &self,
+        environment: &str,
+        client_id: &str,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<LinkPage, StoreError> {
+        let limit = limit.clamp(1, MAX_LINK_PAGE);
+        let inner = self.lock();
+        let Some(scope) = inner
+            .scopes
+            .iter()
+            .find(|s| *s.environment == *environment && *s.client_id == *client_id)
+        else {
+            return Ok(LinkPage::default());
+        };
+        let mut users: Vec<&str> = scope
+            .links
+            .keys()
+            .map(|k| &**k)
+            .filter(|u| after.is_none_or(|a| *u > a.as_str()))
+            .collect();
+        users.sort_unstable();
+        users.truncate(limit);
+        let users = users
+            .into_iter()
+            .filter_map(|u| UserId::new(u).ok())
+            .collect();
+        Ok(LinkPage::new(users, limit))
+    }
+
     async fn load(&self, key: &LinkKey) -> Result<Option<Versioned<LinkRecord>>, StoreError> {
         Ok(self.lock().get(key).cloned())
     }

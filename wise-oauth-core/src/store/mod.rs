@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use thiserror::Error;
 
-use crate::ids::{LinkKey, ProfileId};
+use crate::ids::{LinkKey, ProfileId, UserId};
 
 /// Boxed error of a store backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -126,6 +126,10 @@ pub enum StoreError {
     /// A compare-and-swap write found another version than expected.
     #[error("the link was changed concurrently (version conflict)")]
     Conflict,
+    /// The store does not offer this operation (e.g. [`TokenStore::list_links`] on a store
+    /// that cannot list).
+    #[error("the token store does not support {0}")]
+    Unsupported(&'static str),
     /// The backend is unreachable or failed; the operation may succeed later.
     #[error("token store unavailable")]
     Unavailable(#[source] BoxError),
@@ -174,6 +178,20 @@ pub trait TokenStore: Send + Sync + Debug + 'static {
 
     /// Releases the lease if `holder` still has it (compare-and-delete); otherwise does nothing.
     async fn release_lease(&self, key: &LinkKey, holder: LeaseHolder) -> Result<(), StoreError>;
+
+    /// Lists the links of `environment` and `client_id`, at most `limit` (capped at
+    /// [`MAX_LINK_PAGE`]) users after the cursor `after`, in ascending user-id order (see
+    /// [`LinkPage`]). Optional: the default answers [`StoreError::Unsupported`].
+    async fn list_links(
+        &self,
+        environment: &str,
+        client_id: &str,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<LinkPage, StoreError> {
+        let _ = (environment, client_id, after, limit);
+        Err(StoreError::Unsupported("list_links"))
+    }
 }
 
 /// The server-side half of a link flow in progress, keyed by the hash of its `state`.
@@ -199,11 +217,13 @@ pub trait PendingStore: Send + Sync + Debug + 'static {
 /// How many link flows one app user may have in progress at once.
 pub const MAX_PENDING_PER_USER: usize = 8;
 
+mod listing;
 mod memory;
 mod pending_memory;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
 
+pub use listing::{LinkPage, MAX_LINK_PAGE};
 pub use memory::MemoryTokenStore;
 pub use pending_memory::MemoryPendingStore;

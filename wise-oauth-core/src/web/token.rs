@@ -8,7 +8,7 @@ use super::framework::Framework;
 use super::plugin::Plugin;
 use super::rejection::Rejection;
 use super::request::RequestInfo;
-use crate::{AccessToken, ProfileId, TokenError, UserId, ValidToken, WiseOAuth};
+use crate::{AccessToken, ProfileId, TokenError, UserId, ValidToken, WiseClient, WiseOAuth};
 
 /// A valid Wise access token of the logged-in user's linked profile, with what a later
 /// [`LinkedToken::after_unauthorized`] needs: the plugin and a few facts of the request.
@@ -106,6 +106,13 @@ impl<F: Framework> LinkedToken<F> {
     /// The underlying core token.
     pub fn valid_token(&self) -> &ValidToken {
         &self.token
+    }
+
+    /// An authorized Wise API client for this user (see [`WiseClient`]): every call takes
+    /// the current token and repeats a 401 once with a newer one, so a handler needs no
+    /// [`after_unauthorized`](Self::after_unauthorized) of its own.
+    pub fn client(&self) -> WiseClient {
+        self.plugin.wise().client(&self.user)
     }
 
     /// The handle, for other calls (e.g. [`WiseOAuth::status`]).

@@ -1,0 +1,381 @@
+//! One call through the client: the token, the request, the one retry after a 401, and
+//! the bounded retries of safe methods.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, HeaderValue, Method};
+use tracing::field::Empty;
+use tracing::Instrument as _;
+use url::Url;
+
+use super::error::ClientError;
+use super::response::WiseResponse;
+use super::{WiseClient, MAX_RESPONSE_BYTES};
+use crate::endpoint::http::{read_bounded_to, trace_id, BodyError, CORRELATION_HEADER};
+use crate::endpoint::retry::{backoff, parse_retry_after, MAX_HONOURED_RETRY_AFTER};
+use crate::endpoint::{correlation_id, WiseError};
+use crate::manager::ValidToken;
+
+/// The header that carries an approved SCA one-time token.
+pub(crate) const APPROVAL_HEADER: &str = "x-2fa-approval";
+/// The time budget of one logical call's retries (the 401 retry aside).
+pub(crate) const CALL_RETRY_BUDGET: Duration = Duration::from_secs(10);
+
+/// A request, checked and ready to be sent (again).
+pub(super) struct Prepared {
+    method: Method,
+    path: String,
+    body: Option<Bytes>,
+    operation: &'static str,
+}
+
+impl Prepared {
+    /// Checks `path`: absolute, visible ASCII, no fragment, no `.` or `..` segment (so the
+    /// call stays under the API base URL).
+    pub(super) fn new(
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        operation: &'static str,
+    ) -> Result<Self, ClientError> {
+        if !valid_path(path) {
+            return Err(ClientError::InvalidRequest {
+                reason:
+                    "the path must be absolute, visible ASCII, without fragment or dot segments",
+            });
+        }
+        Ok(Self {
+            method,
+            path: path.to_owned(),
+            body,
+            operation,
+        })
+    }
+}
+
+pub(crate) fn valid_path(path: &str) -> bool {
+    let only_path = path.split('?').next().unwrap_or("");
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'#' && b != b'\\')
+        && !only_path.split('/').any(|s| {
+            s == "."
+                || s == ".."
+                || s.eq_ignore_ascii_case("%2e")
+                || s.eq_ignore_ascii_case("%2e%2e")
+        })
+}
+
+impl WiseClient {
+    pub(super) async fn execute(&self, req: Prepared) -> Result<WiseResponse, ClientError> {
+        let url = Url::parse(&format!("{}{}", self.base, req.path)).map_err(|_| {
+            ClientError::InvalidRequest {
+                reason: "the path does not form a URL",
+            }
+        })?;
+        let correlation = match &self.correlation_id {
+            Some(id) => id.clone(),
+            None => HeaderValue::try_from(correlation_id()).map_err(|_| {
+                ClientError::InvalidRequest {
+                    reason: "the correlation id is not a header value",
+                }
+            })?,
+        };
+        let span = tracing::info_span!(
+            "wise_oauth.api_call",
+            operation = req.operation,
+            method = %req.method,
+            path = url.path(),
+            correlation_id = correlation.to_str().unwrap_or(""),
+            attempt = Empty,
+            status = Empty,
+            trace_id = Empty,
+        );
+        self.run(&req, url, correlation).instrument(span).await
+    }
+
+    async fn run(
+        &self,
+        req: &Prepared,
+        url: Url,
+        correlation: HeaderValue,
+    ) -> Result<WiseResponse, ClientError> {
+        let core = self.wise.core();
+        let manager = &core.manager;
+        let mut token = manager.token_for(&self.user, || self.key.clone()).await?;
+        let mut reauthorized = false;
+        let started = tokio::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            tracing::Span::current().record("attempt", attempt);
+            let err = match self.attempt(req, &url, &token, &correlation).await {
+                Ok(resp) if resp.status().is_success() => return Ok(resp),
+                Ok(resp) if resp.status().as_u16() == 401 => {
+                    if reauthorized {
+                        tracing::warn!("Wise answered 401 to the newer token too");
+                        return Err(WiseError::Unauthorized.into());
+                    }
+                    // Wise did not process the call: whatever its method, it is repeated
+                    // once with the token the manager finds newer (re-read from the store,
+                    // or from the link's one refresh).
+                    reauthorized = true;
+                    tracing::info!("Wise answered 401; repeating once with a newer token");
+                    token = manager
+                        .token_after_unauthorized(&self.key, token.access_token())
+                        .await?;
+                    continue;
+                }
+                Ok(resp) => classify(&resp, core.clock.now()),
+                Err(err) => err,
+            };
+            let max_attempts = core.config.max_attempts();
+            match retry_wait(&req.method, &err, attempt, max_attempts, started.elapsed()) {
+                Some(wait) => {
+                    tracing::info!(attempt, error = %err, "Wise API call failed, retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                None => {
+                    tracing::warn!(attempt, error = %err, "Wise API call failed");
+                    return Err(err.into());
+                }
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        req: &Prepared,
+        url: &Url,
+        token: &ValidToken,
+        correlation: &HeaderValue,
+    ) -> Result<WiseResponse, WiseError> {
+        let http = self.wise.core().endpoint.http();
+        let mut bearer = bearer(token)?;
+        bearer.set_sensitive(true);
+        let mut request = http
+            .request(req.method.clone(), url.clone())
+            .header(AUTHORIZATION, bearer)
+            .header(ACCEPT, HeaderValue::from_static("application/json"))
+            .header(CORRELATION_HEADER, correlation.clone());
+        if let Some(approval) = &self.approval {
+            request = request.header(APPROVAL_HEADER, approval.clone());
+        }
+        if let Some(body) = &req.body {
+            request = request
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(body.clone());
+        }
+        let response = request.send().await.map_err(WiseError::transport)?;
+        let status = response.status();
+        let span = tracing::Span::current();
+        span.record("status", status.as_u16());
+        if let Some(id) = trace_id(response.headers()) {
+            span.record("trace_id", id);
+        }
+        if status.is_redirection() {
+            return Err(WiseError::Redirected {
+                status: status.as_u16(),
+            });
+        }
+        let headers = response.headers().clone();
+        let body = match read_bounded_to(response, MAX_RESPONSE_BYTES).await {
+            Ok(body) => body,
+            Err(BodyError::Timeout(source)) => {
+                return Err(WiseError::Timeout {
+                    source: Some(source),
+                })
+            }
+            Err(BodyError::Dropped(source)) => {
+                return Err(WiseError::Unavailable {
+                    status: None,
+                    retry_after: None,
+                    source: Some(source),
+                })
+            }
+            Err(BodyError::TooLarge) => {
+                return Err(WiseError::MalformedResponse {
+                    reason: "body is larger than 1 MiB",
+                })
+            }
+        };
+        Ok(WiseResponse::new(status, headers, Bytes::from(body)))
+    }
+}
+
+/// `Bearer <token>`; a token that is no header value cannot be valid at Wise either.
+pub(crate) fn bearer(token: &ValidToken) -> Result<HeaderValue, WiseError> {
+    let mut value = String::with_capacity(7 + token.access_token().expose_secret().len());
+    value.push_str("Bearer ");
+    value.push_str(token.access_token().expose_secret());
+    let mut value = HeaderValue::try_from(value).map_err(|_| WiseError::Unauthorized)?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// Classifies a non-2xx answer other than 401.
+pub(crate) fn classify(resp: &WiseResponse, now: std::time::SystemTime) -> WiseError {
+    classify_parts(resp.status().as_u16(), resp.headers(), now)
+}
+
+pub(crate) fn classify_parts(
+    status: u16,
+    headers: &HeaderMap,
+    now: std::time::SystemTime,
+) -> WiseError {
+    if status == 401 {
+        return WiseError::Unauthorized;
+    }
+    if status == 403 {
+        if let Some(one_time_token) = sca_token(headers) {
+            return WiseError::Sca {
+                one_time_token: one_time_token.to_owned(),
+            };
+        }
+    }
+    let retry_after = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| parse_retry_after(v, now));
+    WiseError::from_status(status, None, retry_after)
+}
+
+/// The one-time token of an SCA 403 (`x-2fa-approval`, unless the result says it was
+/// approved), if it looks like one.
+fn sca_token(headers: &HeaderMap) -> Option<&str> {
+    let approved = headers
+        .get("x-2fa-approval-result")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("APPROVED"));
+    if approved {
+        return None;
+    }
+    headers
+        .get(APPROVAL_HEADER)?
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// The wait before repeating a failed call, or `None` to give up: GET and HEAD repeat
+/// outages and timeouts (honouring a short `Retry-After`); every method repeats a
+/// connection that could not be opened; nothing repeats a 429, an SCA 403 or a 4xx.
+pub(crate) fn retry_wait(
+    method: &Method,
+    err: &WiseError,
+    attempt: u32,
+    max_attempts: u32,
+    elapsed: Duration,
+) -> Option<Duration> {
+    if attempt >= max_attempts {
+        return None;
+    }
+    let safe = *method == Method::GET || *method == Method::HEAD;
+    let wait = match err {
+        WiseError::Connect { .. } => backoff(attempt),
+        WiseError::Unavailable { retry_after, .. } if safe => match retry_after {
+            Some(ra) if *ra > MAX_HONOURED_RETRY_AFTER => return None,
+            Some(ra) => *ra,
+            None => backoff(attempt),
+        },
+        WiseError::Timeout { .. } if safe => backoff(attempt),
+        _ => return None,
+    };
+    (elapsed.saturating_add(wait) < CALL_RETRY_BUDGET).then_some(wait)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_stay_under_the_base() {
+        for ok in [
+            "/v1/me",
+            "/v4/profiles/1/balances?types=STANDARD,SAVINGS",
+            "/a/b.json",
+        ] {
+            assert!(valid_path(ok), "{ok}");
+        }
+        for bad in [
+            "v1/me",
+            "//evil.example/x",
+            "/a/../b",
+            "/a/./b",
+            "/a/%2e%2e/b",
+            "/a b",
+            "/a#f",
+            "/a\\b",
+            "",
+        ] {
+            assert!(!valid_path(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_safe_methods_repeat_outages() {
+        let z = Duration::ZERO;
+        let s502 = WiseError::Unavailable {
+            status: Some(502),
+            retry_after: None,
+            source: None,
+        };
+        assert!(retry_wait(&Method::GET, &s502, 1, 3, z).is_some());
+        assert!(retry_wait(&Method::GET, &s502, 3, 3, z).is_none());
+        assert!(retry_wait(&Method::POST, &s502, 1, 3, z).is_none());
+        assert!(retry_wait(&Method::DELETE, &s502, 1, 3, z).is_none());
+        let timeout = WiseError::Timeout { source: None };
+        assert!(retry_wait(&Method::PUT, &timeout, 1, 3, z).is_none());
+        let connect = WiseError::Connect { source: None };
+        assert!(retry_wait(&Method::POST, &connect, 1, 3, z).is_some());
+        let limited = WiseError::RateLimited {
+            retry_after: Some(Duration::from_secs(1)),
+        };
+        assert!(retry_wait(&Method::GET, &limited, 1, 3, z).is_none());
+        assert!(retry_wait(&Method::GET, &s502, 1, 3, CALL_RETRY_BUDGET).is_none());
+    }
+
+    #[test]
+    fn sca_needs_the_one_time_token() {
+        let now = std::time::SystemTime::UNIX_EPOCH;
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            classify_parts(403, &h, now),
+            WiseError::Rejected {
+                status: 403,
+                code: None
+            }
+        );
+        h.insert(
+            "x-2fa-approval-result",
+            HeaderValue::from_static("REJECTED"),
+        );
+        h.insert(APPROVAL_HEADER, HeaderValue::from_static("bb676aeb-7c4d"));
+        assert_eq!(
+            classify_parts(403, &h, now),
+            WiseError::Sca {
+                one_time_token: "bb676aeb-7c4d".into()
+            }
+        );
+        h.insert(APPROVAL_HEADER, HeaderValue::from_static("not a token"));
+        assert!(matches!(
+            classify_parts(403, &h, now),
+            WiseError::Rejected { .. }
+        ));
+        let mut limited = HeaderMap::new();
+        limited.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        assert_eq!(
+            classify_parts(429, &limited, now).retry_after(),
+            Some(Duration::from_secs(5))
+        );
+    }
+}
