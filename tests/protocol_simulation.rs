@@ -490,6 +490,7 @@ async fn run_seed(seed: u64, backend: Arc<Backend>) {
         // Whatever failed in this round, the next request after it gets a live token.
         for u in &users {
             let mut token = None;
+            let mut errors = Vec::new();
             for _ in 0..3 {
                 match instances[0].token(u).await {
                     Ok(t) => {
@@ -500,10 +501,12 @@ async fn run_seed(seed: u64, backend: Arc<Backend>) {
                     Err(e) => {
                         let wait = e.retry_after().unwrap_or(Duration::from_secs(1));
                         mock.advance_clock(wait + Duration::from_secs(1));
+                        errors.push(e);
                     }
                 }
             }
-            let token = token.unwrap_or_else(|| panic!("seed {seed} round {round}: {u} stuck"));
+            let token =
+                token.unwrap_or_else(|| panic!("seed {seed} round {round}: {u} stuck: {errors:?}"));
             let live = mock.access_token_is_valid(token.access_token().expose_secret())
                 || (lost > 0 && after_unauthorized(&instances[0], &mock, u, &token).await);
             assert!(

@@ -7,6 +7,12 @@ use crate::manager::types::ValidToken;
 use crate::store::{LinkStatus, Version};
 use crate::token::TokenSet;
 
+/// How long a re-link verdict is served from memory before the store is asked again. It
+/// sends the user through the link flow, so it is re-checked within a second: a sibling may
+/// have replaced it (a new link made elsewhere, or a refresh that won a race after the store
+/// lost a lease), and another instance's verdict must not strand a user who has a valid link.
+const RELINK_REVALIDATE: Duration = Duration::from_secs(1);
+
 /// One cached link. Immutable; replaced as a whole.
 #[derive(Debug)]
 pub(in crate::manager) struct CacheEntry {
@@ -97,7 +103,7 @@ impl CacheEntry {
                 expires_at,
             },
             version,
-            revalidate_at: now + t.revalidate_after,
+            revalidate_at: now + t.revalidate_after.min(RELINK_REVALIDATE),
         }
     }
 
