@@ -49,8 +49,7 @@ pub struct ProfileSummary {
 
 /// The result of creating a Wise user with a registration code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SignupOutcome {
+pub(crate) enum SignupOutcome {
     /// The user was created.
     Created {
         /// Wise's id of the new user.

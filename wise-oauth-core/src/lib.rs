@@ -83,7 +83,7 @@ mod wise;
 
 pub mod web;
 
-pub use api::{ProfileKind, ProfileSummary, SignupOutcome};
+pub use api::{ProfileKind, ProfileSummary};
 /// Re-exported so custom [`TokenStore`], [`PendingStore`] and [`ProfileCheck`] implementations
 /// need no extra dependency.
 pub use async_trait::async_trait;
@@ -102,10 +102,7 @@ pub use flow::{
 pub use ids::{InvalidProfileId, InvalidUserId, LinkKey, ProfileId, UserId, MAX_USER_ID_LEN};
 pub use manager::{LinkView, TokenError, ValidToken};
 pub use seal::{EncryptionKeys, InvalidKeys};
-pub use secret::{
-    AccessToken, AuthorizationCode, ClientSecret, CsrfState, PkceVerifier, RefreshToken,
-    RegistrationCode,
-};
+pub use secret::{AccessToken, ClientSecret, CsrfState, RegistrationCode};
 #[cfg(any(test, feature = "test-util"))]
 pub use store::conformance;
 pub use store::{
@@ -113,5 +110,4 @@ pub use store::{
     TokenStore, Version, Versioned, MAX_PENDING_PER_USER,
 };
 pub use store::{MemoryPendingStore, MemoryTokenStore};
-pub use token::TokenSet;
 pub use wise::{WiseOAuth, WiseOAuthBuilder};

@@ -427,7 +427,7 @@ impl Sealer {
             .map_err(|_| StoreError::Corrupt("token set cannot be serialized"))?;
         let sealed = self.seal_bytes(&token_aad(key, profile_id), &plain);
         plain.zeroize();
-        Ok(SealedTokens(sealed))
+        Ok(SealedTokens::new(sealed))
     }
 
     /// Opens a token set sealed by [`Sealer::seal`] for the same link and profile.
@@ -645,11 +645,11 @@ mod tests {
         let sealer = encrypted();
         let sealed = sealer.seal(&link("u"), pid(1), &tokens()).unwrap();
         for len in 0..sealed.0.len() {
-            let bad = SealedTokens(sealed.0[..len].to_vec());
+            let bad = SealedTokens::new(sealed.0[..len].to_vec());
             corrupt(sealer.open(&link("u"), pid(1), &bad));
         }
         assert_eq!(
-            corrupt(sealer.open(&link("u"), pid(1), &SealedTokens(Vec::new()))),
+            corrupt(sealer.open(&link("u"), pid(1), &SealedTokens::new(Vec::new()))),
             "sealed value is empty"
         );
     }
@@ -741,7 +741,7 @@ mod tests {
         ] {
             let mut bytes = vec![FORMAT_PLAIN];
             bytes.extend_from_slice(body);
-            corrupt(sealer.open(&link("u"), pid(1), &SealedTokens(bytes)));
+            corrupt(sealer.open(&link("u"), pid(1), &SealedTokens::new(bytes)));
         }
     }
 

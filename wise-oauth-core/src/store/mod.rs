@@ -17,8 +17,36 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The version of a stored link, for compare-and-swap writes. Starts at 1 and grows by one
 /// with every successful [`TokenStore::save`].
+///
+/// ```
+/// use wise_oauth_core::Version;
+/// let first = Version::new(1);
+/// assert_eq!(first.next(), Version::new(2));
+/// assert_eq!(first.get(), 1);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Version(pub u64);
+pub struct Version(u64);
+
+impl Version {
+    /// The version of a link's first record.
+    pub const FIRST: Version = Version(1);
+
+    /// Wraps a version number read back from a store.
+    pub const fn new(version: u64) -> Self {
+        Self(version)
+    }
+
+    /// The version number, for a store's column.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The version after this one (saturating at `u64::MAX`).
+    #[must_use]
+    pub const fn next(self) -> Self {
+        Self(self.0.saturating_add(1))
+    }
+}
 
 /// A value together with the version it was read at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,8 +88,32 @@ impl LinkStatus {
 }
 
 /// Sealed token bytes: opaque to stores; `Debug` shows only the length.
+///
+/// ```
+/// use wise_oauth_core::SealedTokens;
+/// let sealed = SealedTokens::new(vec![1, 2, 3]);
+/// assert_eq!(sealed.as_bytes(), [1, 2, 3]);
+/// assert_eq!(format!("{sealed:?}"), "SealedTokens(3 bytes)");
+/// ```
 #[derive(Clone, PartialEq, Eq)]
-pub struct SealedTokens(pub Vec<u8>);
+pub struct SealedTokens(pub(crate) Vec<u8>);
+
+impl SealedTokens {
+    /// Wraps bytes read back from a store, exactly as they were written.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    /// The bytes to store.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The bytes to store, by value.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+}
 
 impl Debug for SealedTokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -109,13 +161,30 @@ impl LinkRecord {
 }
 
 /// Identifies the holder of a refresh lease (random per attempt).
+///
+/// ```
+/// use wise_oauth_core::LeaseHolder;
+/// let holder = LeaseHolder::new(7);
+/// assert_eq!(holder.get(), 7);
+/// assert_ne!(LeaseHolder::random(), LeaseHolder::random());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct LeaseHolder(pub u128);
+pub struct LeaseHolder(u128);
 
 impl LeaseHolder {
     /// A fresh random holder id.
     pub fn random() -> Self {
         Self(rand::random())
+    }
+
+    /// Wraps a holder id read back from a store.
+    pub const fn new(id: u128) -> Self {
+        Self(id)
+    }
+
+    /// The holder id, for a store's column.
+    pub const fn get(self) -> u128 {
+        self.0
     }
 }
 

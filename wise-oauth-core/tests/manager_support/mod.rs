@@ -273,7 +273,7 @@ pub struct Stored {
 
 pub async fn stored(store: &dyn TokenStore, key: &LinkKey) -> Stored {
     let record = store.load(key).await.unwrap().expect("a stored link");
-    let sealed = record.value.sealed_tokens.0.clone();
+    let sealed = record.value.sealed_tokens.as_bytes().to_vec();
     assert_eq!(sealed[0], 0, "plain record expected in tests");
     let json: serde_json::Value = serde_json::from_slice(&sealed[1..]).unwrap();
     Stored {
