@@ -416,7 +416,7 @@ async fn waves(args: &Args) {
         .iter()
         .map(|s| {
             WiseOAuth::builder(support::config(&mock))
-                .store_arc(s.clone())
+                .store(s.clone())
                 .clock(support::MockClock(mock.clone()))
                 .max_concurrent_refreshes(bound)
                 .build()
@@ -545,7 +545,10 @@ struct FlowTimes {
 /// persist).
 async fn one_flow(wise: &WiseOAuth, http: &reqwest::Client, user: &UserId) -> FlowTimes {
     let t0 = Instant::now();
-    let start = wise.start_link(user, None, None).await.unwrap();
+    let start = wise
+        .start_link(user, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = start
         .set_cookie()
         .split(';')

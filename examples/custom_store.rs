@@ -432,7 +432,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Link app user "u-1001" through the real flow: start, Wise's consent, the callback.
     let user = UserId::new("u-1001")?;
-    let start = wise.start_link(&user, None, None).await?;
+    let start = wise.start_link(&user, &Default::default(), None).await?;
     let binding = start
         .set_cookie()
         .split(';')

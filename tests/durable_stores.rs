@@ -88,7 +88,10 @@ fn user(name: &str) -> UserId {
 /// Links `user` to alice's personal profile through the whole flow (auto-approve).
 async fn link(wise: &WiseOAuth, emulator: &MockWiseHandle, user: &UserId) {
     emulator.set_auto_approve(Some(ALICE));
-    let start = wise.start_link(user, None, None).await.expect("start link");
+    let start = wise
+        .start_link(user, &Default::default(), None)
+        .await
+        .expect("start link");
     let cookie = start
         .set_cookie()
         .split(';')

@@ -11,8 +11,8 @@ use crate::config::{ConfigError, WiseConfig};
 use crate::endpoint::TokenEndpoint;
 use crate::events::{EventHandler, Events};
 use crate::flow::{
-    FlowCookie, FlowError, LinkCompleted, LinkOptions, LinkStart, MobileLinkStart, ProfileCheck,
-    Registration, RegistrationError,
+    FlowCookie, FlowError, LinkCompleted, LinkOptions, LinkStart, MobileCallback, MobileLinkStart,
+    OwnedMobileCallback, ProfileCheck, Registration, RegistrationError,
 };
 use crate::ids::{LinkKey, LinkNamespace, UserId};
 use crate::manager::{
@@ -21,7 +21,7 @@ use crate::manager::{
 };
 use crate::seal::{EncryptionKeys, Sealer};
 use crate::secret::{AccessToken, RegistrationCode};
-use crate::store::{MemoryPendingStore, MemoryTokenStore, PendingStore, TokenStore};
+use crate::store::{shared, MemoryPendingStore, MemoryTokenStore, PendingStore, TokenStore};
 
 /// The shared state behind a [`WiseOAuth`] handle.
 pub(crate) struct Core {
@@ -107,28 +107,31 @@ impl fmt::Debug for WiseOAuthBuilder {
 impl WiseOAuthBuilder {
     /// Where links (tokens) are kept. Default: a [`MemoryTokenStore`] (lost on restart;
     /// fine for tests and demos only).
+    ///
+    /// A store the app also uses elsewhere can be passed as an `Arc` (`Arc<S>` and
+    /// `Arc<dyn TokenStore>` are stores too; an `Arc<dyn TokenStore>` is kept as it is).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use wise_oauth_core::{ClientSecret, MemoryTokenStore, TokenStore, WiseConfig, WiseOAuth};
+    /// # let config = WiseConfig::builder("id", ClientSecret::new("s"), "https://app.example.com/cb")
+    /// #     .build()
+    /// #     .unwrap();
+    /// let shared: Arc<dyn TokenStore> = Arc::new(MemoryTokenStore::new());
+    /// let wise = WiseOAuth::builder(config).store(shared.clone()).build().unwrap();
+    /// # let _ = wise;
+    /// ```
     pub fn store(mut self, store: impl TokenStore) -> Self {
-        self.store = Some(Arc::new(store));
-        self
-    }
-
-    /// Like [`store`](Self::store), for a store that is already shared.
-    pub fn store_arc(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.store = Some(store);
+        self.store = Some(shared(store, |s| Arc::new(s) as Arc<dyn TokenStore>));
         self
     }
 
     /// Where flows in progress are kept (30 minutes each). Default: a
     /// [`MemoryPendingStore`], which works only when the callback reaches the instance
-    /// that started the flow; use a shared store behind a load balancer.
+    /// that started the flow; use a shared store behind a load balancer. Like
+    /// [`store`](Self::store), an `Arc` of a pending store is one too.
     pub fn pending_store(mut self, store: impl PendingStore) -> Self {
-        self.pending = Some(Arc::new(store));
-        self
-    }
-
-    /// Like [`pending_store`](Self::pending_store), for a store that is already shared.
-    pub fn pending_store_arc(mut self, store: Arc<dyn PendingStore>) -> Self {
-        self.pending = Some(store);
+        self.pending = Some(shared(store, |s| Arc::new(s) as Arc<dyn PendingStore>));
         self
     }
 
@@ -358,26 +361,12 @@ impl WiseOAuth {
 
     /// Starts linking `user`'s Wise account from a browser.
     ///
-    /// `return_to` is a local path to land on afterwards (anything else becomes `/`);
-    /// `binding_cookie` is the value of the browser's [`FlowCookie::NAME`] cookie, if any
-    /// (it is reused so several tabs can link at once). Redirect the browser (303) to
+    /// `options` may name a local path to land on afterwards and a `claim_account_code`
+    /// ([`LinkOptions::default`] for none); `binding_cookie` is the value of the browser's
+    /// [`BINDING_COOKIE_NAME`](crate::BINDING_COOKIE_NAME) cookie, if any (it is reused so
+    /// several tabs can link at once). Redirect the browser (303) to
     /// [`LinkStart::authorize_url`] and send [`LinkStart::set_cookie`] as `Set-Cookie`.
     pub async fn start_link(
-        &self,
-        user: &UserId,
-        return_to: Option<&str>,
-        binding_cookie: Option<&str>,
-    ) -> Result<LinkStart, FlowError> {
-        let mut options = LinkOptions::new();
-        if let Some(path) = return_to {
-            options = options.return_to(path);
-        }
-        self.core.start_web(user, &options, binding_cookie).await
-    }
-
-    /// Like [`start_link`](Self::start_link), with [`LinkOptions`] (for example a
-    /// `claim_account_code`).
-    pub async fn start_link_with(
         &self,
         user: &UserId,
         options: &LinkOptions,
@@ -390,7 +379,7 @@ impl WiseOAuth {
     ///
     /// `raw_query` is the callback's query string exactly as received (still
     /// percent-encoded, without or with the leading `?`); `binding_cookie` the value of
-    /// the [`FlowCookie::NAME`] cookie. The state is consumed whatever the outcome. On
+    /// the [`BINDING_COOKIE_NAME`](crate::BINDING_COOKIE_NAME) cookie. The state is consumed whatever the outcome. On
     /// success redirect (303) to [`LinkCompleted::return_to`] with
     /// `Referrer-Policy: no-referrer` and `Cache-Control: no-store`.
     pub async fn complete_link(
@@ -419,34 +408,18 @@ impl WiseOAuth {
         self.core.start_mobile(user).await
     }
 
-    /// Completes a mobile flow from the deep link's `code`, `state` and `profileId`,
-    /// forwarded by the app (for example as JSON).
+    /// Completes a mobile flow from what the app forwards of the deep link Wise called:
+    /// its `code`, `state` and `profileId` ([`MobileCallback::Fields`]), or its raw query
+    /// ([`MobileCallback::Query`], which also carries `error=access_denied` and the other
+    /// error redirects). The state is consumed whatever the outcome.
     pub async fn complete_mobile_link(
         &self,
         user: &UserId,
-        code: &str,
-        state: &str,
-        profile_id: Option<&str>,
+        callback: MobileCallback<'_>,
     ) -> Result<LinkCompleted, FlowError> {
         let (core, user) = (self.core.clone(), user.clone());
-        let (code, state) = (code.to_owned(), state.to_owned());
-        let profile_id = profile_id.map(str::to_owned);
-        detached(async move {
-            core.complete_mobile_fields(&user, &code, &state, profile_id.as_deref())
-                .await
-        })
-        .await
-    }
-
-    /// Completes a mobile flow from the deep link's raw query (also handles
-    /// `error=access_denied` and other error redirects).
-    pub async fn complete_mobile_callback(
-        &self,
-        user: &UserId,
-        raw_query: &str,
-    ) -> Result<LinkCompleted, FlowError> {
-        let (core, user, query) = (self.core.clone(), user.clone(), raw_query.to_owned());
-        detached(async move { core.complete_mobile_query(&user, &query).await }).await
+        let callback = OwnedMobileCallback::from(callback);
+        detached(async move { core.complete_mobile(&user, &callback).await }).await
     }
 
     // ----- tokens -------------------------------------------------------------------

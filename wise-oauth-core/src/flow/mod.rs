@@ -39,7 +39,8 @@ use pending::{FlowKind, PendingLink, FLOW_TTL};
 /// The longest `claim_account_code` accepted, in bytes.
 const MAX_CLAIM_CODE_LEN: usize = 512;
 
-/// Options of [`WiseOAuth::start_link_with`](crate::WiseOAuth::start_link_with).
+/// Options of [`WiseOAuth::start_link`](crate::WiseOAuth::start_link); [`LinkOptions::default`]
+/// sets none.
 ///
 /// `Debug` redacts the claim-account code.
 #[derive(Clone, Default)]
@@ -151,6 +152,74 @@ impl fmt::Debug for MobileLinkStart {
             .field("authorize_url", &url_without_query(&self.authorize_url))
             .field("state", &self.state)
             .finish()
+    }
+}
+
+/// What a mobile app forwards to its backend of the deep link Wise redirected to, for
+/// [`WiseOAuth::complete_mobile_link`](crate::WiseOAuth::complete_mobile_link).
+///
+/// ```
+/// use wise_oauth_core::MobileCallback;
+/// // The fields, for example from a JSON body `{"code", "state", "profileId"}`:
+/// let fields = MobileCallback::Fields { code: "abc", state: "xyz", profile_id: Some("30000000") };
+/// // Or the deep link's raw query (also carries `error=access_denied`):
+/// let query = MobileCallback::Query("error=access_denied&state=xyz");
+/// # let _ = (fields, query);
+/// ```
+#[derive(Clone, Copy)]
+pub enum MobileCallback<'a> {
+    /// The deep link's `code`, `state` and `profileId` (if any).
+    Fields {
+        /// The `code` parameter.
+        code: &'a str,
+        /// The `state` parameter.
+        state: &'a str,
+        /// The `profileId` parameter, a hint verified through the Wise API.
+        profile_id: Option<&'a str>,
+    },
+    /// The deep link's raw query string, still percent-encoded (without or with the
+    /// leading `?`).
+    Query(&'a str),
+}
+
+impl fmt::Debug for MobileCallback<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fields { profile_id, .. } => f
+                .debug_struct("Fields")
+                .field("code", &"[redacted]")
+                .field("state", &"[redacted]")
+                .field("profile_id", profile_id)
+                .finish(),
+            Self::Query(_) => f.write_str("Query([redacted])"),
+        }
+    }
+}
+
+/// A [`MobileCallback`] moved into the completion task.
+pub(crate) enum OwnedMobileCallback {
+    Fields {
+        code: String,
+        state: String,
+        profile_id: Option<String>,
+    },
+    Query(String),
+}
+
+impl From<MobileCallback<'_>> for OwnedMobileCallback {
+    fn from(callback: MobileCallback<'_>) -> Self {
+        match callback {
+            MobileCallback::Fields {
+                code,
+                state,
+                profile_id,
+            } => Self::Fields {
+                code: code.to_owned(),
+                state: state.to_owned(),
+                profile_id: profile_id.map(str::to_owned),
+            },
+            MobileCallback::Query(query) => Self::Query(query.to_owned()),
+        }
     }
 }
 
@@ -306,27 +375,24 @@ impl Core {
             .await
     }
 
-    /// Completes a mobile flow from the deep link's raw query.
-    pub(crate) async fn complete_mobile_query(
+    /// Completes a mobile flow from what the app forwarded.
+    pub(crate) async fn complete_mobile(
         &self,
         user: &UserId,
-        raw_query: &str,
+        callback: &OwnedMobileCallback,
     ) -> Result<LinkCompleted, FlowError> {
-        let issuers = self.issuers();
-        let issuers = [issuers[0].as_str(), issuers[1].as_str()];
-        let parsed = callback::parse(raw_query, &issuers);
-        self.complete(user, parsed, None, FlowKind::Mobile).await
-    }
-
-    /// Completes a mobile flow from the fields the app forwards.
-    pub(crate) async fn complete_mobile_fields(
-        &self,
-        user: &UserId,
-        code: &str,
-        state: &str,
-        profile_id: Option<&str>,
-    ) -> Result<LinkCompleted, FlowError> {
-        let parsed = callback::from_fields(code, state, profile_id);
+        let parsed = match callback {
+            OwnedMobileCallback::Fields {
+                code,
+                state,
+                profile_id,
+            } => callback::from_fields(code, state, profile_id.as_deref()),
+            OwnedMobileCallback::Query(raw_query) => {
+                let issuers = self.issuers();
+                let issuers = [issuers[0].as_str(), issuers[1].as_str()];
+                callback::parse(raw_query, &issuers)
+            }
+        };
         self.complete(user, parsed, None, FlowKind::Mobile).await
     }
 

@@ -4,7 +4,9 @@
 //! (encrypted when a key is configured), so any store, built-in or your own, gets
 //! encryption at rest for free.
 
+use std::any::Any;
 use std::fmt::{self, Debug};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -265,6 +267,79 @@ pub trait PendingStore: Send + Sync + Debug + 'static {
     async fn take(&self, state_hash: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
+/// A shared store is a store: pass an `Arc` (for example an `Arc<dyn TokenStore>` that
+/// other parts of the app also use) wherever a [`TokenStore`] is expected.
+#[async_trait]
+impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
+    async fn load(&self, key: &LinkKey) -> Result<Option<Versioned<LinkRecord>>, StoreError> {
+        (**self).load(key).await
+    }
+
+    async fn save(
+        &self,
+        key: &LinkKey,
+        record: &LinkRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        (**self).save(key, record, expected).await
+    }
+
+    async fn delete(&self, key: &LinkKey) -> Result<bool, StoreError> {
+        (**self).delete(key).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        key: &LinkKey,
+        holder: LeaseHolder,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        (**self).acquire_lease(key, holder, ttl).await
+    }
+
+    async fn release_lease(&self, key: &LinkKey, holder: LeaseHolder) -> Result<(), StoreError> {
+        (**self).release_lease(key, holder).await
+    }
+}
+
+/// A shared pending store is a pending store (see the [`TokenStore`] impl for `Arc`).
+#[async_trait]
+impl<T: PendingStore + ?Sized> PendingStore for Arc<T> {
+    async fn insert(
+        &self,
+        state_hash: &[u8; 32],
+        owner: &LinkKey,
+        pending: &[u8],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        (**self).insert(state_hash, owner, pending, ttl).await
+    }
+
+    async fn take(&self, state_hash: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).take(state_hash).await
+    }
+}
+
+/// `store` as the library holds it, an `Arc<D>` (`D` a `dyn` store trait): a store that
+/// already is an `Arc<D>` is kept as it is (no second `Arc` around it); any other store is
+/// put in a new `Arc` by `new`.
+pub(crate) fn shared<S: Any, D: ?Sized + 'static>(
+    store: S,
+    new: impl FnOnce(S) -> Arc<D>,
+) -> Arc<D> {
+    let mut slot = Some(store);
+    if let Some(shared) = (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<Arc<D>>>()
+        .and_then(Option::take)
+    {
+        return shared;
+    }
+    match slot {
+        Some(store) => new(store),
+        None => unreachable!("only a matching downcast empties the slot"),
+    }
+}
+
 /// How many link flows one app user may have in progress at once.
 pub const MAX_PENDING_PER_USER: usize = 8;
 
@@ -276,3 +351,24 @@ pub mod conformance;
 
 pub use memory::MemoryTokenStore;
 pub use pending_memory::MemoryPendingStore;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_store_is_kept_as_it_is() {
+        let store: Arc<dyn TokenStore> = Arc::new(MemoryTokenStore::new());
+        let kept = shared(store.clone(), |s| Arc::new(s) as Arc<dyn TokenStore>);
+        assert!(Arc::ptr_eq(&store, &kept));
+        let pending: Arc<dyn PendingStore> = Arc::new(MemoryPendingStore::default());
+        let kept = shared(pending.clone(), |s| Arc::new(s) as Arc<dyn PendingStore>);
+        assert!(Arc::ptr_eq(&pending, &kept));
+        // Any other store (an `Arc` of a concrete store included) gets an `Arc` of its own.
+        let concrete = Arc::new(MemoryTokenStore::new());
+        let wrapped = shared(concrete.clone(), |s| Arc::new(s) as Arc<dyn TokenStore>);
+        assert_eq!(Arc::strong_count(&concrete), 2);
+        drop(wrapped);
+        assert_eq!(Arc::strong_count(&concrete), 1);
+    }
+}

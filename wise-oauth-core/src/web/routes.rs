@@ -10,7 +10,10 @@ use super::html;
 use super::mount::Mount;
 use super::reply::Reply;
 use super::request::RequestInfo;
-use crate::{FlowError, LinkView, TokenError, UserId, WiseOAuth, BINDING_COOKIE_NAME};
+use crate::{
+    FlowError, LinkOptions, LinkView, MobileCallback, TokenError, UserId, WiseOAuth,
+    BINDING_COOKIE_NAME,
+};
 
 /// The largest JSON body [`mobile_complete`] accepts, in bytes.
 pub const MAX_MOBILE_BODY: usize = 8 * 1024;
@@ -286,9 +289,12 @@ pub async fn connect(
     let Some(user) = user else {
         return not_logged_in(req);
     };
-    let return_to = single_param(req.raw_query(), "return_to").ok().flatten();
+    let mut options = LinkOptions::default();
+    if let Some(return_to) = single_param(req.raw_query(), "return_to").ok().flatten() {
+        options = options.return_to(return_to);
+    }
     match wise
-        .start_link(user, return_to.as_deref(), req.cookie(BINDING_COOKIE_NAME))
+        .start_link(user, &options, req.cookie(BINDING_COOKIE_NAME))
         .await
     {
         Ok(start) => Reply::see_other(start.authorize_url().as_str())
@@ -507,7 +513,14 @@ pub async fn mobile_complete(
     let mut api = RequestInfo::new("POST", req.path());
     api.header("accept", b"application/json");
     match wise
-        .complete_mobile_link(user, &input.code, &input.state, profile.as_deref())
+        .complete_mobile_link(
+            user,
+            MobileCallback::Fields {
+                code: &input.code,
+                state: &input.state,
+                profile_id: profile.as_deref(),
+            },
+        )
         .await
     {
         Ok(done) => Reply::json(

@@ -160,7 +160,7 @@ pub fn instance(
     settings: &Settings,
 ) -> WiseOAuth {
     WiseOAuth::builder(config(mock, settings))
-        .store_arc(store)
+        .store(store)
         .clock(MockClock(mock.clone()))
         .on_event(events.handler())
         .build()
@@ -237,7 +237,10 @@ pub async fn consent(
     email: &str,
 ) -> (String, String) {
     mock.set_auto_approve(Some(email));
-    let start = wise.start_link(user, None, None).await.unwrap();
+    let start = wise
+        .start_link(user, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = start
         .set_cookie()
         .split(';')
