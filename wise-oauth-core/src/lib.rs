@@ -10,7 +10,7 @@
 //! your app (the adapters do exactly this for you) and ask for tokens anywhere:
 //!
 //! ```no_run
-//! use wise_oauth_core::{FlowCookie, LinkOptions, UserId, WiseConfig, WiseOAuth};
+//! use wise_oauth_core::{LinkOptions, UserId, WiseConfig, WiseOAuth, BINDING_COOKIE_NAME};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! // WISE_ENV, WISE_CLIENT_ID, WISE_CLIENT_SECRET, WISE_REDIRECT_URI, ...
@@ -19,7 +19,7 @@
 //! let user = UserId::new("user-42")?;
 //!
 //! // GET /wise/connect: redirect (303) to Wise with the browser-binding cookie.
-//! let browser_cookie: Option<&str> = None; // value of the `wise_oauth_binding` cookie
+//! let browser_cookie: Option<&str> = None; // value of the BINDING_COOKIE_NAME cookie
 //! let options = LinkOptions::default().return_to("/settings");
 //! let start = wise.start_link(&user, &options, browser_cookie).await?;
 //! let (location, set_cookie) = (start.authorize_url().as_str(), start.set_cookie());
@@ -33,7 +33,7 @@
 //!     // error.status() and error.reason() ("unknown_state", "access_denied", ...)
 //!     Err(error) => eprintln!("{} {}", error.status(), error.reason()),
 //! }
-//! # let _ = FlowCookie::NAME;
+//! # let _ = BINDING_COOKIE_NAME;
 //!
 //! // Anywhere later: an access token that is valid (refreshed and stored when needed).
 //! let token = wise.token(&user).await?;
@@ -96,9 +96,9 @@ pub use config::{
 pub use endpoint::{OAuthErrorCode, TransportError, WiseError};
 pub use events::{EventHandler, WiseEvent};
 pub use flow::{
-    CallbackProblem, FlowCookie, FlowError, LinkCompleted, LinkOptions, LinkStart, MobileCallback,
+    CallbackProblem, FlowError, LinkCompleted, LinkOptions, LinkStart, MobileCallback,
     MobileLinkStart, ProfileCheck, ProviderErrorCode, Registration, RegistrationError,
-    BINDING_COOKIE, BINDING_COOKIE_NAME, DEFAULT_RETURN_TO,
+    BINDING_COOKIE_NAME, DEFAULT_RETURN_TO,
 };
 pub use ids::{InvalidProfileId, InvalidUserId, LinkKey, ProfileId, UserId, MAX_USER_ID_LEN};
 pub use manager::{LinkView, TokenError, ValidToken};

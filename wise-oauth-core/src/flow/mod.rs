@@ -28,7 +28,8 @@ use crate::ids::{LinkKey, ProfileId, UserId};
 use crate::secret::{AccessToken, CsrfState};
 use crate::wise::Core;
 
-pub use cookie::{FlowCookie, BINDING_COOKIE, BINDING_COOKIE_NAME};
+pub(crate) use cookie::FlowCookie;
+pub use cookie::BINDING_COOKIE_NAME;
 pub use error::{CallbackProblem, FlowError, ProviderErrorCode, Registration, RegistrationError};
 pub use return_to::DEFAULT_RETURN_TO;
 pub use veto::ProfileCheck;
