@@ -77,6 +77,7 @@ pub struct WiseOAuthBuilder {
     late_completion_bound: Option<Duration>,
     max_concurrent_refreshes: Option<usize>,
     cache_capacity: Option<u64>,
+    revalidate_after: Option<Duration>,
 }
 
 /// The accepted range of [`WiseOAuthBuilder::lease_ttl`].
@@ -84,6 +85,9 @@ const MIN_LEASE_TTL: Duration = Duration::from_secs(2);
 const MAX_LEASE_TTL: Duration = Duration::from_secs(5 * 60);
 /// The largest [`WiseOAuthBuilder::max_concurrent_refreshes`].
 const MAX_CONCURRENT_REFRESHES: usize = 10_000;
+/// The accepted range of [`WiseOAuthBuilder::revalidate_after`].
+const MIN_REVALIDATE_AFTER: Duration = Duration::from_secs(1);
+const MAX_REVALIDATE_AFTER: Duration = Duration::from_secs(10 * 60);
 
 impl fmt::Debug for WiseOAuthBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -100,6 +104,7 @@ impl fmt::Debug for WiseOAuthBuilder {
             .field("late_completion_bound", &self.late_completion_bound)
             .field("max_concurrent_refreshes", &self.max_concurrent_refreshes)
             .field("cache_capacity", &self.cache_capacity)
+            .field("revalidate_after", &self.revalidate_after)
             .finish()
     }
 }
@@ -219,6 +224,29 @@ impl WiseOAuthBuilder {
         self
     }
 
+    /// How long a link read from the store is served from the in-memory cache before it is
+    /// read again. Within this period this instance does not see what another instance
+    /// wrote (a refresh, an unlink, a re-link verdict); a token Wise rejected meanwhile is
+    /// replaced by [`WiseOAuth::token_after_unauthorized`]. Shorter costs more store reads.
+    /// Default: 30 seconds; [`build`](Self::build) accepts 1 second to 10 minutes.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use wise_oauth_core::{ClientSecret, WiseConfig, WiseOAuth};
+    /// # let config = WiseConfig::builder("id", ClientSecret::new("s"), "https://app.example.com/cb")
+    /// #     .build()
+    /// #     .unwrap();
+    /// let wise = WiseOAuth::builder(config)
+    ///     .revalidate_after(Duration::from_secs(5))
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = wise;
+    /// ```
+    pub fn revalidate_after(mut self, period: Duration) -> Self {
+        self.revalidate_after = Some(period);
+        self
+    }
+
     /// Builds the handle: creates the HTTP client and checks the settings.
     pub fn build(self) -> Result<WiseOAuth, ConfigError> {
         let lease_ttl = self.lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
@@ -266,6 +294,13 @@ impl WiseOAuthBuilder {
                 reason: "must be above zero",
             });
         }
+        let revalidate_after = self.revalidate_after.unwrap_or(defaults.revalidate_after);
+        if !(MIN_REVALIDATE_AFTER..=MAX_REVALIDATE_AFTER).contains(&revalidate_after) {
+            return Err(ConfigError::Invalid {
+                setting: "revalidate_after",
+                reason: "must be between 1 second and 10 minutes",
+            });
+        }
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let sealer = Arc::new(
             Sealer::try_new(self.keys).map_err(|_| ConfigError::Invalid {
@@ -293,6 +328,7 @@ impl WiseOAuthBuilder {
                 late_completion_bound,
                 max_concurrent_refreshes,
                 cache_capacity,
+                revalidate_after,
                 ..defaults
             },
         );
@@ -344,6 +380,7 @@ impl WiseOAuth {
             late_completion_bound: None,
             max_concurrent_refreshes: None,
             cache_capacity: None,
+            revalidate_after: None,
         }
     }
 
@@ -534,5 +571,39 @@ mod tests {
         let small = builder().cache_capacity(5).build().unwrap();
         assert_eq!(small.core.manager.settings().cache_capacity, 5);
         assert_eq!(small.core.manager.cache_capacity(), 5);
+    }
+
+    #[test]
+    fn the_revalidation_period_reaches_the_manager_and_is_checked() {
+        let default = builder().build().unwrap();
+        assert_eq!(
+            default.core.manager.settings().revalidate_after,
+            Duration::from_secs(30)
+        );
+        let short = builder()
+            .revalidate_after(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        assert_eq!(
+            short.core.manager.settings().revalidate_after,
+            Duration::from_secs(1)
+        );
+        for bad in [
+            Duration::ZERO,
+            Duration::from_millis(999),
+            Duration::from_secs(601),
+        ] {
+            let err = builder().revalidate_after(bad).build().unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::Invalid {
+                        setting: "revalidate_after",
+                        ..
+                    }
+                ),
+                "{bad:?}: {err:?}"
+            );
+        }
     }
 }
