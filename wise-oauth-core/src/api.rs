@@ -170,34 +170,6 @@ impl WiseApi {
         }
     }
 
-    /// `POST /v1/users/exists` with a client-credentials token (an optional pre-check
-    /// before [`signup`](Self::signup); the registration flow may skip it).
-    #[allow(dead_code)]
-    pub(crate) async fn user_exists(
-        &self,
-        app_token: &AccessToken,
-        email: &str,
-    ) -> Result<bool, WiseError> {
-        let body = serde_json::json!({ "email": email });
-        let raw = self
-            .send(
-                Method::POST,
-                &["v1", "users", "exists"],
-                app_token,
-                Some(body),
-                Repeatable::Yes,
-                "user_exists",
-            )
-            .await?;
-        if !(200..300).contains(&raw.status) {
-            return Err(classify(raw));
-        }
-        match json(&raw.body)?.get("exists") {
-            Some(Value::Bool(b)) => Ok(*b),
-            _ => Err(malformed("exists is not a boolean")),
-        }
-    }
-
     /// `POST /v1/user/signup/registration_code` with a client-credentials token.
     /// 409 (`NOT_UNIQUE`) → [`SignupOutcome::AlreadyExists`].
     pub(crate) async fn signup(

@@ -385,7 +385,7 @@ impl Sealer {
     ///
     /// If `keys` is `Some` but empty; check [`EncryptionKeys::is_empty`] first (or use
     /// [`Sealer::try_new`]) to report it as a configuration error.
-    #[allow(dead_code)] // the library builds its sealer with `try_new`; tests use this
+    #[cfg(test)] // the library builds its sealer with `try_new`
     pub(crate) fn new(keys: Option<EncryptionKeys>) -> Self {
         match Self::try_new(keys) {
             Ok(sealer) => sealer,
@@ -399,12 +399,6 @@ impl Sealer {
             Some(keys) if keys.is_empty() => Err(InvalidKeys::Empty),
             keys => Ok(Self { keys }),
         }
-    }
-
-    /// Whether values are encrypted.
-    #[allow(dead_code)] // for diagnostics and tests
-    pub(crate) fn is_encrypted(&self) -> bool {
-        self.keys.is_some()
     }
 
     /// Seals a token set for the link `key` and `profile_id`.
@@ -898,6 +892,6 @@ mod tests {
             InvalidKeys::DuplicateId { position: 2 }
         );
         assert!(Sealer::try_new(Some(EncryptionKeys::new())).is_err());
-        assert!(!Sealer::new(None).is_encrypted());
+        assert!(Sealer::new(None).keys.is_none());
     }
 }
