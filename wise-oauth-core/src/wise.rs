@@ -11,8 +11,9 @@ use crate::config::{ConfigError, WiseConfig};
 use crate::endpoint::TokenEndpoint;
 use crate::events::{EventHandler, Events};
 use crate::flow::{
-    FlowCookie, FlowError, LinkCompleted, LinkOptions, LinkStart, MobileCallback, MobileLinkStart,
-    OwnedMobileCallback, ProfileCheck, Registration, RegistrationError,
+    FlowCookie, FlowError, LinkCompleted, LinkFlow, LinkFlowParts, LinkOptions, LinkStart,
+    MobileCallback, MobileLinkStart, OwnedMobileCallback, ProfileCheck, Registration,
+    RegistrationError,
 };
 use crate::ids::{LinkKey, LinkNamespace, UserId};
 use crate::manager::{
@@ -23,25 +24,23 @@ use crate::seal::{EncryptionKeys, Sealer};
 use crate::secret::{AccessToken, RegistrationCode};
 use crate::store::{shared, MemoryPendingStore, MemoryTokenStore, PendingStore, TokenStore};
 
-/// The shared state behind a [`WiseOAuth`] handle.
-pub(crate) struct Core {
-    pub(crate) config: WiseConfig,
-    pub(crate) endpoint: Arc<TokenEndpoint>,
-    pub(crate) api: WiseApi,
-    pub(crate) manager: TokenManager,
-    pub(crate) pending: Arc<dyn PendingStore>,
-    pub(crate) sealer: Arc<Sealer>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) profile_check: Option<Arc<dyn ProfileCheck>>,
-    /// Environment and client of every link key, shared (see [`Core::link_key`]).
-    pub(crate) namespace: LinkNamespace,
+/// The shared state behind a [`WiseOAuth`] handle: each part owns its own state, the
+/// handle only delegates.
+struct Core {
+    config: WiseConfig,
+    /// The tokens: cache, refresh protocol, store.
+    manager: TokenManager,
+    /// The link flows: pending store, sealer of pending records, profile check.
+    flow: LinkFlow,
+    /// Environment and client of every link key, shared (see [`WiseOAuth::link_key`]).
+    namespace: LinkNamespace,
 }
 
 impl fmt::Debug for Core {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WiseOAuth")
             .field("config", &self.config)
-            .field("pending", &self.pending)
+            .field("flow", &self.flow)
             .field("manager", &self.manager)
             .finish_non_exhaustive()
     }
@@ -332,20 +331,25 @@ impl WiseOAuthBuilder {
                 ..defaults
             },
         );
+        let namespace =
+            LinkNamespace::new(self.config.environment().name(), self.config.client_id());
+        let flow = LinkFlow::new(LinkFlowParts {
+            config: self.config.clone(),
+            endpoint,
+            api,
+            manager: manager.clone(),
+            pending,
+            sealer,
+            clock,
+            profile_check: self.profile_check,
+            namespace: namespace.clone(),
+        });
         Ok(WiseOAuth {
             core: Arc::new(Core {
-                namespace: LinkNamespace::new(
-                    self.config.environment().name(),
-                    self.config.client_id(),
-                ),
                 config: self.config,
-                endpoint,
-                api,
                 manager,
-                pending,
-                sealer,
-                clock,
-                profile_check: self.profile_check,
+                flow,
+                namespace,
             }),
         })
     }
@@ -391,7 +395,7 @@ impl WiseOAuth {
 
     /// The store key of `user`'s link in this configuration (environment, client, user).
     pub fn link_key(&self, user: &UserId) -> LinkKey {
-        self.core.link_key(user)
+        self.core.namespace.key(user)
     }
 
     // ----- web link flow ------------------------------------------------------------
@@ -409,7 +413,10 @@ impl WiseOAuth {
         options: &LinkOptions,
         binding_cookie: Option<&str>,
     ) -> Result<LinkStart, FlowError> {
-        self.core.start_web(user, options, binding_cookie).await
+        self.core
+            .flow
+            .start_web(user, options, binding_cookie)
+            .await
     }
 
     /// Completes a web link flow on the callback route.
@@ -427,13 +434,18 @@ impl WiseOAuth {
     ) -> Result<LinkCompleted, FlowError> {
         let (core, user) = (self.core.clone(), user.clone());
         let (query, cookie) = (raw_query.to_owned(), binding_cookie.map(str::to_owned));
-        detached(async move { core.complete_web(&user, &query, cookie.as_deref()).await }).await
+        detached(async move {
+            core.flow
+                .complete_web(&user, &query, cookie.as_deref())
+                .await
+        })
+        .await
     }
 
     /// The `Set-Cookie` value that deletes the binding cookie (with `Secure` unless the
     /// redirect URI is plain `http`).
     pub fn clear_binding_cookie(&self) -> String {
-        FlowCookie::clear(self.core.secure_cookie())
+        FlowCookie::clear(self.core.flow.secure_cookie())
     }
 
     // ----- mobile link flow ---------------------------------------------------------
@@ -442,7 +454,7 @@ impl WiseOAuth {
     /// `mobile_redirect_uri` (a deep link). [`FlowError::Misconfigured`] when none is
     /// configured.
     pub async fn start_mobile_link(&self, user: &UserId) -> Result<MobileLinkStart, FlowError> {
-        self.core.start_mobile(user).await
+        self.core.flow.start_mobile(user).await
     }
 
     /// Completes a mobile flow from what the app forwards of the deep link Wise called:
@@ -456,7 +468,7 @@ impl WiseOAuth {
     ) -> Result<LinkCompleted, FlowError> {
         let (core, user) = (self.core.clone(), user.clone());
         let callback = OwnedMobileCallback::from(callback);
-        detached(async move { core.complete_mobile(&user, &callback).await }).await
+        detached(async move { core.flow.complete_mobile(&user, &callback).await }).await
     }
 
     // ----- tokens -------------------------------------------------------------------
@@ -528,7 +540,7 @@ impl WiseOAuth {
         email: &str,
         code: &RegistrationCode,
     ) -> Result<Registration, RegistrationError> {
-        self.core.register(user, email, code).await
+        self.core.flow.register(user, email, code).await
     }
 }
 

@@ -19,14 +19,21 @@ mod veto;
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 use futures::FutureExt as _;
 
 use url::Url;
 
-use crate::ids::{LinkKey, ProfileId, UserId};
+use crate::api::WiseApi;
+use crate::clock::Clock;
+use crate::config::WiseConfig;
+use crate::endpoint::TokenEndpoint;
+use crate::ids::{LinkKey, LinkNamespace, ProfileId, UserId};
+use crate::manager::TokenManager;
+use crate::seal::Sealer;
 use crate::secret::{AccessToken, CsrfState};
-use crate::wise::Core;
+use crate::store::PendingStore;
 
 pub(crate) use cookie::FlowCookie;
 pub use cookie::BINDING_COOKIE_NAME;
@@ -248,7 +255,69 @@ impl LinkCompleted {
     }
 }
 
-impl Core {
+/// The link flows (web, mobile, registration) and the state they own: the pending store,
+/// the sealer of pending records, the configuration's URLs and the app's profile check.
+/// Completed links are handed to the [`TokenManager`], which owns the tokens.
+pub(crate) struct LinkFlow {
+    config: WiseConfig,
+    endpoint: Arc<TokenEndpoint>,
+    api: WiseApi,
+    manager: TokenManager,
+    pending: Arc<dyn PendingStore>,
+    sealer: Arc<Sealer>,
+    clock: Arc<dyn Clock>,
+    profile_check: Option<Arc<dyn ProfileCheck>>,
+    namespace: LinkNamespace,
+}
+
+/// The parts a [`LinkFlow`] is made of.
+pub(crate) struct LinkFlowParts {
+    pub(crate) config: WiseConfig,
+    pub(crate) endpoint: Arc<TokenEndpoint>,
+    pub(crate) api: WiseApi,
+    pub(crate) manager: TokenManager,
+    pub(crate) pending: Arc<dyn PendingStore>,
+    pub(crate) sealer: Arc<Sealer>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) profile_check: Option<Arc<dyn ProfileCheck>>,
+    pub(crate) namespace: LinkNamespace,
+}
+
+impl fmt::Debug for LinkFlow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkFlow")
+            .field("pending", &self.pending)
+            .field("profile_check", &self.profile_check.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LinkFlow {
+    pub(crate) fn new(parts: LinkFlowParts) -> Self {
+        let LinkFlowParts {
+            config,
+            endpoint,
+            api,
+            manager,
+            pending,
+            sealer,
+            clock,
+            profile_check,
+            namespace,
+        } = parts;
+        Self {
+            config,
+            endpoint,
+            api,
+            manager,
+            pending,
+            sealer,
+            clock,
+            profile_check,
+            namespace,
+        }
+    }
+
     /// Whether the binding cookie carries `Secure`.
     pub(crate) fn secure_cookie(&self) -> bool {
         cookie::secure_for(self.config.redirect_uri())
