@@ -30,9 +30,6 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub struct Version(u64);
 
 impl Version {
-    /// The version of a link's first record.
-    pub const FIRST: Version = Version(1);
-
     /// Wraps a version number read back from a store.
     pub const fn new(version: u64) -> Self {
         Self(version)
