@@ -176,7 +176,7 @@ fn memory(args: &Args) {
         mock.shutdown().await;
         (wise, record)
     });
-    let sealed_len = record.sealed_tokens.0.len();
+    let sealed_len = record.sealed_tokens.as_bytes().len();
     // Ids made before the first reading, so only the store's share is measured.
     let users: Vec<String> = (0..links)
         .map(|_| uuid::Uuid::new_v4().to_string())
@@ -187,7 +187,7 @@ fn memory(args: &Args) {
         for id in &users {
             let key: LinkKey = key_of.link_key(&UserId::new(id).unwrap());
             let mut value = record.clone();
-            value.sealed_tokens.0 = record.sealed_tokens.0.clone();
+            value.sealed_tokens = record.sealed_tokens.clone();
             store.save(&key, &value, None).await.unwrap();
         }
     });
@@ -416,7 +416,7 @@ async fn waves(args: &Args) {
         .iter()
         .map(|s| {
             WiseOAuth::builder(support::config(&mock))
-                .store_arc(s.clone())
+                .store(s.clone())
                 .clock(support::MockClock(mock.clone()))
                 .max_concurrent_refreshes(bound)
                 .build()
@@ -545,7 +545,10 @@ struct FlowTimes {
 /// persist).
 async fn one_flow(wise: &WiseOAuth, http: &reqwest::Client, user: &UserId) -> FlowTimes {
     let t0 = Instant::now();
-    let start = wise.start_link(user, None, None).await.unwrap();
+    let start = wise
+        .start_link(user, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = start
         .set_cookie()
         .split(';')

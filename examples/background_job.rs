@@ -75,7 +75,7 @@ async fn link(
     email: &str,
 ) -> Result<(), Box<dyn Error>> {
     mock.set_auto_approve(Some(email));
-    let start = wise.start_link(user, None, None).await?;
+    let start = wise.start_link(user, &Default::default(), None).await?;
     let cookie = start
         .set_cookie()
         .split(';')

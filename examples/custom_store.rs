@@ -214,7 +214,7 @@ impl StoredLink {
             access_expires_at: record.access_expires_at,
             linked_at: record.linked_at,
             updated_at: record.updated_at,
-            sealed_tokens: to_hex(&record.sealed_tokens.0),
+            sealed_tokens: to_hex(record.sealed_tokens.as_bytes()),
         }
     }
 
@@ -232,7 +232,7 @@ impl StoredLink {
             self.access_expires_at,
             self.linked_at,
             self.updated_at,
-            SealedTokens(from_hex(&self.sealed_tokens)?),
+            SealedTokens::new(from_hex(&self.sealed_tokens)?),
         ))
     }
 }
@@ -249,7 +249,7 @@ impl TokenStore for JsonFileStore {
             None => Ok(None),
             Some(link) => Ok(Some(Versioned {
                 value: link.to_record()?,
-                version: Version(entry.version),
+                version: Version::new(entry.version),
             })),
         }
     }
@@ -268,7 +268,7 @@ impl TokenStore for JsonFileStore {
             let current = index
                 .map(|i| &state.links[i])
                 .filter(|e| e.link.is_some())
-                .map(|e| Version(e.version));
+                .map(|e| Version::new(e.version));
             if current != expected {
                 return Err(StoreError::Conflict);
             }
@@ -285,7 +285,7 @@ impl TokenStore for JsonFileStore {
             };
             entry.version += 1;
             entry.link = Some(link);
-            Ok(Version(entry.version))
+            Ok(Version::new(entry.version))
         })
         .await
     }
@@ -432,7 +432,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Link app user "u-1001" through the real flow: start, Wise's consent, the callback.
     let user = UserId::new("u-1001")?;
-    let start = wise.start_link(&user, None, None).await?;
+    let start = wise.start_link(&user, &Default::default(), None).await?;
     let binding = start
         .set_cookie()
         .split(';')
@@ -466,7 +466,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .load(&wise.link_key(&user))
         .await?
         .ok_or("the link is not in the store")?;
-    let sealed = &record.value.sealed_tokens.0;
+    let sealed = &record.value.sealed_tokens.as_bytes();
     let file = tokio::fs::read(store.path()).await?;
     let access = token.access_token().expose_secret().as_bytes();
     let issued = emulator.user_tokens("alice@example.com");
@@ -478,7 +478,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "store file {} ({} bytes): record version {}, sealed tokens {} bytes",
         store.path().display(),
         file.len(),
-        record.version.0,
+        record.version.get(),
         sealed.len()
     );
     for (name, secret) in [("access", access), ("refresh", refresh.as_bytes())] {
@@ -523,13 +523,17 @@ mod tests {
             at,
             at,
             at,
-            SealedTokens(vec![0, 1, 255]),
+            SealedTokens::new(vec![0, 1, 255]),
         );
         let first = JsonFileStore::open(&path).await.unwrap();
         let v1 = first.save(&key, &record, None).await.unwrap();
         assert!(first.delete(&key).await.unwrap());
         let v2 = first.save(&key, &record, None).await.unwrap();
-        assert_eq!(v2, Version(v1.0 + 1), "versions continue after an unlink");
+        assert_eq!(
+            v2,
+            Version::new(v1.get() + 1),
+            "versions continue after an unlink"
+        );
         drop(first);
         let second = JsonFileStore::open(&path).await.unwrap();
         let loaded = second.load(&key).await.unwrap().expect("still there");

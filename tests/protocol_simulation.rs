@@ -340,7 +340,7 @@ async fn run_seed(seed: u64, backend: Arc<Backend>) {
         let lost_before = store.lost.load(Ordering::SeqCst);
         let mut versions_before = Vec::new();
         for u in &users {
-            versions_before.push(stored(store.inner.as_ref(), &key(u)).await.version.0);
+            versions_before.push(stored(store.inner.as_ref(), &key(u)).await.version.get());
         }
         mock.advance_clock(EXPIRED);
         let mut ambiguous = 0u64;
@@ -466,7 +466,7 @@ async fn run_seed(seed: u64, backend: Arc<Backend>) {
         for (i, u) in users.iter().enumerate() {
             versions.push((
                 versions_before[i],
-                stored(store.inner.as_ref(), &key(u)).await.version.0,
+                stored(store.inner.as_ref(), &key(u)).await.version.get(),
             ));
         }
         assert!(

@@ -199,7 +199,10 @@ fn user(name: &str) -> UserId {
 /// Links `user` to alice's personal profile through the whole flow (auto-approve).
 async fn link(wise: &WiseOAuth, emulator: &MockWiseHandle, user: &UserId) {
     emulator.set_auto_approve(Some(ALICE));
-    let start = wise.start_link(user, None, None).await.expect("start link");
+    let start = wise
+        .start_link(user, &wise_oauth::LinkOptions::default(), None)
+        .await
+        .expect("start link");
     let cookie = start
         .set_cookie()
         .split(';')
@@ -399,7 +402,7 @@ async fn redis_lease_holder_killed_mid_refresh_loses_nothing() {
         .await
         .expect("load")
         .expect("still linked");
-    let (access, refresh) = plain_tokens(&stored.value.sealed_tokens.0);
+    let (access, refresh) = plain_tokens(&stored.value.sealed_tokens.as_bytes());
     assert_eq!(access, token.access_token().expose_secret());
     assert!(emulator.access_token_is_valid(&access));
     assert!(
@@ -440,7 +443,7 @@ async fn redis_records_are_sealed_with_keys_and_plain_without() {
             .await
             .expect("load")
             .expect("linked");
-        let sealed = &record.value.sealed_tokens.0;
+        let sealed = record.value.sealed_tokens.as_bytes();
         if encrypted {
             assert_no_token("sealed record", sealed, &tokens);
         } else {

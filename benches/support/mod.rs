@@ -46,7 +46,7 @@ pub fn config(mock: &MockWiseHandle) -> WiseConfig {
 /// A `WiseOAuth` on the emulator and `store`, following the emulator's clock.
 pub fn wise(mock: &MockWiseHandle, store: Arc<dyn TokenStore>) -> WiseOAuth {
     WiseOAuth::builder(config(mock))
-        .store_arc(store)
+        .store(store)
         .clock(MockClock(mock.clone()))
         .build()
         .unwrap()
@@ -81,7 +81,10 @@ pub async fn link(
     email: &str,
 ) {
     mock.set_auto_approve(Some(email));
-    let start = wise.start_link(user, None, None).await.unwrap();
+    let start = wise
+        .start_link(user, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = start
         .set_cookie()
         .split(';')

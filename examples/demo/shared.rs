@@ -212,8 +212,8 @@ impl Storage {
     /// (with a loud warning).
     pub(crate) fn apply(&self, builder: WiseOAuthBuilder) -> Result<WiseOAuthBuilder, String> {
         let builder = builder
-            .store_arc(self.tokens.clone())
-            .pending_store_arc(self.pending.clone());
+            .store(self.tokens.clone())
+            .pending_store(self.pending.clone());
         match EncryptionKeys::from_env() {
             Ok(keys) => Ok(builder.encryption(keys)),
             Err(InvalidKeys::NotSet { .. }) if self.is_durable() => {

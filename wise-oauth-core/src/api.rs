@@ -49,8 +49,7 @@ pub struct ProfileSummary {
 
 /// The result of creating a Wise user with a registration code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SignupOutcome {
+pub(crate) enum SignupOutcome {
     /// The user was created.
     Created {
         /// Wise's id of the new user.
@@ -168,34 +167,6 @@ impl WiseApi {
         match json(&raw.body)? {
             Value::Array(items) => items.iter().map(parse_profile).collect(),
             _ => Err(malformed("profiles response is not an array")),
-        }
-    }
-
-    /// `POST /v1/users/exists` with a client-credentials token (an optional pre-check
-    /// before [`signup`](Self::signup); the registration flow may skip it).
-    #[allow(dead_code)]
-    pub(crate) async fn user_exists(
-        &self,
-        app_token: &AccessToken,
-        email: &str,
-    ) -> Result<bool, WiseError> {
-        let body = serde_json::json!({ "email": email });
-        let raw = self
-            .send(
-                Method::POST,
-                &["v1", "users", "exists"],
-                app_token,
-                Some(body),
-                Repeatable::Yes,
-                "user_exists",
-            )
-            .await?;
-        if !(200..300).contains(&raw.status) {
-            return Err(classify(raw));
-        }
-        match json(&raw.body)?.get("exists") {
-            Some(Value::Bool(b)) => Ok(*b),
-            _ => Err(malformed("exists is not a boolean")),
         }
     }
 

@@ -10,7 +10,7 @@
 //! your app (the adapters do exactly this for you) and ask for tokens anywhere:
 //!
 //! ```no_run
-//! use wise_oauth_core::{FlowCookie, UserId, WiseConfig, WiseOAuth};
+//! use wise_oauth_core::{LinkOptions, UserId, WiseConfig, WiseOAuth, BINDING_COOKIE_NAME};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! // WISE_ENV, WISE_CLIENT_ID, WISE_CLIENT_SECRET, WISE_REDIRECT_URI, ...
@@ -19,8 +19,9 @@
 //! let user = UserId::new("user-42")?;
 //!
 //! // GET /wise/connect: redirect (303) to Wise with the browser-binding cookie.
-//! let browser_cookie: Option<&str> = None; // value of the `wise_oauth_binding` cookie
-//! let start = wise.start_link(&user, Some("/settings"), browser_cookie).await?;
+//! let browser_cookie: Option<&str> = None; // value of the BINDING_COOKIE_NAME cookie
+//! let options = LinkOptions::default().return_to("/settings");
+//! let start = wise.start_link(&user, &options, browser_cookie).await?;
 //! let (location, set_cookie) = (start.authorize_url().as_str(), start.set_cookie());
 //! # let _ = (location, set_cookie);
 //!
@@ -32,7 +33,7 @@
 //!     // error.status() and error.reason() ("unknown_state", "access_denied", ...)
 //!     Err(error) => eprintln!("{} {}", error.status(), error.reason()),
 //! }
-//! # let _ = FlowCookie::NAME;
+//! # let _ = BINDING_COOKIE_NAME;
 //!
 //! // Anywhere later: an access token that is valid (refreshed and stored when needed).
 //! let token = wise.token(&user).await?;
@@ -110,7 +111,7 @@ mod wise;
 
 pub mod web;
 
-pub use api::{ProfileKind, ProfileSummary, SignupOutcome};
+pub use api::{ProfileKind, ProfileSummary};
 /// Re-exported so custom [`TokenStore`], [`PendingStore`] and [`ProfileCheck`] implementations
 /// need no extra dependency.
 pub use async_trait::async_trait;
@@ -126,17 +127,14 @@ pub use config::{
 pub use endpoint::{OAuthErrorCode, TransportError, WiseError};
 pub use events::{EventHandler, WiseEvent};
 pub use flow::{
-    CallbackProblem, FlowCookie, FlowError, LinkCompleted, LinkOptions, LinkStart, MobileLinkStart,
-    ProfileCheck, ProviderErrorCode, Registration, RegistrationError, BINDING_COOKIE,
+    CallbackProblem, FlowError, LinkCompleted, LinkOptions, LinkStart, MobileCallback,
+    MobileLinkStart, ProfileCheck, ProviderErrorCode, Registration, RegistrationError,
     BINDING_COOKIE_NAME, DEFAULT_RETURN_TO,
 };
 pub use ids::{InvalidProfileId, InvalidUserId, LinkKey, ProfileId, UserId, MAX_USER_ID_LEN};
 pub use manager::{LinkView, TokenError, ValidToken};
 pub use seal::{EncryptionKeys, InvalidKeys};
-pub use secret::{
-    AccessToken, AuthorizationCode, ClientSecret, CsrfState, PkceVerifier, RefreshToken,
-    RegistrationCode,
-};
+pub use secret::{AccessToken, ClientSecret, CsrfState, RegistrationCode};
 #[cfg(any(test, feature = "test-util"))]
 pub use store::conformance;
 pub use store::{
@@ -144,5 +142,4 @@ pub use store::{
     StoreError, TokenStore, Version, Versioned, MAX_LINK_PAGE, MAX_PENDING_PER_USER,
 };
 pub use store::{MemoryPendingStore, MemoryTokenStore};
-pub use token::TokenSet;
 pub use wise::{WiseOAuth, WiseOAuthBuilder};

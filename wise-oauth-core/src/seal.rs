@@ -385,7 +385,7 @@ impl Sealer {
     ///
     /// If `keys` is `Some` but empty; check [`EncryptionKeys::is_empty`] first (or use
     /// [`Sealer::try_new`]) to report it as a configuration error.
-    #[allow(dead_code)] // the library builds its sealer with `try_new`; tests use this
+    #[cfg(test)] // the library builds its sealer with `try_new`
     pub(crate) fn new(keys: Option<EncryptionKeys>) -> Self {
         match Self::try_new(keys) {
             Ok(sealer) => sealer,
@@ -399,12 +399,6 @@ impl Sealer {
             Some(keys) if keys.is_empty() => Err(InvalidKeys::Empty),
             keys => Ok(Self { keys }),
         }
-    }
-
-    /// Whether values are encrypted.
-    #[allow(dead_code)] // for diagnostics and tests
-    pub(crate) fn is_encrypted(&self) -> bool {
-        self.keys.is_some()
     }
 
     /// Seals a token set for the link `key` and `profile_id`.
@@ -427,7 +421,7 @@ impl Sealer {
             .map_err(|_| StoreError::Corrupt("token set cannot be serialized"))?;
         let sealed = self.seal_bytes(&token_aad(key, profile_id), &plain);
         plain.zeroize();
-        Ok(SealedTokens(sealed))
+        Ok(SealedTokens::new(sealed))
     }
 
     /// Opens a token set sealed by [`Sealer::seal`] for the same link and profile.
@@ -645,11 +639,11 @@ mod tests {
         let sealer = encrypted();
         let sealed = sealer.seal(&link("u"), pid(1), &tokens()).unwrap();
         for len in 0..sealed.0.len() {
-            let bad = SealedTokens(sealed.0[..len].to_vec());
+            let bad = SealedTokens::new(sealed.0[..len].to_vec());
             corrupt(sealer.open(&link("u"), pid(1), &bad));
         }
         assert_eq!(
-            corrupt(sealer.open(&link("u"), pid(1), &SealedTokens(Vec::new()))),
+            corrupt(sealer.open(&link("u"), pid(1), &SealedTokens::new(Vec::new()))),
             "sealed value is empty"
         );
     }
@@ -741,7 +735,7 @@ mod tests {
         ] {
             let mut bytes = vec![FORMAT_PLAIN];
             bytes.extend_from_slice(body);
-            corrupt(sealer.open(&link("u"), pid(1), &SealedTokens(bytes)));
+            corrupt(sealer.open(&link("u"), pid(1), &SealedTokens::new(bytes)));
         }
     }
 
@@ -898,6 +892,6 @@ mod tests {
             InvalidKeys::DuplicateId { position: 2 }
         );
         assert!(Sealer::try_new(Some(EncryptionKeys::new())).is_err());
-        assert!(!Sealer::new(None).is_encrypted());
+        assert!(Sealer::new(None).keys.is_none());
     }
 }

@@ -8,20 +8,20 @@ use std::fmt;
 use secrecy::{ExposeSecret, SecretString};
 
 macro_rules! secret_type {
-    ($(#[$meta:meta])* $name:ident) => {
+    ($(#[$meta:meta])* $vis:vis $name:ident) => {
         $(#[$meta])*
         #[derive(Clone)]
-        pub struct $name(SecretString);
+        $vis struct $name(SecretString);
 
         impl $name {
             /// Wraps a secret value.
-            pub fn new(value: impl Into<String>) -> Self {
+            $vis fn new(value: impl Into<String>) -> Self {
                 Self(SecretString::from(value.into()))
             }
 
             /// The secret value. Call this only where the value must leave the process
             /// (an HTTP header, a form field, an encrypted record).
-            pub fn expose_secret(&self) -> &str {
+            $vis fn expose_secret(&self) -> &str {
                 self.0.expose_secret()
             }
         }
@@ -36,31 +36,31 @@ macro_rules! secret_type {
 
 secret_type!(
     /// The OAuth client secret Wise issued to the partner.
-    ClientSecret
+    pub ClientSecret
 );
 secret_type!(
     /// A single-use authorization code from Wise's redirect.
-    AuthorizationCode
+    pub(crate) AuthorizationCode
 );
 secret_type!(
     /// A user access token (lives 12 hours at Wise).
-    AccessToken
+    pub AccessToken
 );
 secret_type!(
     /// A user refresh token (lives up to 20 years at Wise).
-    RefreshToken
+    pub(crate) RefreshToken
 );
 secret_type!(
     /// The `state` value of one link flow (32 random bytes, base64url).
-    CsrfState
+    pub CsrfState
 );
 secret_type!(
     /// A PKCE code verifier (RFC 7636).
-    PkceVerifier
+    pub(crate) PkceVerifier
 );
 secret_type!(
     /// A registration code used to create a Wise user (works like a password).
-    RegistrationCode
+    pub RegistrationCode
 );
 
 #[cfg(test)]

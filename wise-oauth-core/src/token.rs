@@ -8,25 +8,24 @@ use crate::secret::{AccessToken, RefreshToken};
 ///
 /// `Debug` is safe to log: the token values are redacted.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct TokenSet {
+pub(crate) struct TokenSet {
     /// The bearer token for Wise API calls.
-    pub access_token: AccessToken,
+    pub(crate) access_token: AccessToken,
     /// The long-lived refresh token.
-    pub refresh_token: RefreshToken,
+    pub(crate) refresh_token: RefreshToken,
     /// When the access token stops working (already clamped to sane bounds).
-    pub expires_at: SystemTime,
+    pub(crate) expires_at: SystemTime,
     /// When the refresh token stops working, if Wise said.
-    pub refresh_token_expires_at: Option<SystemTime>,
+    pub(crate) refresh_token_expires_at: Option<SystemTime>,
     /// The granted scope (`transfers` at Wise), if Wise said.
-    pub scope: Option<String>,
+    pub(crate) scope: Option<String>,
     /// When this set was obtained (the send time of the token request).
-    pub obtained_at: SystemTime,
+    pub(crate) obtained_at: SystemTime,
 }
 
 impl TokenSet {
     /// Assembles a token set.
-    pub fn new(
+    pub(crate) fn new(
         access_token: AccessToken,
         refresh_token: RefreshToken,
         expires_at: SystemTime,
@@ -43,14 +42,14 @@ impl TokenSet {
     }
 
     /// Time left before the access token expires at `now` (zero when already expired).
-    pub fn remaining(&self, now: SystemTime) -> Duration {
+    pub(crate) fn remaining(&self, now: SystemTime) -> Duration {
         self.expires_at
             .duration_since(now)
             .unwrap_or(Duration::ZERO)
     }
 
     /// Whether the access token is usable at `now`, keeping `skew` in hand.
-    pub fn is_usable(&self, now: SystemTime, skew: Duration) -> bool {
+    pub(crate) fn is_usable(&self, now: SystemTime, skew: Duration) -> bool {
         self.remaining(now) > skew
     }
 }

@@ -12,8 +12,9 @@ use crate::config::{ConfigError, WiseConfig};
 use crate::endpoint::TokenEndpoint;
 use crate::events::{EventHandler, Events};
 use crate::flow::{
-    FlowCookie, FlowError, LinkCompleted, LinkOptions, LinkStart, MobileLinkStart, ProfileCheck,
-    Registration, RegistrationError,
+    FlowCookie, FlowError, LinkCompleted, LinkFlow, LinkFlowParts, LinkOptions, LinkStart,
+    MobileCallback, MobileLinkStart, OwnedMobileCallback, ProfileCheck, Registration,
+    RegistrationError,
 };
 use crate::ids::{LinkKey, LinkNamespace, UserId};
 use crate::manager::{
@@ -23,29 +24,27 @@ use crate::manager::{
 use crate::seal::{EncryptionKeys, Sealer};
 use crate::secret::{AccessToken, RegistrationCode};
 use crate::store::{
-    LinkPage, MemoryPendingStore, MemoryTokenStore, PendingStore, StoreError, TokenStore,
+    shared, LinkPage, MemoryPendingStore, MemoryTokenStore, PendingStore, StoreError, TokenStore,
     MAX_LINK_PAGE,
 };
 
-/// The shared state behind a [`WiseOAuth`] handle.
-pub(crate) struct Core {
-    pub(crate) config: WiseConfig,
-    pub(crate) endpoint: Arc<TokenEndpoint>,
-    pub(crate) api: WiseApi,
-    pub(crate) manager: TokenManager,
-    pub(crate) pending: Arc<dyn PendingStore>,
-    pub(crate) sealer: Arc<Sealer>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) profile_check: Option<Arc<dyn ProfileCheck>>,
-    /// Environment and client of every link key, shared (see [`Core::link_key`]).
-    pub(crate) namespace: LinkNamespace,
+/// The shared state behind a [`WiseOAuth`] handle: each part owns its own state, the
+/// handle only delegates.
+struct Core {
+    config: WiseConfig,
+    /// The tokens: cache, refresh protocol, store.
+    manager: TokenManager,
+    /// The link flows: pending store, sealer of pending records, profile check.
+    flow: LinkFlow,
+    /// Environment and client of every link key, shared (see [`WiseOAuth::link_key`]).
+    namespace: LinkNamespace,
 }
 
 impl fmt::Debug for Core {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WiseOAuth")
             .field("config", &self.config)
-            .field("pending", &self.pending)
+            .field("flow", &self.flow)
             .field("manager", &self.manager)
             .finish_non_exhaustive()
     }
@@ -81,6 +80,7 @@ pub struct WiseOAuthBuilder {
     late_completion_bound: Option<Duration>,
     max_concurrent_refreshes: Option<usize>,
     cache_capacity: Option<u64>,
+    revalidate_after: Option<Duration>,
 }
 
 /// The accepted range of [`WiseOAuthBuilder::lease_ttl`].
@@ -88,6 +88,9 @@ const MIN_LEASE_TTL: Duration = Duration::from_secs(2);
 const MAX_LEASE_TTL: Duration = Duration::from_secs(5 * 60);
 /// The largest [`WiseOAuthBuilder::max_concurrent_refreshes`].
 const MAX_CONCURRENT_REFRESHES: usize = 10_000;
+/// The accepted range of [`WiseOAuthBuilder::revalidate_after`].
+const MIN_REVALIDATE_AFTER: Duration = Duration::from_secs(1);
+const MAX_REVALIDATE_AFTER: Duration = Duration::from_secs(10 * 60);
 
 impl fmt::Debug for WiseOAuthBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -104,6 +107,7 @@ impl fmt::Debug for WiseOAuthBuilder {
             .field("late_completion_bound", &self.late_completion_bound)
             .field("max_concurrent_refreshes", &self.max_concurrent_refreshes)
             .field("cache_capacity", &self.cache_capacity)
+            .field("revalidate_after", &self.revalidate_after)
             .finish()
     }
 }
@@ -111,28 +115,31 @@ impl fmt::Debug for WiseOAuthBuilder {
 impl WiseOAuthBuilder {
     /// Where links (tokens) are kept. Default: a [`MemoryTokenStore`] (lost on restart;
     /// fine for tests and demos only).
+    ///
+    /// A store the app also uses elsewhere can be passed as an `Arc` (`Arc<S>` and
+    /// `Arc<dyn TokenStore>` are stores too; an `Arc<dyn TokenStore>` is kept as it is).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use wise_oauth_core::{ClientSecret, MemoryTokenStore, TokenStore, WiseConfig, WiseOAuth};
+    /// # let config = WiseConfig::builder("id", ClientSecret::new("s"), "https://app.example.com/cb")
+    /// #     .build()
+    /// #     .unwrap();
+    /// let shared: Arc<dyn TokenStore> = Arc::new(MemoryTokenStore::new());
+    /// let wise = WiseOAuth::builder(config).store(shared.clone()).build().unwrap();
+    /// # let _ = wise;
+    /// ```
     pub fn store(mut self, store: impl TokenStore) -> Self {
-        self.store = Some(Arc::new(store));
-        self
-    }
-
-    /// Like [`store`](Self::store), for a store that is already shared.
-    pub fn store_arc(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.store = Some(store);
+        self.store = Some(shared(store, |s| Arc::new(s) as Arc<dyn TokenStore>));
         self
     }
 
     /// Where flows in progress are kept (30 minutes each). Default: a
     /// [`MemoryPendingStore`], which works only when the callback reaches the instance
-    /// that started the flow; use a shared store behind a load balancer.
+    /// that started the flow; use a shared store behind a load balancer. Like
+    /// [`store`](Self::store), an `Arc` of a pending store is one too.
     pub fn pending_store(mut self, store: impl PendingStore) -> Self {
-        self.pending = Some(Arc::new(store));
-        self
-    }
-
-    /// Like [`pending_store`](Self::pending_store), for a store that is already shared.
-    pub fn pending_store_arc(mut self, store: Arc<dyn PendingStore>) -> Self {
-        self.pending = Some(store);
+        self.pending = Some(shared(store, |s| Arc::new(s) as Arc<dyn PendingStore>));
         self
     }
 
@@ -220,6 +227,29 @@ impl WiseOAuthBuilder {
         self
     }
 
+    /// How long a link read from the store is served from the in-memory cache before it is
+    /// read again. Within this period this instance does not see what another instance
+    /// wrote (a refresh, an unlink, a re-link verdict); a token Wise rejected meanwhile is
+    /// replaced by [`WiseOAuth::token_after_unauthorized`]. Shorter costs more store reads.
+    /// Default: 30 seconds; [`build`](Self::build) accepts 1 second to 10 minutes.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use wise_oauth_core::{ClientSecret, WiseConfig, WiseOAuth};
+    /// # let config = WiseConfig::builder("id", ClientSecret::new("s"), "https://app.example.com/cb")
+    /// #     .build()
+    /// #     .unwrap();
+    /// let wise = WiseOAuth::builder(config)
+    ///     .revalidate_after(Duration::from_secs(5))
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = wise;
+    /// ```
+    pub fn revalidate_after(mut self, period: Duration) -> Self {
+        self.revalidate_after = Some(period);
+        self
+    }
+
     /// Builds the handle: creates the HTTP client and checks the settings.
     pub fn build(self) -> Result<WiseOAuth, ConfigError> {
         let lease_ttl = self.lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
@@ -267,6 +297,13 @@ impl WiseOAuthBuilder {
                 reason: "must be above zero",
             });
         }
+        let revalidate_after = self.revalidate_after.unwrap_or(defaults.revalidate_after);
+        if !(MIN_REVALIDATE_AFTER..=MAX_REVALIDATE_AFTER).contains(&revalidate_after) {
+            return Err(ConfigError::Invalid {
+                setting: "revalidate_after",
+                reason: "must be between 1 second and 10 minutes",
+            });
+        }
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let sealer = Arc::new(
             Sealer::try_new(self.keys).map_err(|_| ConfigError::Invalid {
@@ -294,23 +331,29 @@ impl WiseOAuthBuilder {
                 late_completion_bound,
                 max_concurrent_refreshes,
                 cache_capacity,
+                revalidate_after,
                 ..defaults
             },
         );
+        let namespace =
+            LinkNamespace::new(self.config.environment().name(), self.config.client_id());
+        let flow = LinkFlow::new(LinkFlowParts {
+            config: self.config.clone(),
+            endpoint,
+            api,
+            manager: manager.clone(),
+            pending,
+            sealer,
+            clock,
+            profile_check: self.profile_check,
+            namespace: namespace.clone(),
+        });
         Ok(WiseOAuth {
             core: Arc::new(Core {
-                namespace: LinkNamespace::new(
-                    self.config.environment().name(),
-                    self.config.client_id(),
-                ),
                 config: self.config,
-                endpoint,
-                api,
                 manager,
-                pending,
-                sealer,
-                clock,
-                profile_check: self.profile_check,
+                flow,
+                namespace,
             }),
         })
     }
@@ -345,6 +388,7 @@ impl WiseOAuth {
             late_completion_bound: None,
             max_concurrent_refreshes: None,
             cache_capacity: None,
+            revalidate_after: None,
         }
     }
 
@@ -407,52 +451,42 @@ impl WiseOAuth {
             .await
     }
 
-    pub(crate) fn core(&self) -> &Core {
-        &self.core
+    /// The token manager, for the API client's 401 recovery.
+    pub(crate) fn manager(&self) -> &TokenManager {
+        &self.core.manager
     }
 
     /// The store key of `user`'s link in this configuration (environment, client, user).
     pub fn link_key(&self, user: &UserId) -> LinkKey {
-        self.core.link_key(user)
+        self.core.namespace.key(user)
     }
 
     // ----- web link flow ------------------------------------------------------------
 
     /// Starts linking `user`'s Wise account from a browser.
     ///
-    /// `return_to` is a local path to land on afterwards (anything else becomes `/`);
-    /// `binding_cookie` is the value of the browser's [`FlowCookie::NAME`] cookie, if any
-    /// (it is reused so several tabs can link at once). Redirect the browser (303) to
+    /// `options` may name a local path to land on afterwards and a `claim_account_code`
+    /// ([`LinkOptions::default`] for none); `binding_cookie` is the value of the browser's
+    /// [`BINDING_COOKIE_NAME`](crate::BINDING_COOKIE_NAME) cookie, if any (it is reused so
+    /// several tabs can link at once). Redirect the browser (303) to
     /// [`LinkStart::authorize_url`] and send [`LinkStart::set_cookie`] as `Set-Cookie`.
     pub async fn start_link(
-        &self,
-        user: &UserId,
-        return_to: Option<&str>,
-        binding_cookie: Option<&str>,
-    ) -> Result<LinkStart, FlowError> {
-        let mut options = LinkOptions::new();
-        if let Some(path) = return_to {
-            options = options.return_to(path);
-        }
-        self.core.start_web(user, &options, binding_cookie).await
-    }
-
-    /// Like [`start_link`](Self::start_link), with [`LinkOptions`] (for example a
-    /// `claim_account_code`).
-    pub async fn start_link_with(
         &self,
         user: &UserId,
         options: &LinkOptions,
         binding_cookie: Option<&str>,
     ) -> Result<LinkStart, FlowError> {
-        self.core.start_web(user, options, binding_cookie).await
+        self.core
+            .flow
+            .start_web(user, options, binding_cookie)
+            .await
     }
 
     /// Completes a web link flow on the callback route.
     ///
     /// `raw_query` is the callback's query string exactly as received (still
     /// percent-encoded, without or with the leading `?`); `binding_cookie` the value of
-    /// the [`FlowCookie::NAME`] cookie. The state is consumed whatever the outcome. On
+    /// the [`BINDING_COOKIE_NAME`](crate::BINDING_COOKIE_NAME) cookie. The state is consumed whatever the outcome. On
     /// success redirect (303) to [`LinkCompleted::return_to`] with
     /// `Referrer-Policy: no-referrer` and `Cache-Control: no-store`.
     pub async fn complete_link(
@@ -463,13 +497,18 @@ impl WiseOAuth {
     ) -> Result<LinkCompleted, FlowError> {
         let (core, user) = (self.core.clone(), user.clone());
         let (query, cookie) = (raw_query.to_owned(), binding_cookie.map(str::to_owned));
-        detached(async move { core.complete_web(&user, &query, cookie.as_deref()).await }).await
+        detached(async move {
+            core.flow
+                .complete_web(&user, &query, cookie.as_deref())
+                .await
+        })
+        .await
     }
 
     /// The `Set-Cookie` value that deletes the binding cookie (with `Secure` unless the
     /// redirect URI is plain `http`).
     pub fn clear_binding_cookie(&self) -> String {
-        FlowCookie::clear(self.core.secure_cookie())
+        FlowCookie::clear(self.core.flow.secure_cookie())
     }
 
     // ----- mobile link flow ---------------------------------------------------------
@@ -478,37 +517,21 @@ impl WiseOAuth {
     /// `mobile_redirect_uri` (a deep link). [`FlowError::Misconfigured`] when none is
     /// configured.
     pub async fn start_mobile_link(&self, user: &UserId) -> Result<MobileLinkStart, FlowError> {
-        self.core.start_mobile(user).await
+        self.core.flow.start_mobile(user).await
     }
 
-    /// Completes a mobile flow from the deep link's `code`, `state` and `profileId`,
-    /// forwarded by the app (for example as JSON).
+    /// Completes a mobile flow from what the app forwards of the deep link Wise called:
+    /// its `code`, `state` and `profileId` ([`MobileCallback::Fields`]), or its raw query
+    /// ([`MobileCallback::Query`], which also carries `error=access_denied` and the other
+    /// error redirects). The state is consumed whatever the outcome.
     pub async fn complete_mobile_link(
         &self,
         user: &UserId,
-        code: &str,
-        state: &str,
-        profile_id: Option<&str>,
+        callback: MobileCallback<'_>,
     ) -> Result<LinkCompleted, FlowError> {
         let (core, user) = (self.core.clone(), user.clone());
-        let (code, state) = (code.to_owned(), state.to_owned());
-        let profile_id = profile_id.map(str::to_owned);
-        detached(async move {
-            core.complete_mobile_fields(&user, &code, &state, profile_id.as_deref())
-                .await
-        })
-        .await
-    }
-
-    /// Completes a mobile flow from the deep link's raw query (also handles
-    /// `error=access_denied` and other error redirects).
-    pub async fn complete_mobile_callback(
-        &self,
-        user: &UserId,
-        raw_query: &str,
-    ) -> Result<LinkCompleted, FlowError> {
-        let (core, user, query) = (self.core.clone(), user.clone(), raw_query.to_owned());
-        detached(async move { core.complete_mobile_query(&user, &query).await }).await
+        let callback = OwnedMobileCallback::from(callback);
+        detached(async move { core.flow.complete_mobile(&user, &callback).await }).await
     }
 
     // ----- tokens -------------------------------------------------------------------
@@ -580,7 +603,7 @@ impl WiseOAuth {
         email: &str,
         code: &RegistrationCode,
     ) -> Result<Registration, RegistrationError> {
-        self.core.register(user, email, code).await
+        self.core.flow.register(user, email, code).await
     }
 }
 
@@ -623,5 +646,39 @@ mod tests {
         let small = builder().cache_capacity(5).build().unwrap();
         assert_eq!(small.core.manager.settings().cache_capacity, 5);
         assert_eq!(small.core.manager.cache_capacity(), 5);
+    }
+
+    #[test]
+    fn the_revalidation_period_reaches_the_manager_and_is_checked() {
+        let default = builder().build().unwrap();
+        assert_eq!(
+            default.core.manager.settings().revalidate_after,
+            Duration::from_secs(30)
+        );
+        let short = builder()
+            .revalidate_after(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        assert_eq!(
+            short.core.manager.settings().revalidate_after,
+            Duration::from_secs(1)
+        );
+        for bad in [
+            Duration::ZERO,
+            Duration::from_millis(999),
+            Duration::from_secs(601),
+        ] {
+            let err = builder().revalidate_after(bad).build().unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::Invalid {
+                        setting: "revalidate_after",
+                        ..
+                    }
+                ),
+                "{bad:?}: {err:?}"
+            );
+        }
     }
 }

@@ -27,7 +27,7 @@ fn record(byte: u8) -> LinkRecord {
         t,
         t,
         t,
-        SealedTokens(vec![byte]),
+        SealedTokens::new(vec![byte]),
     )
 }
 
@@ -56,6 +56,9 @@ async fn parallel_tasks_racing_cas_one_wins() {
             Err(other) => panic!("{other:?}"),
         }
     }
-    assert_eq!(wins, [Version(2)]);
-    assert_eq!(store.load(&key).await.unwrap().unwrap().version, Version(2));
+    assert_eq!(wins, [Version::new(2)]);
+    assert_eq!(
+        store.load(&key).await.unwrap().unwrap().version,
+        Version::new(2)
+    );
 }

@@ -48,7 +48,11 @@ async fn no_secret_reaches_logs_errors_or_debug_output() {
     // A successful flow.
     let start = env
         .wise
-        .start_link(&alice, Some("/after"), None)
+        .start_link(
+            &alice,
+            &wise_oauth_core::LinkOptions::new().return_to("/after"),
+            None,
+        )
         .await
         .unwrap();
     rendered.push(format!("{start:?}"));
@@ -79,7 +83,7 @@ async fn no_secret_reaches_logs_errors_or_debug_output() {
     rendered.push(format!("{e} {e:?}"));
     let start = env
         .wise
-        .start_link(&alice, None, Some(&cookie))
+        .start_link(&alice, &Default::default(), Some(&cookie))
         .await
         .unwrap();
     let location = env.authorize(start.authorize_url()).await;
@@ -94,7 +98,7 @@ async fn no_secret_reaches_logs_errors_or_debug_output() {
     rendered.push(format!("{e} {e:?}"));
     let start = env
         .wise
-        .start_link(&alice, None, Some(&cookie))
+        .start_link(&alice, &Default::default(), Some(&cookie))
         .await
         .unwrap();
     let location = env.authorize(start.authorize_url()).await;

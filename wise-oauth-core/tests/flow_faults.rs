@@ -92,7 +92,11 @@ impl TokenStore for FailingWrites {
 async fn concurrent_double_submit_exchanges_once() {
     let env = setup().await;
     let alice = user("app-alice");
-    let start = env.wise.start_link(&alice, None, None).await.unwrap();
+    let start = env
+        .wise
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = cookie_value(start.set_cookie());
     let query = env.callback_query(&start).await;
     let tasks: Vec<_> = (0..8)
@@ -135,7 +139,10 @@ async fn a_flow_of_another_environment_is_rejected() {
     };
     let (sandbox, live) = (make("sandbox-like"), make("live-like"));
     let alice = user("app-alice");
-    let start = sandbox.start_link(&alice, None, None).await.unwrap();
+    let start = sandbox
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = cookie_value(start.set_cookie());
     let query = env.callback_query(&start).await;
     let e = live
@@ -162,11 +169,17 @@ async fn pending_store_down_answers_503_without_token_calls() {
         .build()
         .unwrap();
     let alice = user("app-alice");
-    let start = wise.start_link(&alice, None, None).await.unwrap();
+    let start = wise
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = cookie_value(start.set_cookie());
     let query = env.callback_query(&start).await;
     pending.down.store(true, Ordering::SeqCst);
-    let e = wise.start_link(&alice, None, None).await.unwrap_err();
+    let e = wise
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap_err();
     assert_eq!((e.status().as_u16(), e.reason()), (503, "unavailable"));
     let e = wise
         .complete_link(&alice, &query, Some(&cookie))
@@ -190,7 +203,10 @@ async fn token_store_down_after_the_exchange_stores_nothing() {
         .build()
         .unwrap();
     let alice = user("app-alice");
-    let start = wise.start_link(&alice, None, None).await.unwrap();
+    let start = wise
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = cookie_value(start.set_cookie());
     let query = env.callback_query(&start).await;
     store.fail.store(true, Ordering::SeqCst);
@@ -234,7 +250,11 @@ async fn token_endpoint_errors_map_to_statuses_and_store_nothing() {
         ),
     ];
     for (fault, status, reason) in cases {
-        let start = env.wise.start_link(&alice, None, None).await.unwrap();
+        let start = env
+            .wise
+            .start_link(&alice, &Default::default(), None)
+            .await
+            .unwrap();
         let cookie = cookie_value(start.set_cookie());
         let query = env.callback_query(&start).await;
         env.mock.inject_fault(fault);
@@ -265,7 +285,10 @@ async fn wrong_client_secret_is_a_configuration_error() {
     .build()
     .unwrap();
     let alice = user("app-alice");
-    let start = wise.start_link(&alice, None, None).await.unwrap();
+    let start = wise
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = cookie_value(start.set_cookie());
     let query = env.callback_query(&start).await;
     let e = wise
@@ -280,7 +303,11 @@ async fn wrong_client_secret_is_a_configuration_error() {
 async fn profile_lookup_failure_stores_nothing() {
     let env = setup().await;
     let alice = user("app-alice");
-    let start = env.wise.start_link(&alice, None, None).await.unwrap();
+    let start = env
+        .wise
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = cookie_value(start.set_cookie());
     let query = env.callback_query(&start).await;
     env.mock

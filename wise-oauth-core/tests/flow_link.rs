@@ -25,7 +25,11 @@ async fn whole_link_flow_links_the_consented_profile() {
     let alice = user("app-alice");
     let start = env
         .wise
-        .start_link(&alice, Some("/settings/wise?tab=1"), None)
+        .start_link(
+            &alice,
+            &wise_oauth_core::LinkOptions::new().return_to("/settings/wise?tab=1"),
+            None,
+        )
         .await
         .unwrap();
     let url = start.authorize_url();
@@ -68,18 +72,26 @@ async fn whole_link_flow_links_the_consented_profile() {
 async fn binding_cookie_is_reused_and_plain_http_has_no_secure_flag() {
     let env = setup().await;
     let alice = user("app-alice");
-    let first = env.wise.start_link(&alice, None, None).await.unwrap();
+    let first = env
+        .wise
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap();
     let id = cookie_value(first.set_cookie());
     assert_eq!(id.len(), 43);
     assert_eq!(
         first.set_cookie(),
         format!("wise_oauth_binding={id}; Path=/; Max-Age=1800; HttpOnly; SameSite=Lax")
     );
-    let second = env.wise.start_link(&alice, None, Some(&id)).await.unwrap();
+    let second = env
+        .wise
+        .start_link(&alice, &Default::default(), Some(&id))
+        .await
+        .unwrap();
     assert_eq!(cookie_value(second.set_cookie()), id);
     let third = env
         .wise
-        .start_link(&alice, None, Some("forged; Domain=evil.com"))
+        .start_link(&alice, &Default::default(), Some("forged; Domain=evil.com"))
         .await
         .unwrap();
     assert_ne!(cookie_value(third.set_cookie()), id);
@@ -104,7 +116,11 @@ async fn https_redirect_uri_makes_the_cookie_secure() {
         ..Options::default()
     };
     let env = setup_with(options).await;
-    let start = env.wise.start_link(&user("u"), None, None).await.unwrap();
+    let start = env
+        .wise
+        .start_link(&user("u"), &Default::default(), None)
+        .await
+        .unwrap();
     assert!(start
         .set_cookie()
         .ends_with("; Path=/; Max-Age=1800; HttpOnly; SameSite=Lax; Secure"));
@@ -118,7 +134,11 @@ async fn https_redirect_uri_makes_the_cookie_secure() {
 async fn replayed_state_is_rejected_and_exchanged_once() {
     let env = setup().await;
     let alice = user("app-alice");
-    let start = env.wise.start_link(&alice, None, None).await.unwrap();
+    let start = env
+        .wise
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = cookie_value(start.set_cookie());
     let query = env.callback_query(&start).await;
     env.wise
@@ -139,7 +159,11 @@ async fn replayed_state_is_rejected_and_exchanged_once() {
 async fn state_started_by_another_user_is_rejected_and_consumed() {
     let env = setup().await;
     let (alice, mallory) = (user("app-alice"), user("app-mallory"));
-    let start = env.wise.start_link(&mallory, None, None).await.unwrap();
+    let start = env
+        .wise
+        .start_link(&mallory, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = cookie_value(start.set_cookie());
     let query = env.callback_query(&start).await;
     let r = env.wise.complete_link(&alice, &query, Some(&cookie)).await;
@@ -162,7 +186,11 @@ async fn callback_in_another_browser_is_rejected_and_consumed() {
     let env = setup().await;
     let alice = user("app-alice");
     for other_cookie in [None, Some("A".repeat(43)), Some(String::new())] {
-        let start = env.wise.start_link(&alice, None, None).await.unwrap();
+        let start = env
+            .wise
+            .start_link(&alice, &Default::default(), None)
+            .await
+            .unwrap();
         let cookie = cookie_value(start.set_cookie());
         let query = env.callback_query(&start).await;
         let r = env
@@ -180,7 +208,11 @@ async fn callback_in_another_browser_is_rejected_and_consumed() {
 async fn expired_state_is_rejected() {
     let env = setup().await;
     let alice = user("app-alice");
-    let start = env.wise.start_link(&alice, None, None).await.unwrap();
+    let start = env
+        .wise
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = cookie_value(start.set_cookie());
     let query = env.callback_query(&start).await;
     env.clock.advance(Duration::from_secs(31 * 60));
@@ -195,7 +227,11 @@ async fn expired_state_is_rejected() {
 async fn state_differing_in_one_char_or_case_is_unknown_and_leaves_the_flow_intact() {
     let env = setup().await;
     let alice = user("app-alice");
-    let start = env.wise.start_link(&alice, None, None).await.unwrap();
+    let start = env
+        .wise
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = cookie_value(start.set_cookie());
     let query = env.callback_query(&start).await;
     let state = raw_param(&query, "state").unwrap().to_owned();
@@ -233,7 +269,11 @@ async fn state_differing_in_one_char_or_case_is_unknown_and_leaves_the_flow_inta
 async fn missing_state_is_rejected_without_token_calls() {
     let env = setup().await;
     let alice = user("app-alice");
-    let start = env.wise.start_link(&alice, None, None).await.unwrap();
+    let start = env
+        .wise
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = cookie_value(start.set_cookie());
     let query = env.callback_query(&start).await;
     let r = env
@@ -251,7 +291,11 @@ async fn missing_state_is_rejected_without_token_calls() {
 async fn malformed_callback_still_consumes_its_state() {
     let env = setup().await;
     let alice = user("app-alice");
-    let start = env.wise.start_link(&alice, None, None).await.unwrap();
+    let start = env
+        .wise
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = cookie_value(start.set_cookie());
     let query = env.callback_query(&start).await;
     let doubled = format!("{query}&code=other");
@@ -281,7 +325,11 @@ async fn non_canonical_profile_ids_are_rejected_before_any_call() {
         "%EF%BC%93%EF%BC%90",
         "12345678901234567890",
     ] {
-        let start = env.wise.start_link(&alice, None, None).await.unwrap();
+        let start = env
+            .wise
+            .start_link(&alice, &Default::default(), None)
+            .await
+            .unwrap();
         let cookie = cookie_value(start.set_cookie());
         let query = env.callback_query(&start).await;
         let q = with_param(&query, "profileId", Some(bad));
@@ -298,7 +346,11 @@ async fn tampered_profile_id_is_rejected_and_nothing_is_stored() {
     let alice = user("app-alice");
     // Bob's profile, and Alice's own business profile she did not consent to.
     for foreign in ["30000002", "30000001"] {
-        let start = env.wise.start_link(&alice, None, None).await.unwrap();
+        let start = env
+            .wise
+            .start_link(&alice, &Default::default(), None)
+            .await
+            .unwrap();
         let cookie = cookie_value(start.set_cookie());
         let query = env.callback_query(&start).await;
         assert_eq!(raw_param(&query, "profileId"), Some("30000000"));
@@ -316,7 +368,11 @@ async fn missing_profile_id_is_resolved_through_the_api() {
     let env = setup().await;
     let alice = user("app-alice");
     for spelling in ["profileID", "profileid"] {
-        let start = env.wise.start_link(&alice, None, None).await.unwrap();
+        let start = env
+            .wise
+            .start_link(&alice, &Default::default(), None)
+            .await
+            .unwrap();
         let cookie = cookie_value(start.set_cookie());
         let query = env.callback_query(&start).await;
         let q = with_param(&query, "profileId", None);
@@ -329,7 +385,11 @@ async fn missing_profile_id_is_resolved_through_the_api() {
         assert_eq!(done.profile_id().get(), 30000000);
     }
     let before = env.mock.stats().endpoint_requests("GET /v2/profiles");
-    let start = env.wise.start_link(&alice, None, None).await.unwrap();
+    let start = env
+        .wise
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = cookie_value(start.set_cookie());
     let query = env.callback_query(&start).await;
     let q = with_param(&query, "profileId", None);
@@ -360,7 +420,11 @@ async fn missing_profile_id_is_resolved_through_the_api() {
 async fn access_denied_with_a_valid_state_is_denied_and_consumes_the_state() {
     let env = setup().await;
     let alice = user("app-alice");
-    let start = env.wise.start_link(&alice, None, None).await.unwrap();
+    let start = env
+        .wise
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = cookie_value(start.set_cookie());
     let state = param(start.authorize_url(), "state").unwrap();
     let denied = format!(
@@ -382,7 +446,11 @@ async fn access_denied_with_a_valid_state_is_denied_and_consumes_the_state() {
 async fn other_error_callbacks_are_provider_errors() {
     let env = setup().await;
     let alice = user("app-alice");
-    let start = env.wise.start_link(&alice, None, None).await.unwrap();
+    let start = env
+        .wise
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = cookie_value(start.set_cookie());
     let state = param(start.authorize_url(), "state").unwrap();
     let r = env
@@ -423,7 +491,11 @@ async fn hostile_return_to_lands_on_the_default_path() {
     ] {
         let start = env
             .wise
-            .start_link(&alice, Some(hostile), None)
+            .start_link(
+                &alice,
+                &wise_oauth_core::LinkOptions::new().return_to(hostile),
+                None,
+            )
             .await
             .unwrap();
         let cookie = cookie_value(start.set_cookie());
@@ -447,7 +519,11 @@ async fn pkce_is_sent_and_enforced_by_the_emulator() {
     })
     .await;
     let alice = user("app-alice");
-    let start = env.wise.start_link(&alice, None, None).await.unwrap();
+    let start = env
+        .wise
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap();
     let url = start.authorize_url().clone();
     let challenge = param(&url, "code_challenge").unwrap();
     assert_eq!(challenge.len(), 43);
@@ -465,12 +541,12 @@ async fn pkce_is_sent_and_enforced_by_the_emulator() {
     // Code injection: flow X's code with flow Y's state → the verifier does not match.
     let x = env
         .wise
-        .start_link(&alice, None, Some(&cookie))
+        .start_link(&alice, &Default::default(), Some(&cookie))
         .await
         .unwrap();
     let y = env
         .wise
-        .start_link(&alice, None, Some(&cookie))
+        .start_link(&alice, &Default::default(), Some(&cookie))
         .await
         .unwrap();
     assert_ne!(
@@ -501,7 +577,11 @@ async fn pkce_is_sent_and_enforced_by_the_emulator() {
 async fn a_flood_of_bogus_callbacks_makes_no_token_calls() {
     let env = setup().await;
     let alice = user("app-alice");
-    let start = env.wise.start_link(&alice, None, None).await.unwrap();
+    let start = env
+        .wise
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = cookie_value(start.set_cookie());
     for i in 0..1000u32 {
         let state: String = (0..43)
@@ -528,11 +608,15 @@ async fn a_flood_of_bogus_callbacks_makes_no_token_calls() {
 async fn two_tabs_finishing_out_of_order_keep_the_later_grant() {
     let env = setup().await;
     let alice = user("app-alice");
-    let tab1 = env.wise.start_link(&alice, None, None).await.unwrap();
+    let tab1 = env
+        .wise
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = cookie_value(tab1.set_cookie());
     let tab2 = env
         .wise
-        .start_link(&alice, None, Some(&cookie))
+        .start_link(&alice, &Default::default(), Some(&cookie))
         .await
         .unwrap();
     let q1 = env.callback_query(&tab1).await;
@@ -580,7 +664,11 @@ async fn redirect_uri_is_the_configured_string_byte_for_byte() {
     })
     .await;
     let alice = user("app-alice");
-    let start = env.wise.start_link(&alice, None, None).await.unwrap();
+    let start = env
+        .wise
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap();
     assert_eq!(
         param(start.authorize_url(), "redirect_uri").as_deref(),
         Some(redirect)
@@ -605,10 +693,18 @@ async fn authorize_url_keeps_no_trace_of_request_headers() {
     // There is no API through which a Host or X-Forwarded-* value could enter: the
     // authorize URL depends only on the configuration (and fresh randomness).
     let env = setup().await;
-    let a = env.wise.start_link(&user("a"), None, None).await.unwrap();
+    let a = env
+        .wise
+        .start_link(&user("a"), &Default::default(), None)
+        .await
+        .unwrap();
     let b = env
         .wise
-        .start_link(&user("b"), Some("/x"), None)
+        .start_link(
+            &user("b"),
+            &wise_oauth_core::LinkOptions::new().return_to("/x"),
+            None,
+        )
         .await
         .unwrap();
     let strip = |u: &Url| {
@@ -632,11 +728,7 @@ async fn claim_account_code_is_passed_through_and_redacted() {
         .return_to("/onboarding")
         .claim_account_code("CLAIM-CANARY-123");
     assert!(!format!("{options:?}").contains("CLAIM-CANARY"));
-    let start = env
-        .wise
-        .start_link_with(&alice, &options, None)
-        .await
-        .unwrap();
+    let start = env.wise.start_link(&alice, &options, None).await.unwrap();
     assert_eq!(
         param(start.authorize_url(), "claim_account_code").as_deref(),
         Some("CLAIM-CANARY-123")
@@ -651,11 +743,7 @@ async fn claim_account_code_is_passed_through_and_redacted() {
     assert_eq!(done.return_to(), "/onboarding");
 
     let bad = wise_oauth_core::LinkOptions::new().claim_account_code("bad code\n");
-    let e = env
-        .wise
-        .start_link_with(&alice, &bad, None)
-        .await
-        .unwrap_err();
+    let e = env.wise.start_link(&alice, &bad, None).await.unwrap_err();
     // The user's (or the app's) bad input, not a misconfiguration: a 400 naming it.
     assert!(matches!(e, FlowError::InvalidClaimAccountCode), "{e:?}");
     assert_eq!(e.status().as_u16(), 400);
@@ -666,11 +754,22 @@ async fn claim_account_code_is_passed_through_and_redacted() {
 async fn many_starts_by_one_user_do_not_disturb_other_users() {
     let env = setup().await;
     let (flooder, bob) = (user("app-flooder"), user("app-bob"));
-    let bob_start = env.wise.start_link(&bob, None, None).await.unwrap();
-    let first = env.wise.start_link(&flooder, None, None).await.unwrap();
+    let bob_start = env
+        .wise
+        .start_link(&bob, &Default::default(), None)
+        .await
+        .unwrap();
+    let first = env
+        .wise
+        .start_link(&flooder, &Default::default(), None)
+        .await
+        .unwrap();
     let first_cookie = cookie_value(first.set_cookie());
     for _ in 0..2000 {
-        env.wise.start_link(&flooder, None, None).await.unwrap();
+        env.wise
+            .start_link(&flooder, &Default::default(), None)
+            .await
+            .unwrap();
     }
     // The flooder's oldest flow was dropped (bounded per user)...
     let q = env.callback_query(&first).await;

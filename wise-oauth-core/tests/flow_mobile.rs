@@ -4,7 +4,9 @@ mod flow_support;
 
 use flow_support::*;
 use url::Url;
-use wise_oauth_core::{ClientSecret, Environment, FlowError, WiseConfig, WiseOAuth};
+use wise_oauth_core::{
+    ClientSecret, Environment, FlowError, MobileCallback, WiseConfig, WiseOAuth,
+};
 
 #[tokio::test]
 async fn mobile_start_and_complete_link_the_profile() {
@@ -29,7 +31,14 @@ async fn mobile_start_and_complete_link_the_profile() {
     let profile = param(&location, "profileId");
     let done = env
         .wise
-        .complete_mobile_link(&alice, &code, &state, profile.as_deref())
+        .complete_mobile_link(
+            &alice,
+            MobileCallback::Fields {
+                code: &code,
+                state: &state,
+                profile_id: profile.as_deref(),
+            },
+        )
         .await
         .unwrap();
     assert_eq!(done.profile_id().get(), 30000000);
@@ -39,7 +48,14 @@ async fn mobile_start_and_complete_link_the_profile() {
     // Replay → unknown state, still one exchange.
     let r = env
         .wise
-        .complete_mobile_link(&alice, &code, &state, profile.as_deref())
+        .complete_mobile_link(
+            &alice,
+            MobileCallback::Fields {
+                code: &code,
+                state: &state,
+                profile_id: profile.as_deref(),
+            },
+        )
         .await;
     assert!(matches!(r, Err(FlowError::UnknownState)));
     assert_eq!(env.code_exchanges(), 1);
@@ -55,7 +71,14 @@ async fn mobile_completion_checks_user_and_profile() {
     let state = param(&location, "state").unwrap();
     let r = env
         .wise
-        .complete_mobile_link(&mallory, &code, &state, Some("30000000"))
+        .complete_mobile_link(
+            &mallory,
+            MobileCallback::Fields {
+                code: &code,
+                state: &state,
+                profile_id: Some("30000000"),
+            },
+        )
         .await;
     assert!(matches!(r, Err(FlowError::UserMismatch)));
 
@@ -65,7 +88,14 @@ async fn mobile_completion_checks_user_and_profile() {
     let state = param(&location, "state").unwrap();
     let r = env
         .wise
-        .complete_mobile_link(&alice, &code, &state, Some("30000002"))
+        .complete_mobile_link(
+            &alice,
+            MobileCallback::Fields {
+                code: &code,
+                state: &state,
+                profile_id: Some("30000002"),
+            },
+        )
         .await;
     assert!(matches!(r, Err(FlowError::ProfileRejected)));
     assert!(env.wise.status(&alice).await.unwrap().is_none());
@@ -78,14 +108,28 @@ async fn mobile_completion_checks_user_and_profile() {
     let calls = env.token_calls();
     let r = env
         .wise
-        .complete_mobile_link(&alice, &code, &state, Some("+30000000"))
+        .complete_mobile_link(
+            &alice,
+            MobileCallback::Fields {
+                code: &code,
+                state: &state,
+                profile_id: Some("+30000000"),
+            },
+        )
         .await;
     assert_eq!(r.unwrap_err().reason(), "malformed_callback");
     assert_eq!(env.token_calls(), calls);
     // ...and that state was consumed.
     let r = env
         .wise
-        .complete_mobile_link(&alice, &code, &state, None)
+        .complete_mobile_link(
+            &alice,
+            MobileCallback::Fields {
+                code: &code,
+                state: &state,
+                profile_id: None,
+            },
+        )
         .await;
     assert!(matches!(r, Err(FlowError::UnknownState)));
 }
@@ -103,16 +147,22 @@ async fn web_and_mobile_states_do_not_mix() {
         .await;
     assert!(matches!(r, Err(FlowError::WrongFlow)));
     // A web state through the mobile completion.
-    let web = env.wise.start_link(&alice, None, None).await.unwrap();
+    let web = env
+        .wise
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap();
     let query = env.callback_query(&web).await;
     let q = Url::parse(&format!("http://x/?{query}")).unwrap();
     let r = env
         .wise
         .complete_mobile_link(
             &alice,
-            &param(&q, "code").unwrap(),
-            &param(&q, "state").unwrap(),
-            None,
+            MobileCallback::Fields {
+                code: &param(&q, "code").unwrap(),
+                state: &param(&q, "state").unwrap(),
+                profile_id: None,
+            },
         )
         .await;
     assert!(matches!(r, Err(FlowError::WrongFlow)));
@@ -127,13 +177,16 @@ async fn mobile_deep_link_query_handles_denial() {
     let state = start.state().expose_secret().to_owned();
     let r = env
         .wise
-        .complete_mobile_callback(&alice, &format!("error=access_denied&state={state}"))
+        .complete_mobile_link(
+            &alice,
+            MobileCallback::Query(&format!("error=access_denied&state={state}")),
+        )
         .await;
     assert!(matches!(r, Err(FlowError::Denied)));
     let location = env.authorize(start.authorize_url()).await;
     let r = env
         .wise
-        .complete_mobile_callback(&alice, location.query().unwrap())
+        .complete_mobile_link(&alice, MobileCallback::Query(location.query().unwrap()))
         .await;
     assert!(matches!(r, Err(FlowError::UnknownState)));
 }

@@ -102,7 +102,7 @@ async fn a_thirty_second_token_is_refreshed_about_once_per_lifetime() {
         expires_at,
         now,
         now,
-        SealedTokens(sealed),
+        SealedTokens::new(sealed),
     );
     store
         .save(&wise.link_key(&user), &record, None)

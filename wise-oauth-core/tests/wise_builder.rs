@@ -57,7 +57,11 @@ async fn pending_flows_are_sealed_with_the_configured_keys() {
         .unwrap();
     let alice = user("app-alice-unique-name");
     let start = wise
-        .start_link(&alice, Some("/very-private-path"), None)
+        .start_link(
+            &alice,
+            &wise_oauth_core::LinkOptions::new().return_to("/very-private-path"),
+            None,
+        )
         .await
         .unwrap();
     {
@@ -84,7 +88,10 @@ async fn without_keys_pending_flows_are_plain_but_hold_no_state() {
         .pending_store(spy.clone())
         .build()
         .unwrap();
-    let start = wise.start_link(&user("u"), None, None).await.unwrap();
+    let start = wise
+        .start_link(&user("u"), &Default::default(), None)
+        .await
+        .unwrap();
     let state = param(start.authorize_url(), "state").unwrap();
     let cookie = cookie_value(start.set_cookie());
     let written = spy.written.lock().unwrap();
@@ -104,7 +111,10 @@ async fn event_handlers_see_linked_and_unlinked() {
         .build()
         .unwrap();
     let alice = user("app-alice");
-    let start = wise.start_link(&alice, None, None).await.unwrap();
+    let start = wise
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = cookie_value(start.set_cookie());
     let query = env.callback_query(&start).await;
     let done = wise
@@ -163,7 +173,11 @@ async fn clones_share_state_and_debug_is_redacted() {
     let env = setup().await;
     let wise = env.wise.clone();
     let alice = user("app-alice");
-    let start = env.wise.start_link(&alice, None, None).await.unwrap();
+    let start = env
+        .wise
+        .start_link(&alice, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = cookie_value(start.set_cookie());
     let query = env.callback_query(&start).await;
     // Started on one clone, completed on another.
@@ -217,7 +231,10 @@ async fn the_profile_check_can_veto_a_link() {
             .build()
             .unwrap();
         let alice = user("app-alice");
-        let start = wise.start_link(&alice, None, None).await.unwrap();
+        let start = wise
+            .start_link(&alice, &Default::default(), None)
+            .await
+            .unwrap();
         let cookie = cookie_value(start.set_cookie());
         let query = env.callback_query(&start).await;
         let result = wise.complete_link(&alice, &query, Some(&cookie)).await;

@@ -60,7 +60,7 @@ pub(crate) fn encode(record: &LinkRecord) -> Result<[Vec<u8>; 6], StoreError> {
             .into_bytes(),
         time_to_nanos(record.linked_at)?.to_string().into_bytes(),
         time_to_nanos(record.updated_at)?.to_string().into_bytes(),
-        record.sealed_tokens.0.clone(),
+        record.sealed_tokens.as_bytes().to_vec(),
     ])
 }
 
@@ -76,7 +76,7 @@ pub(crate) fn version(v: i64) -> Result<Version, StoreError> {
     if v < 1 {
         return Err(StoreError::Corrupt("stored version is not positive"));
     }
-    Ok(Version(v.unsigned_abs()))
+    Ok(Version::new(v.unsigned_abs()))
 }
 
 /// Decodes the values of [`LOAD_FIELDS`]: `Ok(None)` when no record is there (no key, or
@@ -120,7 +120,7 @@ pub(crate) fn decode(
         time(&expires)?,
         time(&linked)?,
         time(&updated)?,
-        SealedTokens(sealed),
+        SealedTokens::new(sealed),
     );
     Ok(Some(Versioned {
         version: version(number(&v, "undecodable version")?)?,
@@ -157,7 +157,7 @@ mod tests {
             UNIX_EPOCH + Duration::new(1_750_043_199, 123_456_789),
             UNIX_EPOCH - Duration::new(5, 1),
             UNIX_EPOCH,
-            SealedTokens(vec![0, 255, 1]),
+            SealedTokens::new(vec![0, 255, 1]),
         )
     }
 
@@ -170,7 +170,7 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let got = decode(stored(&sample(), "42")).unwrap().unwrap();
-        assert_eq!(got.version, Version(42));
+        assert_eq!(got.version, Version::new(42));
         assert_eq!(got.value, sample());
     }
 

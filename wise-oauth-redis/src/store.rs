@@ -110,7 +110,7 @@ fn ttl_millis(ttl: Duration) -> u64 {
 }
 
 fn holder_arg(holder: LeaseHolder) -> String {
-    format!("{:032x}", holder.0)
+    format!("{:032x}", holder.get())
 }
 
 /// The shared [`TokenStore`] and [`PendingStore`] for several instances of your app, in
@@ -258,7 +258,7 @@ impl TokenStore for RedisTokenStore {
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
         let fields = record::encode(record)?;
-        let expected = expected.map(|v| v.0.to_string()).unwrap_or_default();
+        let expected = expected.map(|v| v.get().to_string()).unwrap_or_default();
         let mut invocation = SAVE.key(self.keys.link(key));
         invocation.arg(expected);
         for field in &fields {
@@ -401,7 +401,7 @@ mod tests {
 
     #[test]
     fn holders_are_fixed_width_hex() {
-        assert_eq!(holder_arg(LeaseHolder(1)), format!("{:0>32}", "1"));
-        assert_eq!(holder_arg(LeaseHolder(u128::MAX)), "f".repeat(32));
+        assert_eq!(holder_arg(LeaseHolder::new(1)), format!("{:0>32}", "1"));
+        assert_eq!(holder_arg(LeaseHolder::new(u128::MAX)), "f".repeat(32));
     }
 }

@@ -289,7 +289,7 @@ fn record(profile: u64, sealed: &[u8]) -> LinkRecord {
         at(1_750_043_199),
         at(1_749_913_600),
         at(1_750_000_000),
-        SealedTokens(sealed.to_vec()),
+        SealedTokens::new(sealed.to_vec()),
     )
 }
 
@@ -307,7 +307,7 @@ async fn key_layout_and_tombstone() {
     let k = LinkKey::new("sandbox", "client-1", UserId::new("a:b {c}").unwrap());
     store.save(&k, &record(7, b"sealed"), None).await.unwrap();
     assert!(store
-        .acquire_lease(&k, LeaseHolder(1), MINUTE)
+        .acquire_lease(&k, LeaseHolder::new(1), MINUTE)
         .await
         .unwrap());
     store
@@ -429,17 +429,17 @@ async fn restart_keeps_link_version_lease_and_pending_flow() {
             .await
             .unwrap();
         assert!(store
-            .acquire_lease(&k, LeaseHolder(1), MINUTE)
+            .acquire_lease(&k, LeaseHolder::new(1), MINUTE)
             .await
             .unwrap());
         store.insert(&[9; 32], &k, b"flow", MINUTE).await.unwrap();
     }
     let store = prefix.store().await;
     let stored = store.load(&k).await.unwrap().expect("link survived");
-    assert_eq!(stored.version, Version(2));
+    assert_eq!(stored.version, Version::new(2));
     assert_eq!(stored.value, record(7, b"second"));
     assert!(!store
-        .acquire_lease(&k, LeaseHolder(2), MINUTE)
+        .acquire_lease(&k, LeaseHolder::new(2), MINUTE)
         .await
         .unwrap());
     assert_eq!(
@@ -476,13 +476,13 @@ async fn three_instances_race_one_winner() {
                 Err(e) => panic!("unexpected {e:?}"),
             })
             .collect();
-        assert_eq!(won, vec![Version(1)], "racing inserts");
+        assert_eq!(won, vec![Version::new(1)], "racing inserts");
 
         let writes = futures::future::join_all((0..30).map(|i| {
             let (store, k) = (instances[i % 3].clone(), k.clone());
             tokio::spawn(async move {
                 store
-                    .save(&k, &record(2, &[i as u8]), Some(Version(1)))
+                    .save(&k, &record(2, &[i as u8]), Some(Version::new(1)))
                     .await
                     .map(|v| (i, v))
             })
@@ -498,13 +498,17 @@ async fn three_instances_race_one_winner() {
             .collect();
         assert_eq!(won.len(), 1, "racing CAS writes: {won:?}");
         let (winner, version) = won[0];
-        assert_eq!(version, Version(2));
+        assert_eq!(version, Version::new(2));
         let stored = instances[(winner + 1) % 3].load(&k).await.unwrap().unwrap();
         assert_eq!(stored.value, record(2, &[winner as u8]));
 
         let grabs = futures::future::join_all((0..30u128).map(|h| {
             let (store, k) = (instances[h as usize % 3].clone(), k.clone());
-            tokio::spawn(async move { store.acquire_lease(&k, LeaseHolder(h + 1), MINUTE).await })
+            tokio::spawn(async move {
+                store
+                    .acquire_lease(&k, LeaseHolder::new(h + 1), MINUTE)
+                    .await
+            })
         }))
         .await;
         let holders = grabs
@@ -726,13 +730,13 @@ async fn unreachable_redis_is_unavailable_then_recovers() {
     bounded("acquire")(
         timeout(limit, async {
             store
-                .acquire_lease(&k, LeaseHolder(1), MINUTE)
+                .acquire_lease(&k, LeaseHolder::new(1), MINUTE)
                 .await
                 .map(drop)
         })
         .await,
     );
-    bounded("release")(timeout(limit, store.release_lease(&k, LeaseHolder(1))).await);
+    bounded("release")(timeout(limit, store.release_lease(&k, LeaseHolder::new(1))).await);
     bounded("insert")(timeout(limit, store.insert(&[1; 32], &k, b"f", MINUTE)).await);
     bounded("take")(timeout(limit, async { store.take(&[1; 32]).await.map(drop) }).await);
 

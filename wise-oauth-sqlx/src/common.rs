@@ -113,18 +113,18 @@ pub(crate) fn profile_to_db(p: ProfileId) -> i64 {
 }
 
 pub(crate) fn version_to_db(v: Version) -> Result<i64, StoreError> {
-    i64::try_from(v.0).map_err(|_| StoreError::Conflict)
+    i64::try_from(v.get()).map_err(|_| StoreError::Conflict)
 }
 
 pub(crate) fn version_from_db(v: i64) -> Result<Version, StoreError> {
     if v < 1 {
         return Err(StoreError::Corrupt("stored version is not positive"));
     }
-    Ok(Version(v.unsigned_abs()))
+    Ok(Version::new(v.unsigned_abs()))
 }
 
 pub(crate) fn holder_to_db(h: LeaseHolder) -> [u8; 16] {
-    h.0.to_be_bytes()
+    h.get().to_be_bytes()
 }
 
 /// The columns of a link row, as read from the database.
@@ -151,7 +151,7 @@ impl LinkRow {
             nanos_to_time(self.access_expires_at)?,
             nanos_to_time(self.linked_at)?,
             nanos_to_time(self.updated_at)?,
-            SealedTokens(self.sealed_tokens),
+            SealedTokens::new(self.sealed_tokens),
         );
         Ok(Versioned {
             version: version_from_db(self.version)?,
@@ -178,7 +178,7 @@ impl<'a> EncodedRecord<'a> {
             access_expires_at: time_to_nanos(record.access_expires_at)?,
             linked_at: time_to_nanos(record.linked_at)?,
             updated_at: time_to_nanos(record.updated_at)?,
-            sealed_tokens: &record.sealed_tokens.0,
+            sealed_tokens: record.sealed_tokens.as_bytes(),
         })
     }
 }

@@ -242,7 +242,7 @@ async fn restart_keeps_link_version_lease_and_pending_flow() {
             .await
             .unwrap();
         assert!(store
-            .acquire_lease(&k, LeaseHolder(1), Duration::from_secs(60))
+            .acquire_lease(&k, LeaseHolder::new(1), Duration::from_secs(60))
             .await
             .unwrap());
         store
@@ -257,10 +257,10 @@ async fn restart_keeps_link_version_lease_and_pending_flow() {
         .await
         .unwrap()
         .expect("link survived the restart");
-    assert_eq!(stored.version, Version(2));
+    assert_eq!(stored.version, Version::new(2));
     assert_eq!(stored.value, record(7, b"second"));
     assert!(!store
-        .acquire_lease(&k, LeaseHolder(2), Duration::from_secs(60))
+        .acquire_lease(&k, LeaseHolder::new(2), Duration::from_secs(60))
         .await
         .unwrap());
     assert_eq!(
@@ -301,7 +301,7 @@ async fn three_instances_race_one_winner() {
                 Err(e) => panic!("unexpected {e:?}"),
             })
             .collect();
-        assert_eq!(won, vec![Version(1)], "racing inserts");
+        assert_eq!(won, vec![Version::new(1)], "racing inserts");
 
         // Racing CAS writes from version 1.
         let writes = futures::future::join_all((0..30).map(|i| {
@@ -309,7 +309,7 @@ async fn three_instances_race_one_winner() {
             let k = k.clone();
             tokio::spawn(async move {
                 store
-                    .save(&k, &record(2, &[i as u8]), Some(Version(1)))
+                    .save(&k, &record(2, &[i as u8]), Some(Version::new(1)))
                     .await
                     .map(|v| (i, v))
             })
@@ -326,7 +326,7 @@ async fn three_instances_race_one_winner() {
             .collect();
         assert_eq!(won.len(), 1, "racing CAS writes: {won:?}");
         let (winner, version) = won[0];
-        assert_eq!(version, Version(2));
+        assert_eq!(version, Version::new(2));
         let stored = instances[(winner + 1) % 3].load(&k).await.unwrap().unwrap();
         assert_eq!(stored.value, record(2, &[winner as u8]));
 
@@ -336,7 +336,7 @@ async fn three_instances_race_one_winner() {
             let k = k.clone();
             tokio::spawn(async move {
                 store
-                    .acquire_lease(&k, LeaseHolder(h + 1), Duration::from_secs(60))
+                    .acquire_lease(&k, LeaseHolder::new(h + 1), Duration::from_secs(60))
                     .await
             })
         }))
@@ -404,7 +404,7 @@ async fn migration_is_idempotent_and_safe_concurrently() {
     assert_eq!(migrations(again.pool(), &schema.name).await, expected);
     assert_eq!(
         stores[2].load(&key("u")).await.unwrap().unwrap().version,
-        Version(1)
+        Version::new(1)
     );
 }
 
@@ -522,7 +522,7 @@ async fn unlink_wipes_the_tokens() {
     assert_eq!(profile, 0);
     assert_eq!(
         store.save(&k, &record(6, b"new"), None).await.unwrap(),
-        Version(2)
+        Version::new(2)
     );
 }
 
@@ -535,7 +535,7 @@ async fn lease_expiry_follows_the_database_clock() {
     let store = schema.store().await;
     let k = key("u");
     assert!(store
-        .acquire_lease(&k, LeaseHolder(1), Duration::from_secs(30))
+        .acquire_lease(&k, LeaseHolder::new(1), Duration::from_secs(30))
         .await
         .unwrap());
     let remaining: f64 = sqlx::query_scalar(&format!(
@@ -558,7 +558,7 @@ async fn lease_expiry_follows_the_database_clock() {
     .await
     .unwrap();
     assert!(store
-        .acquire_lease(&k, LeaseHolder(2), Duration::from_secs(30))
+        .acquire_lease(&k, LeaseHolder::new(2), Duration::from_secs(30))
         .await
         .unwrap());
 }
@@ -644,10 +644,13 @@ async fn database_down_is_unavailable_not_absent() {
     assert_unavailable(
         "lease",
         store
-            .acquire_lease(&k, LeaseHolder(1), Duration::from_secs(1))
+            .acquire_lease(&k, LeaseHolder::new(1), Duration::from_secs(1))
             .await,
     );
-    assert_unavailable("release", store.release_lease(&k, LeaseHolder(1)).await);
+    assert_unavailable(
+        "release",
+        store.release_lease(&k, LeaseHolder::new(1)).await,
+    );
     assert_unavailable(
         "insert",
         store

@@ -41,7 +41,7 @@ async fn restart_keeps_link_version_lease_and_pending_flow() {
             .await
             .unwrap();
         assert!(store
-            .acquire_lease(&k, LeaseHolder(1), Duration::from_secs(60))
+            .acquire_lease(&k, LeaseHolder::new(1), Duration::from_secs(60))
             .await
             .unwrap());
         store
@@ -56,10 +56,10 @@ async fn restart_keeps_link_version_lease_and_pending_flow() {
         .await
         .unwrap()
         .expect("link survived the restart");
-    assert_eq!(stored.version, Version(2));
+    assert_eq!(stored.version, Version::new(2));
     assert_eq!(stored.value, record(7, b"second"));
     assert!(!store
-        .acquire_lease(&k, LeaseHolder(2), Duration::from_secs(60))
+        .acquire_lease(&k, LeaseHolder::new(2), Duration::from_secs(60))
         .await
         .unwrap());
     assert_eq!(
@@ -99,7 +99,7 @@ async fn migration_is_idempotent_and_safe_concurrently() {
     assert_eq!(migrations(again.pool(), "wise_oauth_").await, expected);
     assert_eq!(
         again.load(&key("u")).await.unwrap().unwrap().version,
-        Version(1)
+        Version::new(1)
     );
 }
 
@@ -206,7 +206,7 @@ async fn unlink_wipes_the_tokens_and_relink_continues_versions() {
     assert_eq!(store.load(&k).await.unwrap(), None);
     assert_eq!(
         store.save(&k, &record(6, b"new"), None).await.unwrap(),
-        Version(3)
+        Version::new(3)
     );
 }
 
@@ -253,16 +253,21 @@ async fn closed_database_is_unavailable_not_absent() {
     assert_unavailable("load", store.load(&k).await);
     assert_unavailable(
         "save",
-        store.save(&k, &record(1, b"y"), Some(Version(1))).await,
+        store
+            .save(&k, &record(1, b"y"), Some(Version::new(1)))
+            .await,
     );
     assert_unavailable("delete", store.delete(&k).await);
     assert_unavailable(
         "lease",
         store
-            .acquire_lease(&k, LeaseHolder(1), Duration::from_secs(1))
+            .acquire_lease(&k, LeaseHolder::new(1), Duration::from_secs(1))
             .await,
     );
-    assert_unavailable("release", store.release_lease(&k, LeaseHolder(1)).await);
+    assert_unavailable(
+        "release",
+        store.release_lease(&k, LeaseHolder::new(1)).await,
+    );
     assert_unavailable(
         "insert",
         store
@@ -305,7 +310,7 @@ async fn in_memory_database_keeps_its_data() {
     store.save(&key("u"), &record(1, b"x"), None).await.unwrap();
     assert_eq!(
         store.load(&key("u")).await.unwrap().unwrap().version,
-        Version(1)
+        Version::new(1)
     );
     assert!(matches!(
         store.save(&key("u"), &record(1, b"x"), None).await,

@@ -104,8 +104,7 @@ impl WiseClient {
         url: Url,
         correlation: HeaderValue,
     ) -> Result<WiseResponse, ClientError> {
-        let core = self.wise.core();
-        let manager = &core.manager;
+        let manager = self.wise.manager();
         let mut token = manager.token_for(&self.user, || self.key.clone()).await?;
         let mut reauthorized = false;
         let started = tokio::time::Instant::now();
@@ -130,10 +129,10 @@ impl WiseClient {
                         .await?;
                     continue;
                 }
-                Ok(resp) => classify(&resp, core.clock.now()),
+                Ok(resp) => classify(&resp, manager.clock().now()),
                 Err(err) => err,
             };
-            let max_attempts = core.config.max_attempts();
+            let max_attempts = self.wise.config().max_attempts();
             match retry_wait(&req.method, &err, attempt, max_attempts, started.elapsed()) {
                 Some(wait) => {
                     tracing::info!(attempt, error = %err, "Wise API call failed, retrying");
@@ -154,7 +153,7 @@ impl WiseClient {
         token: &ValidToken,
         correlation: &HeaderValue,
     ) -> Result<WiseResponse, WiseError> {
-        let http = self.wise.core().endpoint.http();
+        let http = self.wise.manager().endpoint().http();
         let mut bearer = bearer(token)?;
         bearer.set_sensitive(true);
         let mut request = http

@@ -109,7 +109,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, fresh);
         let layer = self.layer.clone();
         Box::pin(async move {
-            let manager = &layer.wise.core().manager;
+            let manager = &layer.wise.manager();
             let token = manager.token_for(&layer.user, || layer.key.clone()).await?;
             let again = copy(&req);
             let mut first = req;

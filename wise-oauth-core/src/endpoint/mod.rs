@@ -366,12 +366,18 @@ fn encode_form(pairs: &[(&str, &str)]) -> String {
     serializer.finish()
 }
 
+// Test-only code lives under `tests/internal/` (outside `src/`), compiled in here as unit
+// tests because it drives the crate-private endpoint and API clients. A subdirectory of
+// `tests/` is not an integration-test target of its own.
 #[cfg(test)]
+#[path = "../../tests/internal/endpoint_emulator.rs"]
 mod emulator_tests;
 #[cfg(test)]
+#[path = "../../tests/internal/endpoint_loopback.rs"]
 mod loopback_tests;
 #[cfg(test)]
-pub(crate) mod test_server;
+#[path = "../../tests/internal/script_server.rs"]
+mod test_server;
 
 #[cfg(test)]
 mod tests {

@@ -4,35 +4,25 @@
 
 use super::state::{is_well_formed, random_token};
 
-/// Name of the browser-binding cookie.
+/// The name of the browser-binding cookie, `wise_oauth_binding`: pass its value to
+/// [`WiseOAuth::start_link`](crate::WiseOAuth::start_link) and
+/// [`WiseOAuth::complete_link`](crate::WiseOAuth::complete_link). The library writes the
+/// whole `Set-Cookie` value ([`LinkStart::set_cookie`](crate::LinkStart::set_cookie),
+/// [`WiseOAuth::clear_binding_cookie`](crate::WiseOAuth::clear_binding_cookie)).
 pub const BINDING_COOKIE_NAME: &str = "wise_oauth_binding";
-
-/// Alias of [`BINDING_COOKIE_NAME`].
-pub const BINDING_COOKIE: &str = BINDING_COOKIE_NAME;
 
 /// Lifetime of the binding cookie, in seconds (the 30-minute life of a flow).
 pub(crate) const BINDING_MAX_AGE_SECS: u64 = 1800;
 
 /// The `Set-Cookie` values of the browser-binding cookie.
-///
-/// ```
-/// use wise_oauth_core::FlowCookie;
-/// assert_eq!(
-///     FlowCookie::clear(true),
-///     "wise_oauth_binding=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax; Secure"
-/// );
-/// ```
 #[derive(Debug, Clone, Copy)]
-pub struct FlowCookie;
+pub(crate) struct FlowCookie;
 
 impl FlowCookie {
-    /// The cookie name, `wise_oauth_binding`.
-    pub const NAME: &'static str = BINDING_COOKIE_NAME;
-
     /// The `Set-Cookie` value that deletes the cookie. `secure` must match the value the
     /// cookie was set with ([`WiseOAuth::clear_binding_cookie`](crate::WiseOAuth::clear_binding_cookie)
     /// picks it from the configuration).
-    pub fn clear(secure: bool) -> String {
+    pub(crate) fn clear(secure: bool) -> String {
         format!(
             "{BINDING_COOKIE_NAME}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{}",
             if secure { "; Secure" } else { "" }
@@ -84,6 +74,10 @@ mod tests {
         assert_eq!(
             FlowCookie::clear(false),
             "wise_oauth_binding=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"
+        );
+        assert_eq!(
+            FlowCookie::clear(true),
+            "wise_oauth_binding=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax; Secure"
         );
         assert!(!FlowCookie::set(&id, true).contains("Strict"));
     }

@@ -19,16 +19,24 @@ mod veto;
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 use futures::FutureExt as _;
 
 use url::Url;
 
-use crate::ids::{LinkKey, ProfileId, UserId};
+use crate::api::WiseApi;
+use crate::clock::Clock;
+use crate::config::WiseConfig;
+use crate::endpoint::TokenEndpoint;
+use crate::ids::{LinkKey, LinkNamespace, ProfileId, UserId};
+use crate::manager::TokenManager;
+use crate::seal::Sealer;
 use crate::secret::{AccessToken, CsrfState};
-use crate::wise::Core;
+use crate::store::PendingStore;
 
-pub use cookie::{FlowCookie, BINDING_COOKIE, BINDING_COOKIE_NAME};
+pub(crate) use cookie::FlowCookie;
+pub use cookie::BINDING_COOKIE_NAME;
 pub use error::{CallbackProblem, FlowError, ProviderErrorCode, Registration, RegistrationError};
 pub use return_to::DEFAULT_RETURN_TO;
 pub use veto::ProfileCheck;
@@ -39,7 +47,8 @@ use pending::{FlowKind, PendingLink, FLOW_TTL};
 /// The longest `claim_account_code` accepted, in bytes.
 const MAX_CLAIM_CODE_LEN: usize = 512;
 
-/// Options of [`WiseOAuth::start_link_with`](crate::WiseOAuth::start_link_with).
+/// Options of [`WiseOAuth::start_link`](crate::WiseOAuth::start_link); [`LinkOptions::default`]
+/// sets none.
 ///
 /// `Debug` redacts the claim-account code.
 #[derive(Clone, Default)]
@@ -154,6 +163,74 @@ impl fmt::Debug for MobileLinkStart {
     }
 }
 
+/// What a mobile app forwards to its backend of the deep link Wise redirected to, for
+/// [`WiseOAuth::complete_mobile_link`](crate::WiseOAuth::complete_mobile_link).
+///
+/// ```
+/// use wise_oauth_core::MobileCallback;
+/// // The fields, for example from a JSON body `{"code", "state", "profileId"}`:
+/// let fields = MobileCallback::Fields { code: "abc", state: "xyz", profile_id: Some("30000000") };
+/// // Or the deep link's raw query (also carries `error=access_denied`):
+/// let query = MobileCallback::Query("error=access_denied&state=xyz");
+/// # let _ = (fields, query);
+/// ```
+#[derive(Clone, Copy)]
+pub enum MobileCallback<'a> {
+    /// The deep link's `code`, `state` and `profileId` (if any).
+    Fields {
+        /// The `code` parameter.
+        code: &'a str,
+        /// The `state` parameter.
+        state: &'a str,
+        /// The `profileId` parameter, a hint verified through the Wise API.
+        profile_id: Option<&'a str>,
+    },
+    /// The deep link's raw query string, still percent-encoded (without or with the
+    /// leading `?`).
+    Query(&'a str),
+}
+
+impl fmt::Debug for MobileCallback<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fields { profile_id, .. } => f
+                .debug_struct("Fields")
+                .field("code", &"[redacted]")
+                .field("state", &"[redacted]")
+                .field("profile_id", profile_id)
+                .finish(),
+            Self::Query(_) => f.write_str("Query([redacted])"),
+        }
+    }
+}
+
+/// A [`MobileCallback`] moved into the completion task.
+pub(crate) enum OwnedMobileCallback {
+    Fields {
+        code: String,
+        state: String,
+        profile_id: Option<String>,
+    },
+    Query(String),
+}
+
+impl From<MobileCallback<'_>> for OwnedMobileCallback {
+    fn from(callback: MobileCallback<'_>) -> Self {
+        match callback {
+            MobileCallback::Fields {
+                code,
+                state,
+                profile_id,
+            } => Self::Fields {
+                code: code.to_owned(),
+                state: state.to_owned(),
+                profile_id: profile_id.map(str::to_owned),
+            },
+            MobileCallback::Query(query) => Self::Query(query.to_owned()),
+        }
+    }
+}
+
 /// A completed link: the verified profile and where to send the browser (303).
 ///
 /// The browser-binding cookie is left in place: it identifies the browser, not one flow,
@@ -178,7 +255,69 @@ impl LinkCompleted {
     }
 }
 
-impl Core {
+/// The link flows (web, mobile, registration) and the state they own: the pending store,
+/// the sealer of pending records, the configuration's URLs and the app's profile check.
+/// Completed links are handed to the [`TokenManager`], which owns the tokens.
+pub(crate) struct LinkFlow {
+    config: WiseConfig,
+    endpoint: Arc<TokenEndpoint>,
+    api: WiseApi,
+    manager: TokenManager,
+    pending: Arc<dyn PendingStore>,
+    sealer: Arc<Sealer>,
+    clock: Arc<dyn Clock>,
+    profile_check: Option<Arc<dyn ProfileCheck>>,
+    namespace: LinkNamespace,
+}
+
+/// The parts a [`LinkFlow`] is made of.
+pub(crate) struct LinkFlowParts {
+    pub(crate) config: WiseConfig,
+    pub(crate) endpoint: Arc<TokenEndpoint>,
+    pub(crate) api: WiseApi,
+    pub(crate) manager: TokenManager,
+    pub(crate) pending: Arc<dyn PendingStore>,
+    pub(crate) sealer: Arc<Sealer>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) profile_check: Option<Arc<dyn ProfileCheck>>,
+    pub(crate) namespace: LinkNamespace,
+}
+
+impl fmt::Debug for LinkFlow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkFlow")
+            .field("pending", &self.pending)
+            .field("profile_check", &self.profile_check.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LinkFlow {
+    pub(crate) fn new(parts: LinkFlowParts) -> Self {
+        let LinkFlowParts {
+            config,
+            endpoint,
+            api,
+            manager,
+            pending,
+            sealer,
+            clock,
+            profile_check,
+            namespace,
+        } = parts;
+        Self {
+            config,
+            endpoint,
+            api,
+            manager,
+            pending,
+            sealer,
+            clock,
+            profile_check,
+            namespace,
+        }
+    }
+
     /// Whether the binding cookie carries `Secure`.
     pub(crate) fn secure_cookie(&self) -> bool {
         cookie::secure_for(self.config.redirect_uri())
@@ -306,27 +445,24 @@ impl Core {
             .await
     }
 
-    /// Completes a mobile flow from the deep link's raw query.
-    pub(crate) async fn complete_mobile_query(
+    /// Completes a mobile flow from what the app forwarded.
+    pub(crate) async fn complete_mobile(
         &self,
         user: &UserId,
-        raw_query: &str,
+        callback: &OwnedMobileCallback,
     ) -> Result<LinkCompleted, FlowError> {
-        let issuers = self.issuers();
-        let issuers = [issuers[0].as_str(), issuers[1].as_str()];
-        let parsed = callback::parse(raw_query, &issuers);
-        self.complete(user, parsed, None, FlowKind::Mobile).await
-    }
-
-    /// Completes a mobile flow from the fields the app forwards.
-    pub(crate) async fn complete_mobile_fields(
-        &self,
-        user: &UserId,
-        code: &str,
-        state: &str,
-        profile_id: Option<&str>,
-    ) -> Result<LinkCompleted, FlowError> {
-        let parsed = callback::from_fields(code, state, profile_id);
+        let parsed = match callback {
+            OwnedMobileCallback::Fields {
+                code,
+                state,
+                profile_id,
+            } => callback::from_fields(code, state, profile_id.as_deref()),
+            OwnedMobileCallback::Query(raw_query) => {
+                let issuers = self.issuers();
+                let issuers = [issuers[0].as_str(), issuers[1].as_str()];
+                callback::parse(raw_query, &issuers)
+            }
+        };
         self.complete(user, parsed, None, FlowKind::Mobile).await
     }
 

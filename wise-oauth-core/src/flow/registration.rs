@@ -7,9 +7,9 @@
 use crate::api::{ProfileKind, SignupOutcome};
 use crate::ids::{ProfileId, UserId};
 use crate::secret::RegistrationCode;
-use crate::wise::Core;
 
 use super::error::{Registration, RegistrationError};
+use super::LinkFlow;
 
 /// Wise requires at least 32 characters.
 const MIN_REGISTRATION_CODE_LEN: usize = 32;
@@ -32,7 +32,7 @@ fn valid_code(code: &RegistrationCode) -> bool {
         && code.bytes().all(|b| b.is_ascii_graphic())
 }
 
-impl Core {
+impl LinkFlow {
     pub(crate) async fn register(
         &self,
         user: &UserId,

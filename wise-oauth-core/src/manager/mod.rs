@@ -63,7 +63,7 @@ pub(crate) struct ManagerSettings {
     /// it; the next attempt waits until then, and a call is sent only while the lease
     /// outlasts it (twice the refresh timeout; below `lease_ttl - LEASE_MARGIN`).
     pub(crate) late_completion_bound: Duration,
-    /// A cached entry older than this is re-read from the store (30 s).
+    /// A cached entry older than this is re-read from the store (builder, default 30 s).
     pub(crate) revalidate_after: Duration,
     /// How long the breaker stays open after `invalid_client` (60 s).
     pub(crate) breaker_open_for: Duration,
@@ -546,6 +546,16 @@ impl TokenManager {
     }
 
     /// The store the links live in.
+    /// The token endpoint, whose HTTP client every call to Wise shares.
+    pub(crate) fn endpoint(&self) -> &TokenEndpoint {
+        &self.inner.endpoint
+    }
+
+    /// The source of "now".
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
     pub(crate) fn store(&self) -> &Arc<dyn TokenStore> {
         &self.inner.store
     }

@@ -249,7 +249,7 @@ pub mod token_store {
             at_millis(1_750_043_199_123),
             at_millis(1_749_913_600_456),
             at_millis(1_750_000_000_789),
-            SealedTokens(sealed.to_vec()),
+            SealedTokens::new(sealed.to_vec()),
         )
     }
 
@@ -285,7 +285,11 @@ pub mod token_store {
         let case = Case::new();
         let key = case.key("u");
         let v1 = ok("insert", store.save(&key, &record(1, b"one"), None).await);
-        for wrong in [Version(v1.0 + 1), Version(v1.0 + 100), Version(0)] {
+        for wrong in [
+            Version::new(v1.get() + 1),
+            Version::new(v1.get() + 100),
+            Version::new(0),
+        ] {
             expect_conflict(
                 "save with a wrong version",
                 store.save(&key, &record(2, b"two"), Some(wrong)).await,
@@ -306,7 +310,9 @@ pub mod token_store {
         let key = case.key("u");
         expect_conflict(
             "CAS on an absent link",
-            store.save(&key, &record(1, b"x"), Some(Version(1))).await,
+            store
+                .save(&key, &record(1, b"x"), Some(Version::new(1)))
+                .await,
         );
         assert_eq!(load(store, &key).await, None, "a failed CAS created a link");
     }
@@ -316,16 +322,20 @@ pub mod token_store {
         let case = Case::new();
         let key = case.key("u");
         let mut version = ok("insert", store.save(&key, &record(1, b"v"), None).await);
-        assert_eq!(version, Version(1), "the first version of a new link");
+        assert_eq!(version, Version::new(1), "the first version of a new link");
         for round in 2..=5u8 {
             let next = ok(
                 "CAS save",
                 store.save(&key, &record(1, &[round]), Some(version)).await,
             );
-            assert_eq!(next, Version(version.0 + 1), "versions grow by one");
+            assert_eq!(
+                next,
+                Version::new(version.get() + 1),
+                "versions grow by one"
+            );
             let stored = load(store, &key).await.expect("link present");
             assert_eq!(stored.version, next);
-            assert_eq!(stored.value.sealed_tokens.0, [round]);
+            assert_eq!(stored.value.sealed_tokens.as_bytes(), [round]);
             version = next;
         }
     }
@@ -420,7 +430,7 @@ pub mod token_store {
         }
         let (index, version) = winner.expect("no concurrent writer won");
         if let Some(base) = base {
-            assert_eq!(version, Version(base.0 + 1));
+            assert_eq!(version, Version::new(base.get() + 1));
         }
         let stored = load(store, key).await.expect("link present");
         assert_eq!(
@@ -437,7 +447,7 @@ pub mod token_store {
     pub async fn lease_is_exclusive(store: &dyn TokenStore) {
         let case = Case::new();
         let key = case.key("u");
-        let (h1, h2) = (LeaseHolder(1), LeaseHolder(2));
+        let (h1, h2) = (LeaseHolder::new(1), LeaseHolder::new(2));
         assert!(ok(
             "h1 acquires",
             store.acquire_lease(&key, h1, LONG_TTL).await
@@ -456,7 +466,7 @@ pub mod token_store {
     pub async fn lease_is_reentrant_for_its_holder(store: &dyn TokenStore) {
         let case = Case::new();
         let key = case.key("u");
-        let (h1, h2) = (LeaseHolder(1), LeaseHolder(2));
+        let (h1, h2) = (LeaseHolder::new(1), LeaseHolder::new(2));
         assert!(ok(
             "h1 acquires",
             store.acquire_lease(&key, h1, SHORT_TTL).await
@@ -481,7 +491,7 @@ pub mod token_store {
     pub async fn lease_is_released_only_by_its_holder(store: &dyn TokenStore) {
         let case = Case::new();
         let key = case.key("u");
-        let (h1, h2) = (LeaseHolder(1), LeaseHolder(2));
+        let (h1, h2) = (LeaseHolder::new(1), LeaseHolder::new(2));
         assert!(ok(
             "h1 acquires",
             store.acquire_lease(&key, h1, LONG_TTL).await
@@ -514,7 +524,9 @@ pub mod token_store {
         let key = case.key("unlinked");
         assert!(ok(
             "acquire",
-            store.acquire_lease(&key, LeaseHolder(1), LONG_TTL).await
+            store
+                .acquire_lease(&key, LeaseHolder::new(1), LONG_TTL)
+                .await
         ));
         assert_eq!(load(store, &key).await, None, "a lease created a link");
         // A link can still be inserted while the lease is held.
@@ -528,7 +540,7 @@ pub mod token_store {
     pub async fn leases_are_independent_of_records(store: &dyn TokenStore) {
         let case = Case::new();
         let key = case.key("u");
-        let (h1, h2) = (LeaseHolder(1), LeaseHolder(2));
+        let (h1, h2) = (LeaseHolder::new(1), LeaseHolder::new(2));
         assert!(ok(
             "h1 acquires",
             store.acquire_lease(&key, h1, LONG_TTL).await
@@ -557,17 +569,17 @@ pub mod token_store {
         let (a, b) = (case.key("a"), case.key("b"));
         assert!(ok(
             "h1 on a",
-            store.acquire_lease(&a, LeaseHolder(1), LONG_TTL).await
+            store.acquire_lease(&a, LeaseHolder::new(1), LONG_TTL).await
         ));
         assert!(ok(
             "h2 on b",
-            store.acquire_lease(&b, LeaseHolder(2), LONG_TTL).await
+            store.acquire_lease(&b, LeaseHolder::new(2), LONG_TTL).await
         ));
         let other_client = LinkKey::new(&case.environment, "other-client", user("a"));
         assert!(ok(
             "h2 on a of another client",
             store
-                .acquire_lease(&other_client, LeaseHolder(2), LONG_TTL)
+                .acquire_lease(&other_client, LeaseHolder::new(2), LONG_TTL)
                 .await
         ));
     }
@@ -578,16 +590,22 @@ pub mod token_store {
         let key = case.key("u");
         assert!(ok(
             "h1 acquires",
-            store.acquire_lease(&key, LeaseHolder(1), SHORT_TTL).await
+            store
+                .acquire_lease(&key, LeaseHolder::new(1), SHORT_TTL)
+                .await
         ));
         wait_real(LAPSE).await;
         assert!(ok(
             "h2 acquires an expired lease",
-            store.acquire_lease(&key, LeaseHolder(2), LONG_TTL).await
+            store
+                .acquire_lease(&key, LeaseHolder::new(2), LONG_TTL)
+                .await
         ));
         assert!(!ok(
             "h1 comes back",
-            store.acquire_lease(&key, LeaseHolder(1), LONG_TTL).await
+            store
+                .acquire_lease(&key, LeaseHolder::new(1), LONG_TTL)
+                .await
         ));
     }
 
@@ -596,7 +614,11 @@ pub mod token_store {
     pub async fn late_write_after_lease_expiry_is_rejected(store: &dyn TokenStore) {
         let case = Case::new();
         let key = case.key("u");
-        let (h1, h2, h3) = (LeaseHolder(1), LeaseHolder(2), LeaseHolder(3));
+        let (h1, h2, h3) = (
+            LeaseHolder::new(1),
+            LeaseHolder::new(2),
+            LeaseHolder::new(3),
+        );
         let v1 = ok("insert", store.save(&key, &record(1, b"v1"), None).await);
 
         assert!(ok(
@@ -741,7 +763,7 @@ pub mod token_store {
             at_millis(4_102_444_800_001), // 2100-01-01
             at_millis(1_000),
             at_millis(1_750_000_000_999),
-            SealedTokens(b"other".to_vec()),
+            SealedTokens::new(b"other".to_vec()),
         );
         ok("update", store.save(&key, &second, Some(v1)).await);
         assert_eq!(load(store, &key).await.expect("link present").value, second);
@@ -761,7 +783,7 @@ pub mod token_store {
             let v1 = ok("insert", store.save(&key, &record(1, &bytes), None).await);
             let stored = load(store, &key).await.expect("link present");
             assert!(
-                stored.value.sealed_tokens.0 == bytes,
+                stored.value.sealed_tokens.as_bytes() == bytes,
                 "{len} bytes did not round-trip"
             );
             let shorter = pattern(len / 2, 3);
@@ -771,7 +793,7 @@ pub mod token_store {
             );
             let stored = load(store, &key).await.expect("link present");
             assert!(
-                stored.value.sealed_tokens.0 == shorter,
+                stored.value.sealed_tokens.as_bytes() == shorter,
                 "{len}/2 bytes after update"
             );
         }
@@ -782,7 +804,7 @@ pub mod token_store {
             ok("insert", store.save(&key, &record(1, &bytes), None).await);
             let stored = load(store, &key).await.expect("link present");
             assert!(
-                stored.value.sealed_tokens.0 == bytes,
+                stored.value.sealed_tokens.as_bytes() == bytes,
                 "{name} bytes did not round-trip"
             );
         }
@@ -1233,7 +1255,7 @@ mod tests {
             at_millis(1),
             at_millis(1),
             at_millis(1),
-            SealedTokens(vec![1]),
+            SealedTokens::new(vec![1]),
         )
     }
 
@@ -1256,7 +1278,7 @@ mod tests {
             _expected: Option<Version>,
         ) -> Result<Version, StoreError> {
             let mut links = self.links.lock().unwrap();
-            let version = Version(links.get(key).map_or(1, |v| v.version.0 + 1));
+            let version = Version::new(links.get(key).map_or(1, |v| v.version.get() + 1));
             let value = record.clone();
             links.insert(key.clone(), Versioned { version, value });
             Ok(version)
@@ -1314,7 +1336,10 @@ mod tests {
             ));
         }
         assert_eq!(store.inner().len(), 0, "a failed save wrote");
-        assert_eq!(store.save(&key(), &rec(), None).await.unwrap(), Version(1));
+        assert_eq!(
+            store.save(&key(), &rec(), None).await.unwrap(),
+            Version::new(1)
+        );
         assert_eq!((observer.save_calls(), observer.successful_saves()), (3, 1));
     }
 
@@ -1329,7 +1354,7 @@ mod tests {
         assert!(source.downcast_ref::<InjectedFault>().is_some());
         assert_eq!(
             store.load(&key()).await.unwrap().unwrap().version,
-            Version(1)
+            Version::new(1)
         );
     }
 
@@ -1341,13 +1366,16 @@ mod tests {
         assert!(store.save(&key(), &rec(), None).await.is_err());
         assert!(store.delete(&key()).await.is_err());
         assert!(store
-            .acquire_lease(&key(), LeaseHolder(1), LONG_TTL)
+            .acquire_lease(&key(), LeaseHolder::new(1), LONG_TTL)
             .await
             .is_err());
-        assert!(store.release_lease(&key(), LeaseHolder(1)).await.is_err());
+        assert!(store
+            .release_lease(&key(), LeaseHolder::new(1))
+            .await
+            .is_err());
         store.set_down(false);
         assert!(store
-            .acquire_lease(&key(), LeaseHolder(1), LONG_TTL)
+            .acquire_lease(&key(), LeaseHolder::new(1), LONG_TTL)
             .await
             .unwrap());
         assert_eq!(store.lease_calls(), 2);
@@ -1368,6 +1396,9 @@ mod tests {
         let clone = store.clone();
         let joined = tokio::spawn(async move { clone.save(&key(), &rec(), None).await }).await;
         assert!(joined.unwrap_err().is_panic());
-        assert_eq!(store.save(&key(), &rec(), None).await.unwrap(), Version(1));
+        assert_eq!(
+            store.save(&key(), &rec(), None).await.unwrap(),
+            Version::new(1)
+        );
     }
 }

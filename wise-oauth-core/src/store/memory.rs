@@ -182,7 +182,7 @@ impl TokenStore for MemoryTokenStore {
             return Err(StoreError::Conflict);
         }
         let previous = current.or_else(|| inner.deleted.get(key).copied());
-        let version = Version(previous.map_or(1, |v| v.0.saturating_add(1)));
+        let version = Version::new(previous.map_or(1, |v| v.get().saturating_add(1)));
         if previous.is_some() {
             inner.deleted.remove(key);
         }
@@ -286,7 +286,7 @@ mod tests {
             t,
             t,
             t,
-            SealedTokens(vec![byte; 4]),
+            SealedTokens::new(vec![byte; 4]),
         )
     }
 
@@ -304,10 +304,10 @@ mod tests {
     async fn versions_continue_after_delete() {
         let store = MemoryTokenStore::default();
         let v1 = store.save(&key("u"), &record(1), None).await.unwrap();
-        assert_eq!(v1, Version(1));
+        assert_eq!(v1, Version::new(1));
         assert!(store.delete(&key("u")).await.unwrap());
         let v2 = store.save(&key("u"), &record(2), None).await.unwrap();
-        assert_eq!(v2, Version(2));
+        assert_eq!(v2, Version::new(2));
         assert!(matches!(
             store.save(&key("u"), &record(3), Some(v1)).await,
             Err(StoreError::Conflict)
@@ -317,7 +317,7 @@ mod tests {
     #[tokio::test]
     async fn zero_ttl_lease_is_expired_at_once() {
         let store = MemoryTokenStore::default();
-        let (h1, h2) = (LeaseHolder(1), LeaseHolder(2));
+        let (h1, h2) = (LeaseHolder::new(1), LeaseHolder::new(2));
         assert!(store
             .acquire_lease(&key("u"), h1, Duration::ZERO)
             .await
@@ -347,7 +347,7 @@ mod tests {
         for i in 0..5000 {
             let k = key(&format!("user-{i}"));
             store
-                .acquire_lease(&k, LeaseHolder(i), Duration::ZERO)
+                .acquire_lease(&k, LeaseHolder::new(i), Duration::ZERO)
                 .await
                 .unwrap();
         }

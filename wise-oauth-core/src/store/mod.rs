@@ -4,7 +4,9 @@
 //! (encrypted when a key is configured), so any store, built-in or your own, gets
 //! encryption at rest for free.
 
+use std::any::Any;
 use std::fmt::{self, Debug};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -17,8 +19,33 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The version of a stored link, for compare-and-swap writes. Starts at 1 and grows by one
 /// with every successful [`TokenStore::save`].
+///
+/// ```
+/// use wise_oauth_core::Version;
+/// let first = Version::new(1);
+/// assert_eq!(first.next(), Version::new(2));
+/// assert_eq!(first.get(), 1);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Version(pub u64);
+pub struct Version(u64);
+
+impl Version {
+    /// Wraps a version number read back from a store.
+    pub const fn new(version: u64) -> Self {
+        Self(version)
+    }
+
+    /// The version number, for a store's column.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The version after this one (saturating at `u64::MAX`).
+    #[must_use]
+    pub const fn next(self) -> Self {
+        Self(self.0.saturating_add(1))
+    }
+}
 
 /// A value together with the version it was read at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,8 +87,32 @@ impl LinkStatus {
 }
 
 /// Sealed token bytes: opaque to stores; `Debug` shows only the length.
+///
+/// ```
+/// use wise_oauth_core::SealedTokens;
+/// let sealed = SealedTokens::new(vec![1, 2, 3]);
+/// assert_eq!(sealed.as_bytes(), [1, 2, 3]);
+/// assert_eq!(format!("{sealed:?}"), "SealedTokens(3 bytes)");
+/// ```
 #[derive(Clone, PartialEq, Eq)]
-pub struct SealedTokens(pub Vec<u8>);
+pub struct SealedTokens(pub(crate) Vec<u8>);
+
+impl SealedTokens {
+    /// Wraps bytes read back from a store, exactly as they were written.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    /// The bytes to store.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The bytes to store, by value.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+}
 
 impl Debug for SealedTokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -109,13 +160,30 @@ impl LinkRecord {
 }
 
 /// Identifies the holder of a refresh lease (random per attempt).
+///
+/// ```
+/// use wise_oauth_core::LeaseHolder;
+/// let holder = LeaseHolder::new(7);
+/// assert_eq!(holder.get(), 7);
+/// assert_ne!(LeaseHolder::random(), LeaseHolder::random());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct LeaseHolder(pub u128);
+pub struct LeaseHolder(u128);
 
 impl LeaseHolder {
     /// A fresh random holder id.
     pub fn random() -> Self {
         Self(rand::random())
+    }
+
+    /// Wraps a holder id read back from a store.
+    pub const fn new(id: u128) -> Self {
+        Self(id)
+    }
+
+    /// The holder id, for a store's column.
+    pub const fn get(self) -> u128 {
+        self.0
     }
 }
 
@@ -214,6 +282,79 @@ pub trait PendingStore: Send + Sync + Debug + 'static {
     async fn take(&self, state_hash: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
+/// A shared store is a store: pass an `Arc` (for example an `Arc<dyn TokenStore>` that
+/// other parts of the app also use) wherever a [`TokenStore`] is expected.
+#[async_trait]
+impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
+    async fn load(&self, key: &LinkKey) -> Result<Option<Versioned<LinkRecord>>, StoreError> {
+        (**self).load(key).await
+    }
+
+    async fn save(
+        &self,
+        key: &LinkKey,
+        record: &LinkRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        (**self).save(key, record, expected).await
+    }
+
+    async fn delete(&self, key: &LinkKey) -> Result<bool, StoreError> {
+        (**self).delete(key).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        key: &LinkKey,
+        holder: LeaseHolder,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        (**self).acquire_lease(key, holder, ttl).await
+    }
+
+    async fn release_lease(&self, key: &LinkKey, holder: LeaseHolder) -> Result<(), StoreError> {
+        (**self).release_lease(key, holder).await
+    }
+}
+
+/// A shared pending store is a pending store (see the [`TokenStore`] impl for `Arc`).
+#[async_trait]
+impl<T: PendingStore + ?Sized> PendingStore for Arc<T> {
+    async fn insert(
+        &self,
+        state_hash: &[u8; 32],
+        owner: &LinkKey,
+        pending: &[u8],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        (**self).insert(state_hash, owner, pending, ttl).await
+    }
+
+    async fn take(&self, state_hash: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).take(state_hash).await
+    }
+}
+
+/// `store` as the library holds it, an `Arc<D>` (`D` a `dyn` store trait): a store that
+/// already is an `Arc<D>` is kept as it is (no second `Arc` around it); any other store is
+/// put in a new `Arc` by `new`.
+pub(crate) fn shared<S: Any, D: ?Sized + 'static>(
+    store: S,
+    new: impl FnOnce(S) -> Arc<D>,
+) -> Arc<D> {
+    let mut slot = Some(store);
+    if let Some(shared) = (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<Arc<D>>>()
+        .and_then(Option::take)
+    {
+        return shared;
+    }
+    match slot {
+        Some(store) => new(store),
+        None => unreachable!("only a matching downcast empties the slot"),
+    }
+}
+
 /// How many link flows one app user may have in progress at once.
 pub const MAX_PENDING_PER_USER: usize = 8;
 
@@ -227,3 +368,24 @@ pub mod conformance;
 pub use listing::{LinkPage, MAX_LINK_PAGE};
 pub use memory::MemoryTokenStore;
 pub use pending_memory::MemoryPendingStore;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_store_is_kept_as_it_is() {
+        let store: Arc<dyn TokenStore> = Arc::new(MemoryTokenStore::new());
+        let kept = shared(store.clone(), |s| Arc::new(s) as Arc<dyn TokenStore>);
+        assert!(Arc::ptr_eq(&store, &kept));
+        let pending: Arc<dyn PendingStore> = Arc::new(MemoryPendingStore::default());
+        let kept = shared(pending.clone(), |s| Arc::new(s) as Arc<dyn PendingStore>);
+        assert!(Arc::ptr_eq(&pending, &kept));
+        // Any other store (an `Arc` of a concrete store included) gets an `Arc` of its own.
+        let concrete = Arc::new(MemoryTokenStore::new());
+        let wrapped = shared(concrete.clone(), |s| Arc::new(s) as Arc<dyn TokenStore>);
+        assert_eq!(Arc::strong_count(&concrete), 2);
+        drop(wrapped);
+        assert_eq!(Arc::strong_count(&concrete), 1);
+    }
+}

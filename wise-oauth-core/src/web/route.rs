@@ -92,10 +92,10 @@ impl<F: Framework> Plugin<F> {
         match route {
             Route::Connect => routes::connect(wise, user, &info, mount).await,
             Route::Callback => routes::callback(wise, user, &info, mount).await,
-            Route::Status => routes::status(wise, user, &info).await,
+            Route::Status => routes::status(wise, user, &info, mount).await,
             Route::Disconnect => routes::disconnect(wise, user, &info, mount).await,
-            Route::MobileStart => routes::mobile_start(wise, user, &info).await,
-            Route::MobileComplete => routes::mobile_complete(wise, user, &info, body).await,
+            Route::MobileStart => routes::mobile_start(wise, user, &info, mount).await,
+            Route::MobileComplete => routes::mobile_complete(wise, user, &info, mount, body).await,
         }
     }
 }

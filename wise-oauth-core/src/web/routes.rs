@@ -10,7 +10,10 @@ use super::html;
 use super::mount::Mount;
 use super::reply::Reply;
 use super::request::RequestInfo;
-use crate::{FlowError, LinkView, TokenError, UserId, WiseOAuth, BINDING_COOKIE_NAME};
+use crate::{
+    FlowError, LinkOptions, LinkView, MobileCallback, TokenError, UserId, WiseOAuth,
+    BINDING_COOKIE_NAME,
+};
 
 /// The largest JSON body [`mobile_complete`] accepts, in bytes.
 pub const MAX_MOBILE_BODY: usize = 8 * 1024;
@@ -286,9 +289,12 @@ pub async fn connect(
     let Some(user) = user else {
         return not_logged_in(req);
     };
-    let return_to = single_param(req.raw_query(), "return_to").ok().flatten();
+    let mut options = LinkOptions::default();
+    if let Some(return_to) = single_param(req.raw_query(), "return_to").ok().flatten() {
+        options = options.return_to(return_to);
+    }
     match wise
-        .start_link(user, return_to.as_deref(), req.cookie(BINDING_COOKIE_NAME))
+        .start_link(user, &options, req.cookie(BINDING_COOKIE_NAME))
         .await
     {
         Ok(start) => Reply::see_other(start.authorize_url().as_str())
@@ -349,13 +355,18 @@ fn rfc3339(t: std::time::SystemTime) -> Option<String> {
 
 /// `GET {prefix}/status`: `{"linked", "profile_id", "expires_at", "relink_required"}` as
 /// JSON; never a token.
-pub async fn status(wise: &WiseOAuth, user: Option<&UserId>, req: &RequestInfo) -> Reply {
+pub async fn status(
+    wise: &WiseOAuth,
+    user: Option<&UserId>,
+    req: &RequestInfo,
+    mount: &Mount,
+) -> Reply {
     let Some(user) = user else {
         return not_logged_in(req);
     };
     match wise.status(user).await {
         Ok(view) => Reply::json(StatusCode::OK, &status_json(view.as_ref())),
-        Err(e) => token_rejection(&e, &RequestInfo::new("GET", req.path()), &Mount::default()),
+        Err(e) => token_rejection(&e, &RequestInfo::new("GET", req.path()), mount),
     }
 }
 
@@ -428,7 +439,12 @@ fn is_plain_local_path(p: &str) -> bool {
 /// custom-scheme deep link. Answers `{"authorize_url": ..., "state": ...}`; the app opens
 /// the URL in a browser tab and, when its deep link is called, posts `code`, `state` and
 /// `profileId` to [`mobile_complete`]. Same cross-site rule as [`disconnect`].
-pub async fn mobile_start(wise: &WiseOAuth, user: Option<&UserId>, req: &RequestInfo) -> Reply {
+pub async fn mobile_start(
+    wise: &WiseOAuth,
+    user: Option<&UserId>,
+    req: &RequestInfo,
+    mount: &Mount,
+) -> Reply {
     let Some(user) = user else {
         return not_logged_in(req);
     };
@@ -443,7 +459,7 @@ pub async fn mobile_start(wise: &WiseOAuth, user: Option<&UserId>, req: &Request
                 "state": start.state().expose_secret(),
             }),
         ),
-        Err(e) => flow_error_reply(&e, req, &Mount::default()),
+        Err(e) => flow_error_reply(&e, req, mount),
     }
 }
 
@@ -463,6 +479,7 @@ pub async fn mobile_complete(
     wise: &WiseOAuth,
     user: Option<&UserId>,
     req: &RequestInfo,
+    mount: &Mount,
     body: &[u8],
 ) -> Reply {
     let Some(user) = user else {
@@ -507,13 +524,54 @@ pub async fn mobile_complete(
     let mut api = RequestInfo::new("POST", req.path());
     api.header("accept", b"application/json");
     match wise
-        .complete_mobile_link(user, &input.code, &input.state, profile.as_deref())
+        .complete_mobile_link(
+            user,
+            MobileCallback::Fields {
+                code: &input.code,
+                state: &input.state,
+                profile_id: profile.as_deref(),
+            },
+        )
         .await
     {
         Ok(done) => Reply::json(
             StatusCode::OK,
             &json!({ "linked": true, "profile_id": done.profile_id().get() }),
         ),
-        Err(e) => flow_error_reply(&e, &api, &Mount::default()),
+        Err(e) => flow_error_reply(&e, &api, mount),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ClientSecret, WiseConfig};
+
+    /// A handle without a mobile redirect URI, so a mobile start fails (misconfigured).
+    fn wise() -> WiseOAuth {
+        let config = WiseConfig::builder(
+            "client",
+            ClientSecret::new("secret"),
+            "https://app.example.com/integrations/wise/callback",
+        )
+        .build()
+        .unwrap();
+        WiseOAuth::builder(config).build().unwrap()
+    }
+
+    #[tokio::test]
+    async fn mobile_errors_link_to_the_mount_of_the_routes() {
+        let mount = Mount::new("/integrations/wise").unwrap();
+        let mut req = RequestInfo::new("POST", "/integrations/wise/mobile/start");
+        req.header("accept", b"text/html")
+            .header("sec-fetch-site", b"same-origin");
+        let user = UserId::new("u").unwrap();
+        let reply = mobile_start(&wise(), Some(&user), &req, &mount).await;
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let page = reply.body.as_str();
+        assert!(
+            page.contains("href=\"/integrations/wise/connect\""),
+            "{page}"
+        );
     }
 }

@@ -156,7 +156,11 @@ impl Env {
 
     /// Runs a whole web flow for `user` in a browser with `cookie`.
     pub async fn link(&self, user: &UserId) -> Result<LinkCompleted, FlowError> {
-        let start = self.wise.start_link(user, None, None).await.unwrap();
+        let start = self
+            .wise
+            .start_link(user, &Default::default(), None)
+            .await
+            .unwrap();
         let cookie = cookie_value(start.set_cookie());
         let query = self.callback_query(&start).await;
         self.wise.complete_link(user, &query, Some(&cookie)).await

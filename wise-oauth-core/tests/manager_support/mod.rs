@@ -160,7 +160,7 @@ pub fn instance(
     settings: &Settings,
 ) -> WiseOAuth {
     WiseOAuth::builder(config(mock, settings))
-        .store_arc(store)
+        .store(store)
         .clock(MockClock(mock.clone()))
         .on_event(events.handler())
         .build()
@@ -237,7 +237,10 @@ pub async fn consent(
     email: &str,
 ) -> (String, String) {
     mock.set_auto_approve(Some(email));
-    let start = wise.start_link(user, None, None).await.unwrap();
+    let start = wise
+        .start_link(user, &Default::default(), None)
+        .await
+        .unwrap();
     let cookie = start
         .set_cookie()
         .split(';')
@@ -273,7 +276,7 @@ pub struct Stored {
 
 pub async fn stored(store: &dyn TokenStore, key: &LinkKey) -> Stored {
     let record = store.load(key).await.unwrap().expect("a stored link");
-    let sealed = record.value.sealed_tokens.0.clone();
+    let sealed = record.value.sealed_tokens.as_bytes().to_vec();
     assert_eq!(sealed[0], 0, "plain record expected in tests");
     let json: serde_json::Value = serde_json::from_slice(&sealed[1..]).unwrap();
     Stored {

@@ -75,7 +75,7 @@ impl<S: PendingStore> PendingStore for Guarded<S> {
 
 /// A random lowercase hex suffix for unique names.
 pub fn unique_suffix() -> String {
-    format!("{:016x}", LeaseHolder::random().0 as u64)
+    format!("{:016x}", LeaseHolder::random().get() as u64)
 }
 
 pub fn key(user: &str) -> LinkKey {
@@ -90,7 +90,7 @@ pub fn record(profile: u64, sealed: &[u8]) -> LinkRecord {
         at(1_750_043_199),
         at(1_749_913_600),
         at(1_750_000_000),
-        SealedTokens(sealed.to_vec()),
+        SealedTokens::new(sealed.to_vec()),
     )
 }
 

@@ -23,7 +23,7 @@ fn entry(version: u64, now: SystemTime) -> CacheEntry {
     CacheEntry::active(
         &tokens,
         ProfileId::new(1).unwrap(),
-        Version(version),
+        Version::new(version),
         now,
         t,
     )
@@ -55,13 +55,13 @@ fn an_older_version_does_not_replace_a_newer_fresh_one() {
     cache.put(&key("a"), entry(2, now));
     assert_eq!(
         cache.offer(&key("a"), entry(1, now), now).version,
-        Version(2)
+        Version::new(2)
     );
     // Once the newer entry is due for revalidation, the store's answer wins.
     let later = now + Duration::from_secs(31);
     assert_eq!(
         cache.offer(&key("a"), entry(1, later), later).version,
-        Version(1)
+        Version::new(1)
     );
     cache.invalidate(&key("a"));
     assert!(cache.get(key("a").user()).is_none());
@@ -73,13 +73,13 @@ fn a_buried_version_is_refused_until_its_deadline_however_many_unlinks_follow() 
     let now = SystemTime::now();
     let until = now + Duration::from_secs(30);
     cache.put(&key("first"), entry(3, now));
-    cache.bury(&key("first"), Some(Version(3)), now, until);
+    cache.bury(&key("first"), Some(Version::new(3)), now, until);
     // A burst of unlinks, each with the same lifetime, a little later.
     for i in 0..5_000 {
         let at = now + Duration::from_millis(i);
         cache.bury(
             &key(&format!("other-{i}")),
-            Some(Version(1)),
+            Some(Version::new(1)),
             at,
             at + Duration::from_secs(30),
         );
