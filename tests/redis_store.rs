@@ -402,7 +402,7 @@ async fn redis_lease_holder_killed_mid_refresh_loses_nothing() {
         .await
         .expect("load")
         .expect("still linked");
-    let (access, refresh) = plain_tokens(&stored.value.sealed_tokens.as_bytes());
+    let (access, refresh) = plain_tokens(stored.value.sealed_tokens.as_bytes());
     assert_eq!(access, token.access_token().expose_secret());
     assert!(emulator.access_token_is_valid(&access));
     assert!(

@@ -1204,6 +1204,21 @@ impl<S: TokenStore> TokenStore for FaultyStore<S> {
         }
         self.inner.release_lease(key, holder).await
     }
+
+    async fn list_links(
+        &self,
+        environment: &str,
+        client_id: &str,
+        after: Option<&crate::UserId>,
+        limit: usize,
+    ) -> Result<crate::store::LinkPage, StoreError> {
+        if self.faults.fail_loads.load(Ordering::SeqCst) {
+            return Err(injected());
+        }
+        self.inner
+            .list_links(environment, client_id, after, limit)
+            .await
+    }
 }
 
 #[async_trait]

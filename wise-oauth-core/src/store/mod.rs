@@ -315,6 +315,18 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     async fn release_lease(&self, key: &LinkKey, holder: LeaseHolder) -> Result<(), StoreError> {
         (**self).release_lease(key, holder).await
     }
+
+    async fn list_links(
+        &self,
+        environment: &str,
+        client_id: &str,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<LinkPage, StoreError> {
+        (**self)
+            .list_links(environment, client_id, after, limit)
+            .await
+    }
 }
 
 /// A shared pending store is a pending store (see the [`TokenStore`] impl for `Arc`).
