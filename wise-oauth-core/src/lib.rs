@@ -112,6 +112,7 @@ pub use store::{
     BoxError, LeaseHolder, LinkRecord, LinkStatus, PendingStore, SealedTokens, StoreError,
     TokenStore, Version, Versioned, MAX_PENDING_PER_USER,
 };
+pub use store::{ChangeEvent, LinkChange, LinkChanges, MemoryLinkChanges};
 pub use store::{MemoryPendingStore, MemoryTokenStore};
 pub use token::TokenSet;
 pub use wise::{WiseOAuth, WiseOAuthBuilder};

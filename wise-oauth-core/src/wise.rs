@@ -15,13 +15,14 @@ use crate::flow::{
     Registration, RegistrationError,
 };
 use crate::ids::{LinkKey, LinkNamespace, UserId};
+use crate::manager::NoRuntime;
 use crate::manager::{
     LinkView, ManagerSettings, TokenError, TokenManager, ValidToken, DEFAULT_CACHE_CAPACITY,
     DEFAULT_LEASE_TTL, DEFAULT_REFRESH_TIMEOUT, LEASE_MARGIN,
 };
 use crate::seal::{EncryptionKeys, Sealer};
 use crate::secret::{AccessToken, RegistrationCode};
-use crate::store::{MemoryPendingStore, MemoryTokenStore, PendingStore, TokenStore};
+use crate::store::{LinkChanges, MemoryPendingStore, MemoryTokenStore, PendingStore, TokenStore};
 
 /// The shared state behind a [`WiseOAuth`] handle.
 pub(crate) struct Core {
@@ -77,6 +78,7 @@ pub struct WiseOAuthBuilder {
     late_completion_bound: Option<Duration>,
     max_concurrent_refreshes: Option<usize>,
     cache_capacity: Option<u64>,
+    changes: Option<Arc<dyn LinkChanges>>,
 }
 
 /// The accepted range of [`WiseOAuthBuilder::lease_ttl`].
@@ -100,6 +102,7 @@ impl fmt::Debug for WiseOAuthBuilder {
             .field("late_completion_bound", &self.late_completion_bound)
             .field("max_concurrent_refreshes", &self.max_concurrent_refreshes)
             .field("cache_capacity", &self.cache_capacity)
+            .field("changes", &self.changes)
             .finish()
     }
 }
@@ -216,6 +219,30 @@ impl WiseOAuthBuilder {
         self
     }
 
+    /// Where this instance announces its writes of links and learns of the other
+    /// instances' (see [`LinkChanges`]): after another instance refreshes or unlinks a
+    /// link, the cached copy here is dropped and the requests waiting on it are woken at
+    /// once. Default: none; each instance then re-reads a cached link from the store 30
+    /// seconds after reading it, and serves the previous (already dead) access token
+    /// until then. Best effort: a lost channel falls back to that. With a channel,
+    /// [`build`](Self::build) must run inside a Tokio runtime (it starts the listener,
+    /// which ends when the last clone of the handle is dropped).
+    ///
+    /// ```
+    /// # use wise_oauth_core::{ClientSecret, MemoryLinkChanges, WiseConfig, WiseOAuth};
+    /// # let config = WiseConfig::builder("id", ClientSecret::new("s"), "https://app.example.com/cb")
+    /// #     .build()
+    /// #     .unwrap();
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let wise = WiseOAuth::builder(config).changes(MemoryLinkChanges::new()).build().unwrap();
+    /// # let _ = wise;
+    /// # });
+    /// ```
+    pub fn changes(mut self, changes: impl LinkChanges) -> Self {
+        self.changes = Some(Arc::new(changes));
+        self
+    }
+
     /// Builds the handle: creates the HTTP client and checks the settings.
     pub fn build(self) -> Result<WiseOAuth, ConfigError> {
         let lease_ttl = self.lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
@@ -293,12 +320,19 @@ impl WiseOAuthBuilder {
                 ..defaults
             },
         );
+        let namespace =
+            LinkNamespace::new(self.config.environment().name(), self.config.client_id());
+        if let Some(changes) = self.changes {
+            manager
+                .follow_changes(changes, namespace.clone())
+                .map_err(|NoRuntime| ConfigError::Invalid {
+                    setting: "changes",
+                    reason: "the change listener needs a Tokio runtime: build inside one",
+                })?;
+        }
         Ok(WiseOAuth {
             core: Arc::new(Core {
-                namespace: LinkNamespace::new(
-                    self.config.environment().name(),
-                    self.config.client_id(),
-                ),
+                namespace,
                 config: self.config,
                 endpoint,
                 api,
@@ -341,6 +375,7 @@ impl WiseOAuth {
             late_completion_bound: None,
             max_concurrent_refreshes: None,
             cache_capacity: None,
+            changes: None,
         }
     }
 

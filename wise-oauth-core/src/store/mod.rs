@@ -199,11 +199,15 @@ pub trait PendingStore: Send + Sync + Debug + 'static {
 /// How many link flows one app user may have in progress at once.
 pub const MAX_PENDING_PER_USER: usize = 8;
 
+mod changes;
+mod changes_memory;
 mod memory;
 mod pending_memory;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
 
+pub use changes::{ChangeEvent, LinkChange, LinkChanges};
+pub use changes_memory::MemoryLinkChanges;
 pub use memory::MemoryTokenStore;
 pub use pending_memory::MemoryPendingStore;
