@@ -141,5 +141,6 @@ pub use store::{
     BoxError, LeaseHolder, LinkPage, LinkRecord, LinkStatus, PendingStore, SealedTokens,
     StoreError, TokenStore, Version, Versioned, MAX_LINK_PAGE, MAX_PENDING_PER_USER,
 };
+pub use store::{ChangeEvent, LinkChange, LinkChanges, MemoryLinkChanges};
 pub use store::{MemoryPendingStore, MemoryTokenStore};
 pub use wise::{WiseOAuth, WiseOAuthBuilder};

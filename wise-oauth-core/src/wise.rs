@@ -17,6 +17,7 @@ use crate::flow::{
     RegistrationError,
 };
 use crate::ids::{LinkKey, LinkNamespace, UserId};
+use crate::manager::NoRuntime;
 use crate::manager::{
     LinkView, ManagerSettings, TokenError, TokenManager, ValidToken, DEFAULT_CACHE_CAPACITY,
     DEFAULT_LEASE_TTL, DEFAULT_REFRESH_TIMEOUT, LEASE_MARGIN,
@@ -24,8 +25,8 @@ use crate::manager::{
 use crate::seal::{EncryptionKeys, Sealer};
 use crate::secret::{AccessToken, RegistrationCode};
 use crate::store::{
-    shared, LinkPage, MemoryPendingStore, MemoryTokenStore, PendingStore, StoreError, TokenStore,
-    MAX_LINK_PAGE,
+    shared, LinkChanges, LinkPage, MemoryPendingStore, MemoryTokenStore, PendingStore, StoreError,
+    TokenStore, MAX_LINK_PAGE,
 };
 
 /// The shared state behind a [`WiseOAuth`] handle: each part owns its own state, the
@@ -81,6 +82,7 @@ pub struct WiseOAuthBuilder {
     max_concurrent_refreshes: Option<usize>,
     cache_capacity: Option<u64>,
     revalidate_after: Option<Duration>,
+    changes: Option<Arc<dyn LinkChanges>>,
 }
 
 /// The accepted range of [`WiseOAuthBuilder::lease_ttl`].
@@ -108,6 +110,7 @@ impl fmt::Debug for WiseOAuthBuilder {
             .field("max_concurrent_refreshes", &self.max_concurrent_refreshes)
             .field("cache_capacity", &self.cache_capacity)
             .field("revalidate_after", &self.revalidate_after)
+            .field("changes", &self.changes)
             .finish()
     }
 }
@@ -250,6 +253,30 @@ impl WiseOAuthBuilder {
         self
     }
 
+    /// Where this instance announces its writes of links and learns of the other
+    /// instances' (see [`LinkChanges`]): after another instance refreshes or unlinks a
+    /// link, the cached copy here is dropped and the requests waiting on it are woken at
+    /// once. Default: none; each instance then re-reads a cached link from the store 30
+    /// seconds after reading it, and serves the previous (already dead) access token
+    /// until then. Best effort: a lost channel falls back to that. With a channel,
+    /// [`build`](Self::build) must run inside a Tokio runtime (it starts the listener,
+    /// which ends when the last clone of the handle is dropped).
+    ///
+    /// ```
+    /// # use wise_oauth_core::{ClientSecret, MemoryLinkChanges, WiseConfig, WiseOAuth};
+    /// # let config = WiseConfig::builder("id", ClientSecret::new("s"), "https://app.example.com/cb")
+    /// #     .build()
+    /// #     .unwrap();
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let wise = WiseOAuth::builder(config).changes(MemoryLinkChanges::new()).build().unwrap();
+    /// # let _ = wise;
+    /// # });
+    /// ```
+    pub fn changes(mut self, changes: impl LinkChanges) -> Self {
+        self.changes = Some(Arc::new(changes));
+        self
+    }
+
     /// Builds the handle: creates the HTTP client and checks the settings.
     pub fn build(self) -> Result<WiseOAuth, ConfigError> {
         let lease_ttl = self.lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
@@ -337,6 +364,14 @@ impl WiseOAuthBuilder {
         );
         let namespace =
             LinkNamespace::new(self.config.environment().name(), self.config.client_id());
+        if let Some(changes) = self.changes {
+            manager
+                .follow_changes(changes, namespace.clone())
+                .map_err(|NoRuntime| ConfigError::Invalid {
+                    setting: "changes",
+                    reason: "the change listener needs a Tokio runtime: build inside one",
+                })?;
+        }
         let flow = LinkFlow::new(LinkFlowParts {
             config: self.config.clone(),
             endpoint,
@@ -389,6 +424,7 @@ impl WiseOAuth {
             max_concurrent_refreshes: None,
             cache_capacity: None,
             revalidate_after: None,
+            changes: None,
         }
     }
 

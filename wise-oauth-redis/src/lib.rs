@@ -54,6 +54,7 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod changes;
 mod error;
 mod keys;
 mod record;
@@ -63,6 +64,7 @@ mod store;
 /// [`ConnectionManager`](redis::aio::ConnectionManager) of your own.
 pub use redis;
 
+pub use changes::RedisLinkChanges;
 pub use error::SetupError;
 pub use keys::{DEFAULT_KEY_PREFIX, MAX_KEY_PREFIX_LEN};
 pub use store::{RedisTokenStore, RedisTokenStoreBuilder};

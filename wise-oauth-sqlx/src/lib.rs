@@ -53,6 +53,8 @@
 mod common;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "postgres")]
+mod postgres_changes;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -60,5 +62,7 @@ mod sqlite;
 pub use common::{SetupError, DEFAULT_TABLE_PREFIX, MAX_NAME_LEN};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresTokenStore, PostgresTokenStoreBuilder};
+#[cfg(feature = "postgres")]
+pub use postgres_changes::PostgresLinkChanges;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteTokenStore, SqliteTokenStoreBuilder};

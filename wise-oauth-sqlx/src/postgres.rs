@@ -201,6 +201,16 @@ impl PostgresTokenStore {
         &self.pool
     }
 
+    /// The schema of the tables, if one was set.
+    pub(crate) fn schema_name(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// The prefix of the table names.
+    pub(crate) fn table_prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The newest schema version this crate knows.
     pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 

@@ -14,6 +14,7 @@
 
 mod app_token;
 mod cache;
+mod changes;
 mod error;
 mod lease;
 mod refresh;
@@ -32,6 +33,8 @@ pub use types::{LinkView, ValidToken};
 
 use self::app_token::AppTokenCache;
 use self::cache::{CacheEntry, CacheState, LinkCache, Thresholds};
+use self::changes::ChangeFeed;
+pub(crate) use self::changes::NoRuntime;
 use self::lease::HeldLease;
 pub(crate) use self::lease::LEASE_MARGIN;
 use self::refresh::{Breaker, LeaseWait, Pacing, RefreshPause, Rotation, Unpersisted};
@@ -150,6 +153,8 @@ struct Inner {
     /// Bounds concurrent refresh calls (see [`ManagerSettings::max_concurrent_refreshes`]).
     refresh_permits: tokio::sync::Semaphore,
     app: AppTokenCache,
+    /// Change notifications between instances (none unless configured).
+    feed: ChangeFeed,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -195,6 +200,7 @@ impl TokenManager {
                 breaker: Breaker::default(),
                 refresh_permits: tokio::sync::Semaphore::new(permits),
                 app: AppTokenCache::default(),
+                feed: ChangeFeed::default(),
             }),
         }
     }
@@ -464,6 +470,7 @@ impl TokenManager {
             key,
             CacheEntry::active(&tokens, profile_id, version, now, self.inner.thresholds),
         );
+        self.publish_change(key, Some(version));
         self.inner.events.emit(&WiseEvent::Linked {
             user: key.user().clone(),
             profile_id,
@@ -489,6 +496,7 @@ impl TokenManager {
         };
         let existed = self.with_lease(key, work).await??;
         if existed {
+            self.publish_change(key, None);
             self.inner.events.emit(&WiseEvent::Unlinked {
                 user: key.user().clone(),
             });

@@ -292,7 +292,11 @@ impl TokenManager {
         let ttl = s.lease_ttl;
         let deadline = tokio::time::Instant::now() + s.max_wait();
         let mut delay = Duration::from_millis(5);
+        // Another instance's write of this link (announced on the change channel, when
+        // there is one) ends a pause at once; the poll below stays as the fallback.
+        let watch = self.inner.feed.watch(key);
         loop {
+            let changed = watch.as_ref().map(|w| w.notified());
             let before = tokio::time::Instant::now();
             match self.inner.store.acquire_lease(key, holder, ttl).await {
                 Ok(true) => return Ok(LeaseWait::Acquired(before)),
@@ -328,7 +332,15 @@ impl TokenManager {
                     retry_after: Some(Duration::from_secs(1)),
                 });
             }
-            tokio::time::sleep(delay).await;
+            match changed {
+                Some(changed) => {
+                    tokio::select! {
+                        () = changed => {}
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+                None => tokio::time::sleep(delay).await,
+            }
             // Capped low: the refresh being waited for usually takes one Wise round trip
             // (~100 ms), and a waiter that sleeps past its end adds that oversleep to every
             // request queued behind it (the refresh herd bench, benches/figures.rs). One
@@ -797,6 +809,7 @@ impl TokenManager {
         let now = self.inner.clock.now();
         let entry = CacheEntry::active(fresh, profile_id, version, now, self.inner.thresholds);
         let entry = self.inner.cache.put(key, entry);
+        self.publish_change(key, Some(version));
         self.inner.events.emit(&WiseEvent::Refreshed {
             user: key.user().clone(),
             profile_id,
@@ -893,6 +906,7 @@ impl TokenManager {
                     self.inner.thresholds,
                 );
                 self.inner.cache.put(key, entry);
+                self.publish_change(key, Some(version));
                 self.inner.events.emit(&WiseEvent::RelinkRequired {
                     user: key.user().clone(),
                     profile_id: record.profile_id,

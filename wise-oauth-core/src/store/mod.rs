@@ -370,6 +370,8 @@ pub(crate) fn shared<S: Any, D: ?Sized + 'static>(
 /// How many link flows one app user may have in progress at once.
 pub const MAX_PENDING_PER_USER: usize = 8;
 
+mod changes;
+mod changes_memory;
 mod listing;
 mod memory;
 mod pending_memory;
@@ -377,6 +379,8 @@ mod pending_memory;
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
 
+pub use changes::{ChangeEvent, LinkChange, LinkChanges};
+pub use changes_memory::MemoryLinkChanges;
 pub use listing::{LinkPage, MAX_LINK_PAGE};
 pub use memory::MemoryTokenStore;
 pub use pending_memory::MemoryPendingStore;

@@ -136,4 +136,22 @@ impl LinkCache {
     pub(super) fn invalidate(&self, key: &LinkKey) {
         self.links.remove(key.user());
     }
+
+    /// Forgets `key`'s link if the cached entry is older than `version` (another instance
+    /// wrote it). A newer entry cached between the check and the removal may go too: a
+    /// forgotten entry only costs a store read.
+    pub(super) fn drop_older(&self, key: &LinkKey, version: Version) {
+        if self
+            .links
+            .get(key.user())
+            .is_some_and(|entry| entry.version < version)
+        {
+            self.links.remove(key.user());
+        }
+    }
+
+    /// Forgets every link (changes may have been missed); tombstones stay.
+    pub(super) fn clear(&self) {
+        self.links.clear();
+    }
 }

@@ -112,6 +112,15 @@ impl<K: Hash + Eq, V: Clone> S3Fifo<K, V> {
         write(self.shard(hash)).remove(hash, key);
     }
 
+    /// Forgets every key (and the ghosts: the cache starts over).
+    pub(crate) fn clear(&self) {
+        for shard in self.shards.iter() {
+            let mut shard = write(shard);
+            let capacity = shard.capacity;
+            *shard = Shard::new(capacity);
+        }
+    }
+
     /// How many entries each shard holds.
     #[cfg(test)]
     pub(crate) fn shard_lens(&self) -> Vec<usize> {
