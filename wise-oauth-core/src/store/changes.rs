@@ -25,7 +25,7 @@ use crate::store::{StoreError, Version};
 /// use wise_oauth_core::{LinkChange, LinkKey, UserId, Version};
 ///
 /// let key = LinkKey::new("sandbox", "my-client", UserId::new("user-1").unwrap());
-/// let change = LinkChange::new(key.clone(), Some(Version(7)), 42);
+/// let change = LinkChange::new(key.clone(), Some(Version::new(7)), 42);
 /// let payload = change.to_payload();
 /// assert_eq!(LinkChange::from_payload(&payload), Some(change));
 /// ```
@@ -186,7 +186,7 @@ mod tests {
         }
         let long = LinkChange::new(
             key(&"x".repeat(crate::MAX_USER_ID_LEN)),
-            Some(Version(1)),
+            Some(Version::new(1)),
             1,
         );
         assert!(long.to_payload().len() < 1000);
