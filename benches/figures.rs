@@ -220,6 +220,9 @@ struct Stores {
     stores: Vec<Arc<dyn TokenStore>>,
     #[cfg(feature = "postgres")]
     schema: Option<(String, sqlx::PgPool)>,
+    /// The key prefix of a Redis run and a connection to delete its keys with.
+    #[cfg(feature = "redis")]
+    redis: Option<(String, wise_oauth::redis::redis::aio::ConnectionManager)>,
 }
 
 impl Stores {
@@ -233,6 +236,36 @@ impl Stores {
                         .collect(),
                     #[cfg(feature = "postgres")]
                     schema: None,
+                    #[cfg(feature = "redis")]
+                    redis: None,
+                }
+            }
+            #[cfg(feature = "redis")]
+            "redis" => {
+                use wise_oauth::redis::redis;
+                let url = std::env::var("REDIS_URL")
+                    .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+                let prefix = format!("wise-bench-{}:", std::process::id());
+                let client = redis::Client::open(url.as_str()).expect("a Redis URL");
+                let mut stores: Vec<Arc<dyn TokenStore>> = Vec::new();
+                let mut admin = None;
+                // One connection each, like separate app instances.
+                for _ in 0..count {
+                    let conn = redis::aio::ConnectionManager::new(client.clone())
+                        .await
+                        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+                    let store = wise_oauth::redis::RedisTokenStore::builder(conn.clone())
+                        .key_prefix(&prefix)
+                        .build()
+                        .expect("build the Redis store");
+                    admin.get_or_insert(conn);
+                    stores.push(Arc::new(store));
+                }
+                Self {
+                    stores,
+                    #[cfg(feature = "postgres")]
+                    schema: None,
+                    redis: admin.map(|conn| (prefix, conn)),
                 }
             }
             #[cfg(feature = "postgres")]
@@ -258,10 +291,13 @@ impl Stores {
                 Self {
                     stores,
                     schema: admin.map(|pool| (schema, pool)),
+                    #[cfg(feature = "redis")]
+                    redis: None,
                 }
             }
             other => panic!(
-                "store {other:?} is not available (memory, or postgres with --features postgres)"
+                "store {other:?} is not available (memory, postgres with --features postgres, \
+                 redis with --features redis)"
             ),
         }
     }
@@ -273,6 +309,17 @@ impl Stores {
                 .execute(&pool)
                 .await
                 .expect("drop the bench schema");
+        }
+        #[cfg(feature = "redis")]
+        if let Some((prefix, mut conn)) = self.redis {
+            use wise_oauth::redis::redis::AsyncCommands as _;
+            let keys: Vec<String> = conn
+                .keys(format!("{prefix}*"))
+                .await
+                .expect("list the bench keys");
+            for chunk in keys.chunks(500) {
+                let _: () = conn.del(chunk).await.expect("delete the bench keys");
+            }
         }
     }
 }

@@ -9,9 +9,10 @@
 # What it runs:
 #   1. cargo bench --bench hot_path   (criterion, in process: WiseToken vs no extractor)
 #   2. wrk on loopback, 64 connections: the same app's /with and /without routes,
-#      axum and actix-web, memory store and PostgreSQL store (behind the manager's cache);
+#      axum and actix-web, memory, PostgreSQL and Redis stores (behind the manager's cache);
 #      the server on core 0, wrk on core 1 (taskset)
-#   3. the refresh herd: 1,000 concurrent requests on one expired link (1 and 3 instances)
+#   3. the refresh herd: 1,000 concurrent requests on one expired link (1 instance on
+#      memory; 3 instances on PostgreSQL, and on Redis)
 #   4. link flows per second against the in-process emulator
 #   5. resident memory per link with 1,000,000 links in the memory store
 #   6. the link cache's hit ratio against an exact LRU on seeded Zipf traces
@@ -147,9 +148,13 @@ elif ! command -v pg_isready >/dev/null 2>&1; then
     PG=1 # try; the figures binary reports a failed connection
 fi
 [ "$PG" = 1 ] || log "PostgreSQL at $DATABASE_URL is not reachable: its rows are skipped"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+REDIS=0
+if command -v redis-cli >/dev/null 2>&1 && redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1; then REDIS=1; fi
+[ "$REDIS" = 1 ] || log "Redis at $REDIS_URL is not reachable: its rows are skipped"
 
 log "building (release)"
-FIGURES="$(cargo bench --features postgres --bench figures --no-run 2>&1 \
+FIGURES="$(cargo bench --features postgres,redis --bench figures --no-run 2>&1 \
     | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)"
 [ -x "$FIGURES" ] || { log "could not build benches/figures.rs"; exit 1; }
 
@@ -203,7 +208,11 @@ fi
 rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
 pct() { to_ms "$(awk -v p="$2" '$1 == p {print $2}' "$1")"; }
 
-for store in memory postgres; do
+for store in memory postgres redis; do
+    if [ "$store" = redis ] && [ "$REDIS" != 1 ]; then
+        row "HTTP rps ratio, $store store" "not measured (no Redis)" "≥ 0.97" "-"
+        continue
+    fi
     if [ "$store" = postgres ] && [ "$PG" != 1 ]; then
         row "HTTP rps ratio, $store store" "not measured (no PostgreSQL)" "≥ 0.97" "-"
         continue
@@ -276,6 +285,7 @@ herd() { # store instances
 }
 herd memory 1
 if [ "$PG" = 1 ]; then herd postgres 3; else row "refresh herd, 3 instances on PostgreSQL" "not measured (no PostgreSQL)" "exactly 1" "-"; fi
+if [ "$REDIS" = 1 ]; then herd redis 3; else row "refresh herd, 3 instances on Redis" "not measured (no Redis)" "exactly 1" "-"; fi
 
 # ----- 4. link flows ----------------------------------------------------------------------
 log "link flows"
