@@ -15,28 +15,18 @@
 #[path = "../examples/demo/mod.rs"]
 mod demo;
 // The behaviour suite's app helpers (`TestApp`, `Browser`); its cases run elsewhere.
+mod store_support;
 #[allow(unused_macros, unused_imports)]
 mod suite;
 
 use std::time::Duration;
 
-use demo::shared::{self, Demo, EmulatorClock, Storage};
-use reqwest::StatusCode;
-use suite::{Browser, TestApp};
+use demo::shared::Storage;
+use store_support::*;
 use wise_oauth::redis::redis::{self, aio::ConnectionManager};
 use wise_oauth::redis::RedisTokenStore;
-use wise_oauth::{
-    ClientSecret, EncryptionKeys, Environment, TokenError, TokenStore, UserId, WiseConfig,
-    WiseOAuth,
-};
-use wise_oauth_mock::{Fault, MockWise, MockWiseHandle, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
-
-const ALICE: &str = "alice@example.com";
-const PERSONAL: u64 = 30000000;
-/// Past the access token's 12 hours on the emulator's clock.
-const PAST_EXPIRY: Duration = Duration::from_secs(13 * 3600);
-/// A redirect URI registered with the emulator for the tests that call the library directly.
-const REDIRECT_URI: &str = "http://127.0.0.1:9/wise/callback";
+use wise_oauth::{EncryptionKeys, TokenError, TokenStore};
+use wise_oauth_mock::{Fault, MockWise};
 
 // ----- a key prefix of one test ------------------------------------------------------------
 
@@ -150,128 +140,6 @@ impl Drop for TestPrefix {
 }
 
 // ----- the library on the emulator ---------------------------------------------------------
-
-async fn start_emulator() -> MockWiseHandle {
-    let emulator = MockWise::builder()
-        .start()
-        .await
-        .expect("start the emulator");
-    emulator.register_redirect_uri(DEMO_CLIENT_ID, REDIRECT_URI);
-    emulator
-}
-
-fn config(emulator: &MockWiseHandle) -> WiseConfig {
-    let env = Environment::custom("emulator", &emulator.base_url(), &emulator.authorize_url())
-        .expect("emulator URLs");
-    WiseConfig::builder(
-        DEMO_CLIENT_ID,
-        ClientSecret::new(DEMO_CLIENT_SECRET),
-        REDIRECT_URI,
-    )
-    .environment(env)
-    .build()
-    .expect("configuration")
-}
-
-/// One instance of an app: its own `WiseOAuth` (cache, manager) on `store`, following the
-/// emulator's clock.
-fn instance(
-    emulator: &MockWiseHandle,
-    store: RedisTokenStore,
-    keys: Option<EncryptionKeys>,
-    lease_ttl: Duration,
-) -> WiseOAuth {
-    let mut builder = WiseOAuth::builder(config(emulator))
-        .store(store.clone())
-        .pending_store(store)
-        .clock(EmulatorClock(emulator.clone()))
-        .lease_ttl(lease_ttl);
-    if let Some(keys) = keys {
-        builder = builder.encryption(keys);
-    }
-    builder.build().expect("wise-oauth")
-}
-
-fn user(name: &str) -> UserId {
-    UserId::new(name).expect("user id")
-}
-
-/// Links `user` to alice's personal profile through the whole flow (auto-approve).
-async fn link(wise: &WiseOAuth, emulator: &MockWiseHandle, user: &UserId) {
-    emulator.set_auto_approve(Some(ALICE));
-    let start = wise
-        .start_link(user, &wise_oauth::LinkOptions::default(), None)
-        .await
-        .expect("start link");
-    let cookie = start
-        .set_cookie()
-        .split(';')
-        .next()
-        .and_then(|c| c.split_once('='))
-        .map(|(_, v)| v.to_owned())
-        .expect("binding cookie");
-    let response = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(start.authorize_url().clone())
-        .send()
-        .await
-        .expect("authorize");
-    assert!(response.status().is_redirection(), "{}", response.status());
-    let location = reqwest::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
-    let query = location.query().expect("callback query").to_owned();
-    wise.complete_link(user, &query, Some(&cookie))
-        .await
-        .expect("complete link");
-}
-
-/// The tokens the emulator holds for alice's link: (access, refresh).
-fn emulator_tokens(emulator: &MockWiseHandle) -> (String, String) {
-    let issued = emulator.user_tokens(ALICE);
-    assert_eq!(issued.len(), 1, "one link at the emulator");
-    let issued = &issued[0];
-    (
-        issued.access_token.clone().expect("a valid access token"),
-        issued.refresh_token.clone().expect("a valid refresh token"),
-    )
-}
-
-/// The token values of a plain (unencrypted) sealed record: format byte 0, then JSON.
-fn plain_tokens(sealed: &[u8]) -> (String, String) {
-    assert_eq!(sealed.first(), Some(&0), "a plain record");
-    let json: serde_json::Value = serde_json::from_slice(&sealed[1..]).expect("plain JSON");
-    (
-        json["access_token"].as_str().expect("access").to_owned(),
-        json["refresh_token"].as_str().expect("refresh").to_owned(),
-    )
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Neither token, in text or hex (either case), appears in `dump`.
-fn assert_no_token(what: &str, dump: &[u8], tokens: &(String, String)) {
-    for (name, token) in [("access", &tokens.0), ("refresh", &tokens.1)] {
-        let hex_lower = hex(token.as_bytes());
-        for form in [
-            token.as_bytes(),
-            hex_lower.as_bytes(),
-            hex_lower.to_uppercase().as_bytes(),
-        ] {
-            assert!(
-                !contains(dump, form),
-                "the {name} token is in the {what} ({} bytes searched)",
-                dump.len()
-            );
-        }
-    }
-}
 
 // ----- several instances on one Redis ------------------------------------------------------
 
@@ -468,65 +336,6 @@ async fn redis_records_are_sealed_with_keys_and_plain_without() {
 }
 
 // ----- the demo app on Redis ---------------------------------------------------------------
-
-/// The demo app (axum) on `storage` against `emulator`, served until the handle is stopped.
-struct RunningDemo {
-    app: TestApp,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl RunningDemo {
-    async fn start(storage: &Storage, emulator: &MockWiseHandle) -> RunningDemo {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base_url = format!("http://{}", listener.local_addr().unwrap());
-        let wise = shared::emulator_wise(&base_url, emulator, storage).expect("demo backend");
-        let router = demo::axum_app::app(Demo::new(wise.clone()));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("serve");
-        });
-        RunningDemo {
-            app: TestApp {
-                base_url,
-                emulator: emulator.clone(),
-                wise,
-            },
-            stop,
-            server,
-        }
-    }
-
-    /// Stops serving and drops the app's `WiseOAuth` (cache, stores).
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(Duration::from_secs(10), self.server)
-            .await
-            .expect("the app stops")
-            .expect("server task");
-    }
-}
-
-/// Logs in as `user` and links alice's personal profile through the demo app's pages;
-/// returns the token fingerprint `/api/profile` shows.
-async fn link_through_demo(app: &TestApp, user: &str) -> String {
-    let browser = app.browser(user).await;
-    let res = browser.link(ALICE, PERSONAL).await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER, "callback redirects");
-    fingerprint(&browser).await
-}
-
-async fn fingerprint(browser: &Browser) -> String {
-    let (status, body) = browser.api_profile().await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["profile_id"], PERSONAL);
-    body["token_fingerprint"].as_str().unwrap().to_owned()
-}
 
 /// After linking through the demo app on Redis (encrypted at rest with keys), no token the
 /// emulator issued appears in a dump of the prefix's keys and values.

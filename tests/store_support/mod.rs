@@ -1,0 +1,209 @@
+//! What the durable-store tests share (`tests/durable_stores.rs`, `tests/redis_store.rs`):
+//! the library on the emulator (configuration, an app instance on a store, linking through
+//! the flow), the tokens the emulator issued and the checks that none of them is stored in
+//! clear, and the demo app on a store.
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::demo::shared::{self, Demo, EmulatorClock, Storage};
+use crate::suite::{Browser, TestApp};
+use wise_oauth::{
+    ClientSecret, EncryptionKeys, Environment, PendingStore, TokenStore, UserId, WiseConfig,
+    WiseOAuth,
+};
+use wise_oauth_mock::{MockWise, MockWiseHandle, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
+
+pub const ALICE: &str = "alice@example.com";
+pub const PERSONAL: u64 = 30000000;
+/// Past the access token's 12 hours on the emulator's clock.
+pub const PAST_EXPIRY: Duration = Duration::from_secs(13 * 3600);
+/// A redirect URI registered with the emulator for the tests that call the library directly.
+pub const REDIRECT_URI: &str = "http://127.0.0.1:9/wise/callback";
+
+// ----- the library on the emulator ---------------------------------------------------------
+
+pub async fn start_emulator() -> MockWiseHandle {
+    let emulator = MockWise::builder()
+        .start()
+        .await
+        .expect("start the emulator");
+    emulator.register_redirect_uri(DEMO_CLIENT_ID, REDIRECT_URI);
+    emulator
+}
+
+pub fn config(emulator: &MockWiseHandle) -> WiseConfig {
+    let env = Environment::custom("emulator", &emulator.base_url(), &emulator.authorize_url())
+        .expect("emulator URLs");
+    WiseConfig::builder(
+        DEMO_CLIENT_ID,
+        ClientSecret::new(DEMO_CLIENT_SECRET),
+        REDIRECT_URI,
+    )
+    .environment(env)
+    .build()
+    .expect("configuration")
+}
+
+/// One instance of an app: its own `WiseOAuth` (cache, manager) on `store`, following the
+/// emulator's clock.
+pub fn instance<S: TokenStore + PendingStore + Clone>(
+    emulator: &MockWiseHandle,
+    store: S,
+    keys: Option<EncryptionKeys>,
+    lease_ttl: Duration,
+) -> WiseOAuth {
+    let mut builder = WiseOAuth::builder(config(emulator))
+        .store(store.clone())
+        .pending_store(store)
+        .clock(EmulatorClock(emulator.clone()))
+        .lease_ttl(lease_ttl);
+    if let Some(keys) = keys {
+        builder = builder.encryption(keys);
+    }
+    builder.build().expect("wise-oauth")
+}
+
+pub fn user(name: &str) -> UserId {
+    UserId::new(name).expect("user id")
+}
+
+/// Links `user` to alice's personal profile through the whole flow (auto-approve).
+pub async fn link(wise: &WiseOAuth, emulator: &MockWiseHandle, user: &UserId) {
+    emulator.set_auto_approve(Some(ALICE));
+    let start = wise
+        .start_link(user, &Default::default(), None)
+        .await
+        .expect("start link");
+    let cookie = start
+        .set_cookie()
+        .split(';')
+        .next()
+        .and_then(|c| c.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .expect("binding cookie");
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(start.authorize_url().clone())
+        .send()
+        .await
+        .expect("authorize");
+    assert!(response.status().is_redirection(), "{}", response.status());
+    let location = reqwest::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    let query = location.query().expect("callback query").to_owned();
+    wise.complete_link(user, &query, Some(&cookie))
+        .await
+        .expect("complete link");
+}
+
+/// The tokens the emulator holds for alice's link: (access, refresh).
+pub fn emulator_tokens(emulator: &MockWiseHandle) -> (String, String) {
+    let issued = emulator.user_tokens(ALICE);
+    assert_eq!(issued.len(), 1, "one link at the emulator");
+    let issued = &issued[0];
+    (
+        issued.access_token.clone().expect("a valid access token"),
+        issued.refresh_token.clone().expect("a valid refresh token"),
+    )
+}
+
+/// The token values of a plain (unencrypted) sealed record: format byte 0, then JSON.
+pub fn plain_tokens(sealed: &[u8]) -> (String, String) {
+    assert_eq!(sealed.first(), Some(&0), "a plain record");
+    let json: serde_json::Value = serde_json::from_slice(&sealed[1..]).expect("plain JSON");
+    (
+        json["access_token"].as_str().expect("access").to_owned(),
+        json["refresh_token"].as_str().expect("refresh").to_owned(),
+    )
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Neither token, in text or hex (either case), appears in `dump`.
+pub fn assert_no_token(what: &str, dump: &[u8], tokens: &(String, String)) {
+    for (name, token) in [("access", &tokens.0), ("refresh", &tokens.1)] {
+        let hex_lower = hex(token.as_bytes());
+        for form in [
+            token.as_bytes(),
+            hex_lower.as_bytes(),
+            hex_lower.to_uppercase().as_bytes(),
+        ] {
+            assert!(
+                !contains(dump, form),
+                "the {name} token is in the {what} ({} bytes searched)",
+                dump.len()
+            );
+        }
+    }
+}
+
+// ----- the demo app on a store -------------------------------------------------------------
+
+/// The demo app (axum) on `storage` against `emulator`, served until the handle is stopped.
+pub struct RunningDemo {
+    pub app: TestApp,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl RunningDemo {
+    pub async fn start(storage: &Storage, emulator: &MockWiseHandle) -> RunningDemo {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let wise = shared::emulator_wise(&base_url, emulator, storage).expect("demo backend");
+        let router = crate::demo::axum_app::app(Demo::new(wise.clone()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("serve");
+        });
+        RunningDemo {
+            app: TestApp {
+                base_url,
+                emulator: emulator.clone(),
+                wise,
+            },
+            stop,
+            server,
+        }
+    }
+
+    /// Stops serving and drops the app's `WiseOAuth` (cache, stores).
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), self.server)
+            .await
+            .expect("the app stops")
+            .expect("server task");
+    }
+}
+
+/// Logs in as `user` and links alice's personal profile through the demo app's pages;
+/// returns the token fingerprint `/api/profile` shows.
+pub async fn link_through_demo(app: &TestApp, user: &str) -> String {
+    let browser = app.browser(user).await;
+    let res = browser.link(ALICE, PERSONAL).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "callback redirects");
+    fingerprint(&browser).await
+}
+
+pub async fn fingerprint(browser: &Browser) -> String {
+    let (status, body) = browser.api_profile().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["profile_id"], PERSONAL);
+    body["token_fingerprint"].as_str().unwrap().to_owned()
+}
