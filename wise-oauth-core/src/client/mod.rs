@@ -145,7 +145,7 @@ impl WiseClient {
     }
 
     /// A client that sends `x-2fa-approval: <one_time_token>`: repeat the call Wise answered
-    /// with [`WiseError::Sca`](crate::WiseError::Sca)(crate::WiseError::Sca) through it once the user cleared the
+    /// with [`WiseError::Sca`](crate::WiseError::Sca) through it once the user cleared the
     /// challenge. A one-time token is single use: use the returned client for that one call.
     ///
     /// ```no_run
