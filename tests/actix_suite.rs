@@ -621,3 +621,53 @@ mod parity {
         compare(Some("pat"), true).await;
     }
 }
+
+/// `WiseToken::client_for(&req)` sends the request's `X-External-Correlation-Id` (else its
+/// `X-Request-Id`) to Wise: the emulator echoes the id it received.
+#[tokio::test]
+async fn the_request_correlation_id_reaches_wise() {
+    let app = start().await;
+    let b = app.browser("cory").await;
+    b.link("alice@example.com", 30000000).await;
+    let wise = app.wise.clone();
+    let base = serve(move || {
+        let routes = WiseRoutes::new(wise.clone()).user_resolver(|_| UserId::new("cory").ok());
+        App::new().configure(|cfg| routes.configure(cfg)).route(
+            "/echo",
+            web::get().to(|t: WiseToken, req: actix_web::HttpRequest| async move {
+                let resp = t
+                    .client_for(&req)
+                    .send::<()>(reqwest::Method::GET, "/v1/me", None)
+                    .await
+                    .expect("call Wise");
+                let echoed = resp.headers().get("x-external-correlation-id").cloned();
+                echoed
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default()
+            }),
+        )
+    });
+    let client = client();
+    let echo = |headers: &'static [(&'static str, &'static str)]| {
+        let mut req = client.get(format!("{base}/echo"));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    assert_eq!(echo(&[("x-request-id", "req-7")]).await, "req-7");
+    assert_eq!(
+        echo(&[
+            ("x-request-id", "req-7"),
+            ("x-external-correlation-id", "job-1")
+        ])
+        .await,
+        "job-1"
+    );
+    let fresh = echo(&[]).await;
+    assert!(
+        !fresh.is_empty() && fresh != "req-7",
+        "a fresh id without one: {fresh}"
+    );
+    assert_ne!(echo(&[("x-request-id", "two words")]).await, "two words");
+}

@@ -7,9 +7,9 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{guard, web, App, Error, HttpMessage, HttpResponse, ResponseError};
+use actix_web::{guard, web, App, Error, HttpMessage, HttpRequest, HttpResponse};
 use serde_json::json;
-use wise_oauth::actix::{WiseRoutes, WiseToken, WiseTokenRejection, WiseUser};
+use wise_oauth::actix::{WiseRoutes, WiseToken, WiseUser};
 
 use super::shared::{self, Demo, Sessions};
 
@@ -35,6 +35,8 @@ pub(crate) fn app(
         .route("/demo/logout", web::post().to(logout))
         .route("/profile", get().to(profile_page))
         .route("/api/profile", get().to(profile_api))
+        .route("/statement", get().to(statement_page))
+        .route("/statement/approve", web::post().to(statement_approve))
         .wrap(from_fn(demo_auth))
 }
 
@@ -100,65 +102,76 @@ async fn logout() -> HttpResponse {
         .finish()
 }
 
-enum Failure {
-    /// The library's own answer (e.g. a redirect into the link flow).
-    Rejected(WiseTokenRejection),
-    /// Wise answered something unexpected.
-    Wise(String),
-}
-
-/// Calls `/v2/profiles/{id}` with the token; on a 401 asks the library for a newer token
-/// once (it re-reads the store or refreshes).
-async fn fetch(demo: &Demo, token: WiseToken) -> Result<(WiseToken, serde_json::Value), Failure> {
-    let id = token.profile_id();
-    match demo
-        .fetch_profile(token.access_token().expose_secret(), id)
-        .await
-    {
-        Ok(Some(profile)) => Ok((token, profile)),
-        Ok(None) => {
-            let token = token
-                .after_unauthorized()
-                .await
-                .map_err(Failure::Rejected)?;
-            match demo
-                .fetch_profile(token.access_token().expose_secret(), id)
-                .await
-            {
-                Ok(Some(profile)) => Ok((token, profile)),
-                Ok(None) => Err(Failure::Wise("Wise rejected the token".to_owned())),
-                Err(e) => Err(Failure::Wise(e)),
-            }
-        }
-        Err(e) => Err(Failure::Wise(e)),
+/// A shared page answer as an actix-web response.
+fn answer(answer: shared::Answer) -> HttpResponse {
+    match answer {
+        shared::Answer::Page(status, page) => html(
+            actix_web::http::StatusCode::from_u16(status)
+                .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
+            page,
+        ),
+        shared::Answer::Redirect(to) => HttpResponse::SeeOther()
+            .insert_header((LOCATION, to))
+            .finish(),
     }
 }
 
-async fn profile_page(demo: web::Data<Demo>, token: WiseToken) -> HttpResponse {
-    match fetch(&demo, token).await {
-        Ok((token, profile)) => html(
-            actix_web::http::StatusCode::OK,
-            shared::profile_page(token.profile_id(), &profile),
-        ),
-        Err(Failure::Rejected(rejection)) => rejection.error_response(),
-        Err(Failure::Wise(message)) => html(
-            actix_web::http::StatusCode::BAD_GATEWAY,
-            shared::error_page("Wise error", &message),
-        ),
-    }
+/// The profile and its balances through `token.client_for(..)`: the client takes the
+/// current token on every call and repeats a 401 once with a newer one, so the handler has
+/// no 401 handling of its own; the request's `X-Request-Id` goes to Wise as the
+/// correlation id.
+async fn profile_page(token: WiseToken, req: HttpRequest) -> HttpResponse {
+    answer(shared::profile_answer(&token.client_for(&req), token.profile_id()).await)
 }
 
-async fn profile_api(demo: web::Data<Demo>, token: WiseToken) -> HttpResponse {
-    match fetch(&demo, token).await {
-        Ok((token, profile)) => HttpResponse::Ok().json(json!({
+/// The first call of the SCA-protected statement: the statement, or the challenge page.
+async fn statement_page(
+    demo: web::Data<Demo>,
+    token: WiseToken,
+    req: HttpRequest,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let Some((balance, currency)) = shared::statement_params(&query) else {
+        return answer(shared::Answer::Page(
+            400,
+            shared::error_page("Statement", "Pick a balance on the profile page."),
+        ));
+    };
+    let client = token.client_for(&req);
+    answer(shared::statement_answer(&demo, &client, token.profile_id(), balance, &currency).await)
+}
+
+/// The challenge approved at the emulator, then the call repeated with the one-time token.
+async fn statement_approve(
+    demo: web::Data<Demo>,
+    token: WiseToken,
+    req: HttpRequest,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let client = token.client_for(&req);
+    answer(shared::statement_approved_answer(&demo, &client, token.profile_id(), &form).await)
+}
+
+async fn profile_api(token: WiseToken, req: HttpRequest) -> HttpResponse {
+    let client = token.client_for(&req);
+    match shared::profile_and_balances(&client, token.profile_id()).await {
+        Ok((profile, balances)) => HttpResponse::Ok().json(json!({
             "user": token.user().as_str(),
             "profile_id": token.profile_id().get(),
             "token_fingerprint": shared::fingerprint(token.access_token().expose_secret()),
             "profile": profile,
+            "balances": balances.iter().map(|b| json!({
+                "id": b.id, "currency": b.currency, "amount": b.amount.value(),
+            })).collect::<Vec<_>>(),
         })),
-        Err(Failure::Rejected(rejection)) => rejection.error_response(),
-        Err(Failure::Wise(message)) => HttpResponse::BadGateway()
+        Err(e) => {
+            let (status, body) = shared::api_failure(&e, "/api/profile");
+            HttpResponse::build(
+                actix_web::http::StatusCode::from_u16(status)
+                    .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY),
+            )
             .insert_header((CONTENT_TYPE, "application/json"))
-            .body(json!({ "error": "wise_error", "message": message }).to_string()),
+            .body(body.to_string())
+        }
     }
 }

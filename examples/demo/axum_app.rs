@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use axum::extract::{FromRef, Query, Request, State};
 use axum::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Form, Json, Router};
 use serde_json::json;
-use wise_oauth::axum::{WisePlugin, WiseRoutes, WiseToken, WiseTokenRejection, WiseUser};
+use wise_oauth::axum::{WisePlugin, WiseRoutes, WiseToken, WiseUser};
 
 use super::shared::{self, Demo, Sessions};
 
@@ -43,6 +43,8 @@ pub(crate) fn app(demo: Arc<Demo>) -> Router {
         .route("/demo/logout", post(logout))
         .route("/profile", get(profile_page))
         .route("/api/profile", get(profile_api))
+        .route("/statement", get(statement_page))
+        .route("/statement/approve", post(statement_approve))
         .merge(wise_routes.router())
         .layer(middleware::from_fn_with_state(demo.clone(), demo_auth))
         .with_state(AppState {
@@ -111,69 +113,75 @@ async fn logout() -> Response {
         .into_response()
 }
 
-enum Failure {
-    /// The library's own answer (e.g. a redirect into the link flow).
-    Rejected(WiseTokenRejection),
-    /// Wise answered something unexpected.
-    Wise(String),
-}
-
-/// Calls `/v2/profiles/{id}` with the token; on a 401 asks the library for a newer token
-/// once (it re-reads the store or refreshes).
-async fn fetch(demo: &Demo, token: WiseToken) -> Result<(WiseToken, serde_json::Value), Failure> {
-    let id = token.profile_id();
-    match demo
-        .fetch_profile(token.access_token().expose_secret(), id)
-        .await
-    {
-        Ok(Some(profile)) => Ok((token, profile)),
-        Ok(None) => {
-            let token = token
-                .after_unauthorized()
-                .await
-                .map_err(Failure::Rejected)?;
-            match demo
-                .fetch_profile(token.access_token().expose_secret(), id)
-                .await
-            {
-                Ok(Some(profile)) => Ok((token, profile)),
-                Ok(None) => Err(Failure::Wise("Wise rejected the token".to_owned())),
-                Err(e) => Err(Failure::Wise(e)),
-            }
-        }
-        Err(e) => Err(Failure::Wise(e)),
-    }
-}
-
-async fn profile_page(State(demo): State<Arc<Demo>>, token: WiseToken) -> Response {
-    match fetch(&demo, token).await {
-        Ok((token, profile)) => {
-            Html(shared::profile_page(token.profile_id(), &profile)).into_response()
-        }
-        Err(Failure::Rejected(rejection)) => rejection.into_response(),
-        Err(Failure::Wise(message)) => (
-            StatusCode::BAD_GATEWAY,
-            Html(shared::error_page("Wise error", &message)),
+/// A shared page answer as an axum response.
+fn answer(answer: shared::Answer) -> Response {
+    match answer {
+        shared::Answer::Page(status, page) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            Html(page),
         )
             .into_response(),
+        shared::Answer::Redirect(to) => (StatusCode::SEE_OTHER, [(LOCATION, to)]).into_response(),
     }
 }
 
-async fn profile_api(State(demo): State<Arc<Demo>>, token: WiseToken) -> Response {
-    match fetch(&demo, token).await {
-        Ok((token, profile)) => Json(json!({
+/// The profile and its balances through `token.client_for(..)`: the client takes the
+/// current token on every call and repeats a 401 once with a newer one, so the handler has
+/// no 401 handling of its own; the request's `X-Request-Id` goes to Wise as the
+/// correlation id.
+async fn profile_page(token: WiseToken, headers: HeaderMap) -> Response {
+    answer(shared::profile_answer(&token.client_for(&headers), token.profile_id()).await)
+}
+
+/// The first call of the SCA-protected statement: the statement, or the challenge page.
+async fn statement_page(
+    State(demo): State<Arc<Demo>>,
+    token: WiseToken,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let Some((balance, currency)) = shared::statement_params(&query) else {
+        return answer(shared::Answer::Page(
+            400,
+            shared::error_page("Statement", "Pick a balance on the profile page."),
+        ));
+    };
+    let client = token.client_for(&headers);
+    answer(shared::statement_answer(&demo, &client, token.profile_id(), balance, &currency).await)
+}
+
+/// The challenge approved at the emulator, then the call repeated with the one-time token.
+async fn statement_approve(
+    State(demo): State<Arc<Demo>>,
+    token: WiseToken,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let client = token.client_for(&headers);
+    answer(shared::statement_approved_answer(&demo, &client, token.profile_id(), &form).await)
+}
+
+async fn profile_api(token: WiseToken, headers: HeaderMap) -> Response {
+    let client = token.client_for(&headers);
+    match shared::profile_and_balances(&client, token.profile_id()).await {
+        Ok((profile, balances)) => Json(json!({
             "user": token.user().as_str(),
             "profile_id": token.profile_id().get(),
             "token_fingerprint": shared::fingerprint(token.access_token().expose_secret()),
             "profile": profile,
+            "balances": balances.iter().map(|b| json!({
+                "id": b.id, "currency": b.currency, "amount": b.amount.value(),
+            })).collect::<Vec<_>>(),
         }))
         .into_response(),
-        Err(Failure::Rejected(rejection)) => rejection.into_response(),
-        Err(Failure::Wise(message)) => (
-            StatusCode::BAD_GATEWAY,
-            [(CONTENT_TYPE, "application/json")],
-            json!({ "error": "wise_error", "message": message }).to_string(),
-        )
-            .into_response(),
+        Err(e) => {
+            let (status, body) = shared::api_failure(&e, "/api/profile");
+            (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                [(CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response()
+        }
     }
 }

@@ -8,8 +8,9 @@ use sha2::{Digest, Sha256};
 use wise_oauth::redis::RedisTokenStore;
 use wise_oauth::sqlx::{PostgresTokenStore, SqliteTokenStore};
 use wise_oauth::{
-    ClientSecret, Clock, EncryptionKeys, Environment, InvalidKeys, LinkView, PendingStore,
-    ProfileId, TokenStore, UserId, WiseConfig, WiseOAuth, WiseOAuthBuilder,
+    Balance, ClientError, ClientSecret, Clock, EncryptionKeys, Environment, InvalidKeys, LinkView,
+    PendingStore, ProfileId, Statement, StatementQuery, TokenStore, UserId, WiseClient, WiseConfig,
+    WiseOAuth, WiseOAuthBuilder,
 };
 use wise_oauth_mock::{MockWise, MockWiseHandle, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
 
@@ -37,6 +38,9 @@ pub(crate) struct Demo {
     pub(crate) api_base: String,
     pub(crate) http: reqwest::Client,
     pub(crate) sessions: Sessions,
+    /// The demo runs against the embedded emulator (environment `emulator`), whose control
+    /// API can approve an SCA challenge in the user's place.
+    pub(crate) on_emulator: bool,
 }
 
 impl Demo {
@@ -47,9 +51,11 @@ impl Demo {
             .as_str()
             .trim_end_matches('/')
             .to_owned();
+        let on_emulator = wise.config().environment().name() == "emulator";
         Arc::new(Demo {
             wise,
             api_base,
+            on_emulator,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(std::time::Duration::from_secs(15))
@@ -66,32 +72,6 @@ impl Demo {
             .filter_map(|c| c.trim().split_once('='))
             .find(|(name, _)| *name == SESSION_COOKIE)
             .and_then(|(_, value)| self.sessions.user(value))
-    }
-
-    /// `GET /v2/profiles/{id}` with the user's token: `Ok(None)` on a 401 (token
-    /// rejected), `Err` on anything else unexpected.
-    pub(crate) async fn fetch_profile(
-        &self,
-        token: &str,
-        profile: ProfileId,
-    ) -> Result<Option<serde_json::Value>, String> {
-        let url = format!("{}/v2/profiles/{}", self.api_base, profile);
-        let res = self
-            .http
-            .get(url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|_| "Wise cannot be reached".to_owned())?;
-        match res.status().as_u16() {
-            200 => res
-                .json()
-                .await
-                .map(Some)
-                .map_err(|_| "unexpected answer from Wise".to_owned()),
-            401 => Ok(None),
-            code => Err(format!("Wise answered {code}")),
-        }
     }
 }
 
@@ -357,8 +337,178 @@ fn disconnect_button(prefix: &str) -> String {
     )
 }
 
-/// The page showing the linked profile.
-pub(crate) fn profile_page(profile_id: ProfileId, profile: &serde_json::Value) -> String {
+/// What a demo page handler answers, for the adapters to turn into their response type.
+pub(crate) enum Answer {
+    /// An HTML page with this status.
+    Page(u16, String),
+    /// `303 See Other` to this location (e.g. into the link flow).
+    Redirect(String),
+}
+
+/// Where a page sends a user whose link Wise no longer accepts (`return_to` is one of the
+/// demo's plain paths): the plugin's connect route,
+/// back to `return_to` afterwards.
+fn connect_again(return_to: &str) -> Answer {
+    let query = format!("return_to={}", return_to.replace('/', "%2F"));
+    Answer::Redirect(format!("/wise/connect?{query}"))
+}
+
+/// A failed call to Wise as a page: into the link flow when the link must be made again,
+/// a 503 when Wise asks to wait, a 502 otherwise.
+fn failure(error: &ClientError, return_to: &str) -> Answer {
+    if error.needs_relink() {
+        return connect_again(return_to);
+    }
+    let status = if error.is_transient() { 503 } else { 502 };
+    Answer::Page(status, error_page("Wise error", &error.to_string()))
+}
+
+/// A failed call to Wise as a JSON answer: 401 with the connect URL when the link must be
+/// made again (as the plugin's own rejection), 503 when Wise asks to wait, 502 otherwise.
+pub(crate) fn api_failure(error: &ClientError, return_to: &str) -> (u16, serde_json::Value) {
+    if error.needs_relink() {
+        let query = format!("return_to={}", return_to.replace('/', "%2F"));
+        return (
+            401,
+            serde_json::json!({
+                "error": "wise_relink_required",
+                "connect_url": format!("/wise/connect?{query}"),
+            }),
+        );
+    }
+    let status = if error.is_transient() { 503 } else { 502 };
+    (
+        status,
+        serde_json::json!({ "error": "wise_error", "message": error.to_string() }),
+    )
+}
+
+/// `GET /v2/profiles/{id}` and the profile's balances through the user's client: the
+/// current token on every call, a 401 repeated once with a newer token by the client.
+pub(crate) async fn profile_and_balances(
+    client: &WiseClient,
+    profile: ProfileId,
+) -> Result<(serde_json::Value, Vec<Balance>), ClientError> {
+    let details = client
+        .get::<serde_json::Value>(&format!("/v2/profiles/{profile}"))
+        .await?;
+    let balances = client.balances(profile, &["STANDARD"]).await?;
+    Ok((details, balances))
+}
+
+/// `GET /profile`: the linked profile and its balances.
+pub(crate) async fn profile_answer(client: &WiseClient, profile: ProfileId) -> Answer {
+    match profile_and_balances(client, profile).await {
+        Ok((details, balances)) => Answer::Page(200, profile_page(profile, &details, &balances)),
+        Err(e) => failure(&e, "/profile"),
+    }
+}
+
+/// The statement of the last 30 days that the demo asks for.
+fn statement_query(currency: &str) -> StatementQuery {
+    let end = SystemTime::now();
+    StatementQuery::new(
+        currency,
+        end - std::time::Duration::from_secs(30 * 86_400),
+        end,
+    )
+}
+
+/// A balance and currency from the statement page's query or form, if well formed.
+pub(crate) fn statement_params(params: &HashMap<String, String>) -> Option<(u64, String)> {
+    let balance = params.get("balance")?.parse().ok()?;
+    let currency = params.get("currency")?;
+    let ok = currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase());
+    ok.then(|| (balance, currency.clone()))
+}
+
+/// `GET /statement?balance=&currency=`: the first call of an SCA-protected endpoint. Wise
+/// answers 403 with a one-time token until the user cleared the challenge: the page
+/// explains it and (on the emulator) offers to approve it.
+pub(crate) async fn statement_answer(
+    demo: &Demo,
+    client: &WiseClient,
+    profile: ProfileId,
+    balance: u64,
+    currency: &str,
+) -> Answer {
+    match client
+        .statement(profile, balance, &statement_query(currency))
+        .await
+    {
+        Ok(statement) => Answer::Page(200, statement_page(currency, &statement, false)),
+        Err(e) => match e.sca_one_time_token() {
+            Some(ott) => Answer::Page(200, sca_page(demo, ott, balance, currency)),
+            None => failure(&e, "/profile"),
+        },
+    }
+}
+
+/// `POST /statement/approve` (form: `ott`, `balance`, `currency`): clears the challenge at
+/// the emulator (in place of the user approving in Wise's app), then repeats the call
+/// with `x-2fa-approval: <one-time token>` through `with_sca_approval`.
+pub(crate) async fn statement_approved_answer(
+    demo: &Demo,
+    client: &WiseClient,
+    profile: ProfileId,
+    params: &HashMap<String, String>,
+) -> Answer {
+    let (Some((balance, currency)), Some(ott)) = (statement_params(params), params.get("ott"))
+    else {
+        return Answer::Page(
+            400,
+            error_page("Statement", "Missing balance, currency or token."),
+        );
+    };
+    let approving = match client.with_sca_approval(ott) {
+        Ok(approving) => approving,
+        Err(e) => return Answer::Page(400, error_page("Statement", &e.to_string())),
+    };
+    if !demo.on_emulator {
+        return Answer::Page(
+            400,
+            error_page(
+                "Statement",
+                "Only the emulator can approve a challenge for the user.",
+            ),
+        );
+    }
+    if let Err(message) = demo.approve_at_emulator(ott).await {
+        return Answer::Page(502, error_page("Emulator error", &message));
+    }
+    match approving
+        .statement(profile, balance, &statement_query(&currency))
+        .await
+    {
+        Ok(statement) => Answer::Page(200, statement_page(&currency, &statement, true)),
+        Err(e) => failure(&e, "/profile"),
+    }
+}
+
+impl Demo {
+    /// `POST /__mock/sca/{ott}/approve` on the emulator's control API: what the user's
+    /// approval in Wise's app does at Wise.
+    async fn approve_at_emulator(&self, ott: &str) -> Result<(), String> {
+        let url = format!("{}/__mock/sca/{ott}/approve", self.api_base);
+        let res = self
+            .http
+            .post(url)
+            .send()
+            .await
+            .map_err(|_| "the emulator cannot be reached".to_owned())?;
+        match res.status().as_u16() {
+            200 => Ok(()),
+            code => Err(format!("the emulator answered {code}")),
+        }
+    }
+}
+
+/// The page showing the linked profile and its balances.
+pub(crate) fn profile_page(
+    profile_id: ProfileId,
+    profile: &serde_json::Value,
+    balances: &[Balance],
+) -> String {
     let field = |name: &str| {
         profile
             .get(name)
@@ -377,14 +527,93 @@ pub(crate) fn profile_page(profile_id: ProfileId, profile: &serde_json::Value) -
             Some(company.map_or_else(|| format!("{first} {last}"), str::to_owned))
         })
         .unwrap_or_default();
+    let rows: String = balances
+        .iter()
+        .map(|b| {
+            format!(
+                "<li class=\"balance\"><b>{}</b> {} · <a href=\"/statement?balance={}&amp;currency={}\">statement</a></li>",
+                esc(b.amount.value()),
+                esc(&b.currency),
+                b.id,
+                esc(&b.currency)
+            )
+        })
+        .collect();
+    let balances = if rows.is_empty() {
+        "<p>No balances.</p>".to_owned()
+    } else {
+        format!("<ul>{rows}</ul><p>A statement needs strong customer authentication (SCA).</p>")
+    };
     layout(
         "Your Wise profile",
         &format!(
             "<div class=\"card\"><dl><dt>Name</dt><dd class=\"name\">{}</dd>\
 <dt>Profile id</dt><dd>{profile_id}</dd><dt>Type</dt><dd>{}</dd></dl></div>\
+<div class=\"card\"><h2>Balances</h2>{balances}</div>\
 <p><a href=\"/\">Back home</a></p>",
             esc(name.trim()),
             esc(&field("type")),
+        ),
+    )
+}
+
+/// The SCA challenge explained, with the approve button on the emulator.
+fn sca_page(demo: &Demo, ott: &str, balance: u64, currency: &str) -> String {
+    let action = if demo.on_emulator {
+        format!(
+            "<p>This demo runs against the Wise emulator, which can approve the challenge in \
+your place:</p><form method=\"post\" action=\"/statement/approve\">\
+<input type=\"hidden\" name=\"ott\" value=\"{}\"><input type=\"hidden\" name=\"balance\" value=\"{balance}\">\
+<input type=\"hidden\" name=\"currency\" value=\"{}\"><button>Approve and show the statement</button></form>",
+            esc(ott),
+            esc(currency)
+        )
+    } else {
+        "<p>Approve the request in the Wise app, then repeat the call with the one-time token \
+(<code>WiseClient::with_sca_approval</code>).</p>"
+            .to_owned()
+    };
+    layout(
+        "Strong customer authentication",
+        &format!(
+            "<div class=\"card sca\"><p>Wise protects balance statements with strong customer \
+authentication: it answered <b>403</b> with a one-time token (<code>x-2fa-approval</code>). \
+Once you clear the challenge, the same call repeated with that token in \
+<code>x-2fa-approval</code> succeeds.</p>{action}</div><p><a href=\"/profile\">Back to the profile</a></p>"
+        ),
+    )
+}
+
+/// The statement, after the SCA challenge was cleared (`approved`) or not needed.
+fn statement_page(currency: &str, statement: &Statement, approved: bool) -> String {
+    let lines: String = statement
+        .transactions
+        .iter()
+        .map(|t| {
+            format!(
+                "<li class=\"transaction\">{} · {} {} · {}</li>",
+                esc(&t.date),
+                esc(t.amount.value()),
+                esc(t.amount.currency()),
+                esc(t.description().unwrap_or(&t.kind))
+            )
+        })
+        .collect();
+    let end = statement
+        .end_of_statement_balance
+        .as_ref()
+        .map_or_else(|| "-".to_owned(), ToString::to_string);
+    let note = if approved {
+        "<p>Approved: the call was repeated with the one-time token.</p>"
+    } else {
+        ""
+    };
+    layout(
+        &format!("{currency} statement, last 30 days"),
+        &format!(
+            "{note}<div class=\"card statement\"><ul>{lines}</ul><p>End balance: <b>{}</b></p></div>\
+<p><a href=\"/profile\">Back to the profile</a></p>",
+            esc(&end)
         ),
     )
 }

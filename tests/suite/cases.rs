@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::browser::{header, location, query_param, url_encode, Browser};
+use super::browser::{header, hidden_field, location, query_param, url_encode, Browser};
 use super::TestApp;
 
 const ALICE: &str = "alice@example.com";
@@ -649,4 +649,48 @@ pub(crate) async fn two_tabs_link_and_the_later_grant_wins(app: &TestApp) {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(app.refresh_calls(), 1);
     assert_eq!(b.status().await["relink_required"], false);
+}
+
+/// The profile page shows the balances (through `WiseToken::client_for`); a statement is
+/// SCA-protected: the first call shows the challenge with its one-time token, approving it
+/// (at the emulator) repeats the call with `x-2fa-approval` and shows the statement.
+pub(crate) async fn sca_protected_statement_walkthrough(app: &TestApp) {
+    let b = linked(app, "sam").await;
+    let res = b.get_html("/profile").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("class=\"balance\""), "{page}");
+    let marker = "href=\"/statement?";
+    let start = page.find(marker).expect("a statement link") + marker.len() - "/statement?".len();
+    let end = page[start..].find('"').unwrap() + start;
+    let link = page[start..end].replace("&amp;", "&");
+    let balance = query_param(&b.url(&link), "balance").unwrap();
+    let currency = query_param(&b.url(&link), "currency").unwrap();
+
+    // First call: Wise asks for strong customer authentication.
+    let res = b.get_html(&link).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("x-2fa-approval"), "{page}");
+    let ott = hidden_field(&page, "ott");
+    assert!(!ott.is_empty());
+    assert!(!page.contains("class=\"transaction\""), "{page}");
+
+    // Approve (the emulator stands in for the user's approval), then the repeated call.
+    let res = b
+        .client
+        .post(b.url("/statement/approve"))
+        .header("accept", "text/html")
+        .form(&[
+            ("ott", ott.as_str()),
+            ("balance", &balance),
+            ("currency", &currency),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("Approved"), "{page}");
+    assert_eq!(page.matches("class=\"transaction\"").count(), 2, "{page}");
 }

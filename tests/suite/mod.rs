@@ -100,6 +100,7 @@ macro_rules! behaviour_suite {
             mobile_link_flow,
             mobile_routes_refuse_cross_site,
             two_tabs_link_and_the_later_grant_wins,
+            sca_protected_statement_walkthrough,
         );
     };
     (@tests $start:path; $($name:ident),* $(,)?) => {

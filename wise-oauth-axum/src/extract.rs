@@ -46,6 +46,33 @@ impl Deref for WiseToken {
 }
 
 impl WiseToken {
+    /// An authorized Wise API client for this user that sends the incoming request's
+    /// correlation id to Wise: its `X-External-Correlation-Id`, else its `X-Request-Id`
+    /// (see [`request_correlation_id`](wise_oauth_core::web::request_correlation_id));
+    /// without one, each call gets a fresh id, as with `client()`.
+    ///
+    /// The extractor copies nothing of the request, so a fresh token costs no header
+    /// look-up: the headers are read here, by the handlers that ask for them.
+    ///
+    /// ```
+    /// use axum::http::HeaderMap;
+    /// use wise_oauth_axum::WiseToken;
+    ///
+    /// async fn profiles(token: WiseToken, headers: HeaderMap) -> String {
+    ///     match token.client_for(&headers).profiles().await {
+    ///         Ok(profiles) => format!("{} profiles", profiles.len()),
+    ///         Err(e) => e.to_string(),
+    ///     }
+    /// }
+    /// ```
+    pub fn client_for(&self, headers: &http::HeaderMap) -> wise_oauth_core::WiseClient {
+        self.0.client_for_headers(
+            headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes())),
+        )
+    }
+
     /// Wise answered 401 to this token: gets the newer token another request stored, or
     /// refreshes once. Call it at most once per failed API call. The rejection is the one
     /// the extractor would have given for the same request (e.g. a redirect into the link

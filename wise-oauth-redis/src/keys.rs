@@ -111,6 +111,23 @@ impl Keys {
         self.tagged(&link_tag(key), "lease")
     }
 
+    /// `{prefix}{environment:client_id}:users`: the users with a link of one environment
+    /// and client (sorted set, every score 0, so members sort by their bytes), kept by the
+    /// save and unlink scripts for [`list_links`](wise_oauth_core::TokenStore::list_links).
+    /// Its tag has one `:` where a link's has two, so it never names a link's keys.
+    pub(crate) fn users(&self, environment: &str, client_id: &str) -> String {
+        let mut tag = String::with_capacity(environment.len() + client_id.len() + 1);
+        encode_part(&mut tag, environment);
+        tag.push(':');
+        encode_part(&mut tag, client_id);
+        self.tagged(&tag, "users")
+    }
+
+    /// The index of the users of `key`'s environment and client (see [`Keys::users`]).
+    pub(crate) fn users_of(&self, key: &LinkKey) -> String {
+        self.users(key.environment(), key.client_id())
+    }
+
     /// `{prefix}{tag}:flows`: the owner's index of pending flows (sorted set).
     pub(crate) fn flows_of_tag(&self, tag: &str) -> String {
         self.tagged(tag, "flows")

@@ -26,12 +26,17 @@
 //! |---|---|---|
 //! | `wise-oauth:{tag}:link` | hash | `v` (version), `profile_id`, `status` (`active` / `needs_relink`), `access_expires_at`, `linked_at`, `updated_at` (unix nanoseconds), `sealed_tokens` |
 //! | `wise-oauth:{tag}:lease` | string with TTL | the holder of the refresh lease (32 hex digits) |
+//! | `wise-oauth:{environment:client_id}:users` | sorted set | the users with a link of that environment and client (all scores 0: byte order), for `list_links` |
 //! | `wise-oauth:{tag}:flows` | sorted set with TTL | the state hashes of the user's pending flows, oldest first |
 //! | `wise-oauth:flow:<state hash hex>` | string with TTL | the owner's tag (length first), then the sealed flow |
 //!
 //! The encoding of a tag is injective (no part's encoding contains `:`), so no two link
 //! keys share keys whatever characters they contain; a tag never contains a brace, so in
-//! Redis Cluster all keys of one link hash to one slot. Unlinking keeps the hash's `v` as a
+//! Redis Cluster all keys of one link hash to one slot. The save and unlink scripts also
+//! keep the users index of the link's environment and client (another slot), so that
+//! `TokenStore::list_links` reads exact keyset pages with one `ZRANGE … BYLEX`: the store
+//! runs on one Redis (standalone, replicated, or a proxy to one node), not on a Cluster.
+//! Unlinking keeps the hash's `v` as a
 //! tombstone, so linking again continues the version sequence: a write prepared against
 //! the old link can never match the new one. The store sets no TTL on links: they live
 //! until the app unlinks them, so run Redis with persistence (AOF or RDB) and a

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use wise_oauth_core::{
-    LeaseHolder, LinkKey, LinkRecord, PendingStore, StoreError, TokenStore, Version, Versioned,
-    MAX_PENDING_PER_USER,
+    LeaseHolder, LinkKey, LinkPage, LinkRecord, PendingStore, StoreError, TokenStore, UserId,
+    Version, Versioned, MAX_LINK_PAGE, MAX_PENDING_PER_USER,
 };
 
 use crate::error::{op_error, SetupError};
@@ -18,10 +18,12 @@ use crate::keys::{
 };
 use crate::record::{self, LOAD_FIELDS, RECORD_FIELDS};
 
-/// Compare-and-swap write of a link hash. `KEYS[1]`: the link; `ARGV[1]`: the expected
-/// version (empty: insert only if no record); `ARGV[2..7]`: the record fields. Returns the
-/// new version, or nil on a conflict. The version lives in field `v`, which an unlink
-/// keeps, so a link created again continues the sequence.
+/// Compare-and-swap write of a link hash. `KEYS[1]`: the link; `KEYS[2]`: the users index
+/// of its environment and client; `ARGV[1]`: the expected version (empty: insert only if
+/// no record); `ARGV[2..7]`: the record fields; `ARGV[8]`: the user id. Returns the new
+/// version, or nil on a conflict. The version lives in field `v`, which an unlink keeps, so
+/// a link created again continues the sequence. The user joins the index in the same
+/// script, so a listing never misses a saved link.
 static SAVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -35,7 +37,21 @@ local v = redis.call('HINCRBY', KEYS[1], 'v', 1)
 redis.call('HSET', KEYS[1], 'profile_id', ARGV[2], 'status', ARGV[3],
   'access_expires_at', ARGV[4], 'linked_at', ARGV[5], 'updated_at', ARGV[6],
   'sealed_tokens', ARGV[7])
+redis.call('ZADD', KEYS[2], 0, ARGV[8])
 return v
+",
+    )
+});
+
+/// Unlinks: removes the record fields `ARGV[2..]` of the link `KEYS[1]` (field `v` stays as
+/// the tombstone) and the user `ARGV[1]` from the users index `KEYS[2]`, atomically.
+/// Returns how many fields were removed.
+static UNLINK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local removed = redis.call('HDEL', KEYS[1], unpack(ARGV, 2))
+redis.call('ZREM', KEYS[2], ARGV[1])
+return removed
 ",
     )
 });
@@ -127,6 +143,13 @@ fn holder_arg(holder: LeaseHolder) -> String {
 ///   TTL) and taken with `GETDEL`, so a flow started on one instance completes on any
 ///   other, exactly once. Each owner's flows are indexed in `{prefix}{env:client:user}:flows`
 ///   to keep at most [`MAX_PENDING_PER_USER`] of them.
+/// - The users of each environment and client are a sorted set,
+///   `{prefix}{env:client}:users`, with every score 0 so that members sort by their bytes.
+///   The save and unlink scripts change it together with the link, so
+///   [`list_links`](TokenStore::list_links) pages (one `ZRANGE … BYLEX LIMIT`) are exact:
+///   complete, without tombstones, and stable under concurrent writes (keyset cursors).
+///   A `SCAN … MATCH` walk instead would read the whole keyspace for every page and return
+///   keys in no order.
 /// - The hash tag `{env:client:user}` (each part percent-encoded, so no two link keys share
 ///   one and it never contains a brace) keeps one link's keys in one cluster slot.
 /// - Every call is one command or one script; nothing stays locked across a call to Wise.
@@ -260,10 +283,11 @@ impl TokenStore for RedisTokenStore {
         let fields = record::encode(record)?;
         let expected = expected.map(|v| v.get().to_string()).unwrap_or_default();
         let mut invocation = SAVE.key(self.keys.link(key));
-        invocation.arg(expected);
+        invocation.key(self.keys.users_of(key)).arg(expected);
         for field in &fields {
             invocation.arg(&field[..]);
         }
+        invocation.arg(key.user().as_str());
         let new_version: Option<i64> = invocation
             .invoke_async(&mut self.conn.clone())
             .await
@@ -277,10 +301,12 @@ impl TokenStore for RedisTokenStore {
     async fn delete(&self, key: &LinkKey) -> Result<bool, StoreError> {
         // Field `v` stays as a tombstone: a link created again continues the version
         // sequence, so a stale write of the old link can never match.
-        let removed: i64 = redis::cmd("HDEL")
-            .arg(self.keys.link(key))
+        let removed: i64 = UNLINK
+            .key(self.keys.link(key))
+            .key(self.keys.users_of(key))
+            .arg(key.user().as_str())
             .arg(&RECORD_FIELDS[..])
-            .query_async(&mut self.conn.clone())
+            .invoke_async(&mut self.conn.clone())
             .await
             .map_err(op_error)?;
         Ok(removed > 0)
@@ -310,6 +336,39 @@ impl TokenStore for RedisTokenStore {
             .await
             .map_err(op_error)?;
         Ok(())
+    }
+
+    /// One `ZRANGE … BYLEX LIMIT` on the users index of the environment and client: keyset
+    /// pages in byte order of the user ids, `O(log n + limit)`, complete and without
+    /// duplicates because the index changes only inside the save and unlink scripts.
+    async fn list_links(
+        &self,
+        environment: &str,
+        client_id: &str,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<LinkPage, StoreError> {
+        let limit = limit.clamp(1, MAX_LINK_PAGE);
+        let start = after.map_or_else(|| "-".to_owned(), |a| format!("({}", a.as_str()));
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.keys.users(environment, client_id))
+            .arg(start)
+            .arg("+")
+            .arg("BYLEX")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(op_error)?;
+        let users = members
+            .into_iter()
+            .map(|m| {
+                UserId::new(m)
+                    .map_err(|_| StoreError::Corrupt("invalid user id in the users index"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(LinkPage::new(users, limit))
     }
 }
 

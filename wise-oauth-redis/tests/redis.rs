@@ -142,6 +142,17 @@ impl TokenStore for Guarded {
     async fn release_lease(&self, key: &LinkKey, holder: LeaseHolder) -> Result<(), StoreError> {
         self.store.release_lease(key, holder).await
     }
+    async fn list_links(
+        &self,
+        environment: &str,
+        client_id: &str,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<wise_oauth_core::LinkPage, StoreError> {
+        self.store
+            .list_links(environment, client_id, after, limit)
+            .await
+    }
 }
 
 #[async_trait]
@@ -205,6 +216,7 @@ conformance!(token_store;
     keys_are_injective,
     record_round_trips,
     sealed_bytes_round_trip,
+    list_links_pages_in_user_order,
 );
 
 conformance!(pending_store;
@@ -248,6 +260,17 @@ impl TokenStore for Shared {
     async fn release_lease(&self, key: &LinkKey, holder: LeaseHolder) -> Result<(), StoreError> {
         self.0.release_lease(key, holder).await
     }
+    async fn list_links(
+        &self,
+        environment: &str,
+        client_id: &str,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<wise_oauth_core::LinkPage, StoreError> {
+        self.0
+            .list_links(environment, client_id, after, limit)
+            .await
+    }
 }
 
 #[async_trait]
@@ -264,6 +287,27 @@ impl PendingStore for Shared {
     async fn take(&self, state_hash: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
         self.0.take(state_hash).await
     }
+}
+
+/// The store lists links itself (the conformance case would skip a store answering
+/// `Unsupported`), through the users index.
+#[tokio::test]
+async fn listing_is_supported() {
+    let Some(store) = fresh("listing_is_supported").await else {
+        return;
+    };
+    let k = key("listed");
+    let page = store
+        .list_links("sandbox", "client-1", None, 10)
+        .await
+        .unwrap();
+    assert!(page.users.is_empty());
+    store.save(&k, &record(1, b"x"), None).await.unwrap();
+    let page = store
+        .list_links("sandbox", "client-1", None, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.users, [k.user().clone()]);
 }
 
 /// The whole suites in one go, so a case added to the core later runs here too.
@@ -317,6 +361,7 @@ async fn key_layout_and_tombstone() {
     let p = &prefix.prefix;
     let tag = "{sandbox:client-1:a%3Ab%20%7Bc%7D}";
     let mut expected = vec![
+        format!("{p}{{sandbox:client-1}}:users"),
         format!("{p}{tag}:flows"),
         format!("{p}{tag}:lease"),
         format!("{p}{tag}:link"),
@@ -357,6 +402,12 @@ async fn key_layout_and_tombstone() {
         vec![("v".to_owned(), "1".to_owned())],
         "the tombstone"
     );
+    let users: i64 = redis::cmd("EXISTS")
+        .arg(format!("{p}{{sandbox:client-1}}:users"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(users, 0, "the unlinked user left the users index");
     assert_eq!(
         store.take(&[0xab; 32]).await.unwrap().as_deref(),
         Some(&b"flow"[..])

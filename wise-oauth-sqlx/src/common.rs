@@ -4,7 +4,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
 use wise_oauth_core::{
-    LeaseHolder, LinkRecord, LinkStatus, ProfileId, SealedTokens, StoreError, Version, Versioned,
+    LeaseHolder, LinkPage, LinkRecord, LinkStatus, ProfileId, SealedTokens, StoreError, UserId,
+    Version, Versioned, MAX_LINK_PAGE,
 };
 
 /// The default prefix of every table the stores create.
@@ -190,6 +191,27 @@ pub(crate) fn pending_cap() -> i64 {
 
 /// How many expired pending rows one insert purges at most (keeps each insert short).
 pub(crate) const PURGE_BATCH: i64 = 256;
+
+/// The page size of a listing: `limit` in `1..=MAX_LINK_PAGE`, as a SQL `LIMIT`.
+pub(crate) fn page_limit(limit: usize) -> (usize, i64) {
+    let limit = limit.clamp(1, MAX_LINK_PAGE);
+    (limit, limit as i64)
+}
+
+/// The keyset cursor of a listing as a bound: user ids are never empty, so `''` is below
+/// every one of them and starts at the first user.
+pub(crate) fn page_after(after: Option<&UserId>) -> &str {
+    after.map_or("", UserId::as_str)
+}
+
+/// A page from the user ids of the rows a listing read (already in order).
+pub(crate) fn link_page(rows: Vec<String>, limit: usize) -> Result<LinkPage, StoreError> {
+    let users = rows
+        .into_iter()
+        .map(|id| UserId::new(id).map_err(|_| StoreError::Corrupt("invalid user id in link row")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(LinkPage::new(users, limit))
+}
 
 #[cfg(test)]
 mod tests {

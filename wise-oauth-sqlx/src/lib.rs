@@ -37,6 +37,11 @@
 //! `unlinked_at` set) so that linking again continues the version sequence: a write
 //! prepared against the old link can never match the new one.
 //!
+//! `TokenStore::list_links` (for jobs that walk every linked user) reads keyset pages in
+//! byte order of the user ids, tombstones left out: over the primary key in SQLite, over a
+//! partial index `(environment, client_id, user_id COLLATE "C") WHERE unlinked_at IS NULL`
+//! (`wise_oauth_links_listing`, schema version 2) in PostgreSQL.
+//!
 //! The three parts of a link key are separate columns of a composite primary key, so no two
 //! keys can collide whatever characters they contain. Profile ids are `BIGINT`.
 //!

@@ -7,20 +7,22 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Row;
 use wise_oauth_core::{
-    LeaseHolder, LinkKey, LinkRecord, PendingStore, StoreError, TokenStore, Version, Versioned,
+    LeaseHolder, LinkKey, LinkPage, LinkRecord, PendingStore, StoreError, TokenStore, UserId,
+    Version, Versioned,
 };
 
 use crate::common::{
-    clamp_duration, holder_to_db, op_error, pending_cap, validate_name, version_from_db,
-    version_to_db, EncodedRecord, LinkRow, SetupError, DEFAULT_TABLE_PREFIX, MAX_TTL_SECS,
-    PURGE_BATCH,
+    clamp_duration, holder_to_db, link_page, op_error, page_after, page_limit, pending_cap,
+    validate_name, version_from_db, version_to_db, EncodedRecord, LinkRow, SetupError,
+    DEFAULT_TABLE_PREFIX, MAX_TTL_SECS, PURGE_BATCH,
 };
 
 /// The migrations, in order; entry `i` brings the schema to version `i + 1`.
 /// `{t}` is replaced by the (schema-qualified, quoted) table-name prefix and `{i}` by the
 /// unqualified index-name prefix.
-const MIGRATIONS: &[&[&str]] = &[&[
-    r#"CREATE TABLE IF NOT EXISTS {t}links" (
+const MIGRATIONS: &[&[&str]] = &[
+    &[
+        r#"CREATE TABLE IF NOT EXISTS {t}links" (
         environment TEXT NOT NULL,
         client_id TEXT NOT NULL,
         user_id TEXT NOT NULL,
@@ -34,7 +36,7 @@ const MIGRATIONS: &[&[&str]] = &[&[
         unlinked_at BIGINT,
         PRIMARY KEY (environment, client_id, user_id)
     )"#,
-    r#"CREATE TABLE IF NOT EXISTS {t}leases" (
+        r#"CREATE TABLE IF NOT EXISTS {t}leases" (
         environment TEXT NOT NULL,
         client_id TEXT NOT NULL,
         user_id TEXT NOT NULL,
@@ -42,7 +44,7 @@ const MIGRATIONS: &[&[&str]] = &[&[
         until TIMESTAMPTZ NOT NULL,
         PRIMARY KEY (environment, client_id, user_id)
     )"#,
-    r#"CREATE TABLE IF NOT EXISTS {t}pending" (
+        r#"CREATE TABLE IF NOT EXISTS {t}pending" (
         state_hash BYTEA PRIMARY KEY,
         seq BIGSERIAL NOT NULL,
         environment TEXT NOT NULL,
@@ -52,10 +54,18 @@ const MIGRATIONS: &[&[&str]] = &[&[
         created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
         expires_at TIMESTAMPTZ NOT NULL
     )"#,
-    r#"CREATE INDEX IF NOT EXISTS "{i}pending_owner"
+        r#"CREATE INDEX IF NOT EXISTS "{i}pending_owner"
         ON {t}pending" (environment, client_id, user_id, seq)"#,
-    r#"CREATE INDEX IF NOT EXISTS "{i}pending_expiry" ON {t}pending" (expires_at)"#,
-]];
+        r#"CREATE INDEX IF NOT EXISTS "{i}pending_expiry" ON {t}pending" (expires_at)"#,
+    ],
+    &[
+        // 2: listing links in byte order of the user ids whatever the database's collation,
+        // over existing links only.
+        r#"CREATE INDEX IF NOT EXISTS "{i}links_listing"
+        ON {t}links" (environment, client_id, user_id COLLATE "C")
+        WHERE unlinked_at IS NULL"#,
+    ],
+];
 
 /// The shared [`TokenStore`] and [`PendingStore`] for several instances of your app, in
 /// PostgreSQL.
@@ -452,6 +462,32 @@ impl TokenStore for PostgresTokenStore {
         .await
         .map_err(op_error)?;
         Ok(())
+    }
+
+    /// Keyset pages over the partial index `links_listing` (existing links only), in byte
+    /// order of the user ids (`COLLATE "C"`, whatever the database's default collation).
+    async fn list_links(
+        &self,
+        environment: &str,
+        client_id: &str,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<LinkPage, StoreError> {
+        let (limit, sql_limit) = page_limit(limit);
+        let rows: Vec<String> = sqlx::query_scalar(&self.sql(
+            r#"SELECT user_id FROM {t}links"
+             WHERE environment = $1 AND client_id = $2
+               AND user_id COLLATE "C" > $3 AND unlinked_at IS NULL
+             ORDER BY user_id COLLATE "C" LIMIT $4"#,
+        ))
+        .bind(environment)
+        .bind(client_id)
+        .bind(page_after(after))
+        .bind(sql_limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(op_error)?;
+        link_page(rows, limit)
     }
 }
 

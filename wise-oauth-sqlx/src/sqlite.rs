@@ -8,13 +8,14 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::Row;
 use wise_oauth_core::{
-    LeaseHolder, LinkKey, LinkRecord, PendingStore, StoreError, TokenStore, Version, Versioned,
+    LeaseHolder, LinkKey, LinkPage, LinkRecord, PendingStore, StoreError, TokenStore, UserId,
+    Version, Versioned,
 };
 
 use crate::common::{
-    clamp_duration, holder_to_db, op_error, pending_cap, time_to_nanos, validate_name,
-    version_from_db, version_to_db, EncodedRecord, LinkRow, SetupError, DEFAULT_TABLE_PREFIX,
-    MAX_TTL_SECS, PURGE_BATCH,
+    clamp_duration, holder_to_db, link_page, op_error, page_after, page_limit, pending_cap,
+    time_to_nanos, validate_name, version_from_db, version_to_db, EncodedRecord, LinkRow,
+    SetupError, DEFAULT_TABLE_PREFIX, MAX_TTL_SECS, PURGE_BATCH,
 };
 
 /// The migrations, in order; entry `i` brings the schema to version `i + 1`.
@@ -434,6 +435,33 @@ impl TokenStore for SqliteTokenStore {
         .await
         .map_err(op_error)?;
         Ok(())
+    }
+
+    /// Keyset pages over the primary key `(environment, client_id, user_id)`: a range scan
+    /// of the index, in SQLite's `BINARY` (byte) order of the user ids. Tombstones of
+    /// unlinked users are skipped.
+    async fn list_links(
+        &self,
+        environment: &str,
+        client_id: &str,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<LinkPage, StoreError> {
+        let (limit, sql_limit) = page_limit(limit);
+        let rows: Vec<String> = sqlx::query_scalar(&self.sql(
+            "SELECT user_id FROM {p}links
+             WHERE environment = ?1 AND client_id = ?2 AND user_id > ?3
+               AND unlinked_at IS NULL
+             ORDER BY user_id LIMIT ?4",
+        ))
+        .bind(environment)
+        .bind(client_id)
+        .bind(page_after(after))
+        .bind(sql_limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(op_error)?;
+        link_page(rows, limit)
     }
 }
 

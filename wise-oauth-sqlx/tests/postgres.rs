@@ -148,6 +148,7 @@ conformance!(token_store;
     keys_are_injective,
     record_round_trips,
     sealed_bytes_round_trip,
+    list_links_pages_in_user_order,
 );
 
 conformance!(pending_store;
@@ -159,6 +160,14 @@ conformance!(pending_store;
     other_owners_are_unaffected,
     pending_bytes_round_trip,
 );
+
+#[tokio::test]
+async fn listing_is_supported() {
+    let Some(store) = fresh("listing_is_supported").await else {
+        return;
+    };
+    common::assert_lists_links(&store).await;
+}
 
 /// The whole suites in one go, so a case added to the core later runs here too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -208,6 +217,17 @@ impl TokenStore for SharedStore {
         holder: LeaseHolder,
     ) -> Result<(), StoreError> {
         self.0.release_lease(key, holder).await
+    }
+    async fn list_links(
+        &self,
+        environment: &str,
+        client_id: &str,
+        after: Option<&wise_oauth_core::UserId>,
+        limit: usize,
+    ) -> Result<wise_oauth_core::LinkPage, StoreError> {
+        self.0
+            .list_links(environment, client_id, after, limit)
+            .await
     }
 }
 

@@ -30,6 +30,11 @@ wise_oauth_core::token_store_conformance!(sqlite_tokens, async { crate::fresh().
 wise_oauth_core::pending_store_conformance!(sqlite_pending, async { crate::fresh().await });
 
 #[tokio::test]
+async fn listing_is_supported() {
+    common::assert_lists_links(&fresh().await).await;
+}
+
+#[tokio::test]
 async fn restart_keeps_link_version_lease_and_pending_flow() {
     let dir = TempDir::new().unwrap();
     let k = key("restart");

@@ -55,6 +55,21 @@ impl Prepared {
     }
 }
 
+/// The base URL with `path` (checked by [`valid_path`], with its query) under its own
+/// path: the base is parsed once, a call parses only its path and query. The same URL as
+/// parsing `{base}{path}` (see the tests).
+pub(crate) fn url_under(base: &Url, path: &str) -> Url {
+    let (path, query) = match path.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path, None),
+    };
+    let mut url = base.clone();
+    let full = format!("{}{path}", base.path().trim_end_matches('/'));
+    url.set_path(&full);
+    url.set_query(query);
+    url
+}
+
 pub(crate) fn valid_path(path: &str) -> bool {
     let only_path = path.split('?').next().unwrap_or("");
     path.starts_with('/')
@@ -72,11 +87,7 @@ pub(crate) fn valid_path(path: &str) -> bool {
 
 impl WiseClient {
     pub(super) async fn execute(&self, req: Prepared) -> Result<WiseResponse, ClientError> {
-        let url = Url::parse(&format!("{}{}", self.base, req.path)).map_err(|_| {
-            ClientError::InvalidRequest {
-                reason: "the path does not form a URL",
-            }
-        })?;
+        let url = url_under(&self.base_url, &req.path);
         let correlation = match &self.correlation_id {
             Some(id) => id.clone(),
             None => HeaderValue::try_from(correlation_id()).map_err(|_| {
@@ -169,7 +180,7 @@ impl WiseClient {
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
                 .body(body.clone());
         }
-        let response = request.send().await.map_err(WiseError::transport)?;
+        let mut response = request.send().await.map_err(WiseError::transport)?;
         let status = response.status();
         let span = tracing::Span::current();
         span.record("status", status.as_u16());
@@ -181,7 +192,9 @@ impl WiseClient {
                 status: status.as_u16(),
             });
         }
-        let headers = response.headers().clone();
+        // Moved out, not cloned: the body is read without them (its length comes from the
+        // body itself).
+        let headers = std::mem::take(response.headers_mut());
         let body = match read_bounded_to(response, MAX_RESPONSE_BYTES).await {
             Ok(body) => body,
             Err(BodyError::Timeout(source)) => {
@@ -295,6 +308,36 @@ pub(crate) fn retry_wait(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_under_the_base_are_those_parsed_whole() {
+        let paths = [
+            "/v1/me",
+            "/v4/profiles/1/balances?types=STANDARD,SAVINGS",
+            "/v1/profiles/2/balance-statements/3/statement.json?currency=EUR&intervalStart=2023-11-14T22%3A13%3A20Z&type=COMPACT",
+            "/a/b.json?x=%20y&z",
+            "/a%20b/c",
+            "/",
+            "/a?",
+            "/a/'quoted'/<x>?q=\"v\"|{}^`",
+        ];
+        for base in [
+            "http://127.0.0.1:8080",
+            "https://api.wise.com",
+            "https://api.sandbox.transferwise.tech/v3",
+            "http://[::1]:9/prefix/v1",
+        ] {
+            let parsed = Url::parse(base).unwrap();
+            for path in paths {
+                assert!(valid_path(path), "{path}");
+                assert_eq!(
+                    url_under(&parsed, path),
+                    Url::parse(&format!("{base}{path}")).unwrap(),
+                    "{base} + {path}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn paths_stay_under_the_base() {

@@ -94,6 +94,8 @@ pub struct WiseClient {
     key: LinkKey,
     /// The API base URL without its trailing `/`, with `/{version}` when configured.
     base: Arc<str>,
+    /// `base` parsed once: a call sets only its path and query on a clone.
+    base_url: Arc<url::Url>,
     correlation_id: Option<HeaderValue>,
     approval: Option<HeaderValue>,
 }
@@ -117,11 +119,14 @@ impl WiseClient {
             base.push('/');
             base.push_str(version);
         }
+        // A URL with `/` appended to it stays a URL (`config.api_url()` is one).
+        let base_url = url::Url::parse(&base).unwrap_or_else(|_| config.api_url().clone());
         Self {
             key: wise.link_key(&user),
             wise,
             user,
             base: base.into(),
+            base_url: Arc::new(base_url),
             correlation_id: None,
             approval: None,
         }
@@ -145,7 +150,7 @@ impl WiseClient {
     }
 
     /// A client that sends `x-2fa-approval: <one_time_token>`: repeat the call Wise answered
-    /// with [`WiseError::Sca`](crate::WiseError::Sca)(crate::WiseError::Sca) through it once the user cleared the
+    /// with [`WiseError::Sca`](crate::WiseError::Sca) through it once the user cleared the
     /// challenge. A one-time token is single use: use the returned client for that one call.
     ///
     /// ```no_run

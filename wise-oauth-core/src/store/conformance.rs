@@ -43,8 +43,8 @@ use async_trait::async_trait;
 
 use crate::ids::{LinkKey, ProfileId, UserId};
 use crate::store::{
-    LeaseHolder, LinkRecord, LinkStatus, PendingStore, SealedTokens, StoreError, TokenStore,
-    Version, Versioned,
+    LeaseHolder, LinkPage, LinkRecord, LinkStatus, PendingStore, SealedTokens, StoreError,
+    TokenStore, Version, Versioned, MAX_LINK_PAGE,
 };
 
 /// Generates a module `$name` with one `#[tokio::test]` per [`TokenStore`] conformance case
@@ -87,6 +87,7 @@ macro_rules! token_store_conformance {
             keys_are_injective,
             record_round_trips,
             sealed_bytes_round_trip,
+            list_links_pages_in_user_order,
         );
     };
     ($name:ident, async $make:block) => {
@@ -163,6 +164,7 @@ pub async fn run_token_store_suite<S: TokenStore>(make: impl Fn() -> S) {
     keys_are_injective(&make()).await;
     record_round_trips(&make()).await;
     sealed_bytes_round_trip(&make()).await;
+    list_links_pages_in_user_order(&make()).await;
 }
 
 /// Runs every [`PendingStore`] case against fresh stores from `make`, in one test.
@@ -809,6 +811,168 @@ pub mod token_store {
             );
         }
     }
+
+    /// [`TokenStore::list_links`] pages through exactly the existing links of one
+    /// environment and client: ascending byte order of the user ids, at most `limit` per page
+    /// (a `limit` beyond [`MAX_LINK_PAGE`] is capped, not an error), keyset cursors that need
+    /// not name a stored user, links needing a re-link included, unlinked ones (tombstones),
+    /// lease-only keys and other environments or clients left out, and no user twice when
+    /// links are added or removed between pages.
+    ///
+    /// Listing is optional: a store answering [`StoreError::Unsupported`] skips this case
+    /// (and says so on stderr), so stores written before listing existed keep passing.
+    pub async fn list_links_pages_in_user_order(store: &dyn TokenStore) {
+        let case = Case::new();
+        let client = "conformance-client";
+        let list = |after: Option<UserId>, limit: usize| {
+            let environment = case.environment.clone();
+            async move {
+                store
+                    .list_links(&environment, client, after.as_ref(), limit)
+                    .await
+            }
+        };
+        match list(None, 10).await {
+            Err(StoreError::Unsupported(_)) => {
+                eprintln!("SKIPPED list_links_pages_in_user_order: {store:?} does not list links");
+                return;
+            }
+            result => {
+                let empty = ok("list_links on an empty scope", result);
+                assert_eq!(
+                    empty,
+                    LinkPage::default(),
+                    "a scope without links lists nothing"
+                );
+            }
+        }
+
+        // Ids whose byte order differs from naive orders (case, length, numbers, unicode).
+        let mut ids: Vec<String> = [
+            "b",
+            "a",
+            "B",
+            "a b",
+            "aa",
+            "a%",
+            "user-10",
+            "user-2",
+            "\u{e4}",
+            "\u{1f980}",
+            "z",
+            "'; DROP TABLE x; --",
+            "{tag}",
+            "*",
+            "_",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain(["x".repeat(256), "\u{e9}".repeat(128)])
+        .collect();
+        for (i, id) in ids.iter().enumerate() {
+            let mut rec = record(i as u64 + 1, b"listed");
+            if i % 3 == 0 {
+                rec.status = LinkStatus::NeedsRelink;
+            }
+            ok("insert", store.save(&case.key(id), &rec, None).await);
+        }
+        // Not listed: an unlinked user (a tombstone in stores that keep one), a key with only
+        // a lease, and the same users under another environment and another client.
+        let gone = case.key("gone");
+        ok(
+            "insert",
+            store.save(&gone, &record(99, b"gone"), None).await,
+        );
+        assert!(ok("delete", store.delete(&gone).await));
+        let lease_only = case.key("lease-only");
+        assert!(ok(
+            "acquire",
+            store
+                .acquire_lease(&lease_only, LeaseHolder::random(), LONG_TTL)
+                .await
+        ));
+        let other_env = format!("{}-other", case.environment);
+        for (environment, client) in [(other_env.as_str(), client), (&case.environment, "other")] {
+            for id in ["a", "c", "zz"] {
+                let key = LinkKey::new(environment, client, user(id));
+                ok("insert", store.save(&key, &record(7, b"other"), None).await);
+            }
+        }
+        // Unlinked and linked again: listed once.
+        let back = case.key("back");
+        let v1 = ok("insert", store.save(&back, &record(5, b"back"), None).await);
+        assert!(ok("delete", store.delete(&back).await));
+        ok(
+            "insert again",
+            store.save(&back, &record(5, b"back"), None).await,
+        );
+        let again = load(store, &back).await.expect("linked again");
+        assert!(again.version > v1, "linking again continues the versions");
+        ids.push("back".to_owned());
+        ids.sort_unstable();
+
+        // One page with everything; a limit past the cap is capped, not an error.
+        let all = ok("list_links", list(None, usize::MAX).await);
+        let names = |page: &LinkPage| -> Vec<String> {
+            page.users.iter().map(|u| u.as_str().to_owned()).collect()
+        };
+        assert_eq!(names(&all), ids, "one page lists every link in byte order");
+        assert!(ids.len() < MAX_LINK_PAGE);
+
+        // Pages of three, with a link added behind and one ahead of the cursor after the
+        // first page, and a listed one removed: each user at most once, in order.
+        let first = ok("list_links", list(None, 3).await);
+        assert_eq!(names(&first), ids[..3], "the first page");
+        assert_eq!(
+            first.next.as_ref().map(UserId::as_str),
+            Some(ids[2].as_str())
+        );
+        ok(
+            "insert behind",
+            store.save(&case.key("!"), &record(3, b"x"), None).await,
+        );
+        ok(
+            "insert ahead",
+            store.save(&case.key("zzz"), &record(3, b"x"), None).await,
+        );
+        assert!(ok("delete ahead", store.delete(&case.key("z")).await));
+        let mut walked = names(&first);
+        let mut cursor = first.next;
+        let mut pages = 1;
+        while let Some(after) = cursor.take() {
+            let page = ok("list_links", list(Some(after), 3).await);
+            assert!(page.users.len() <= 3, "a page holds at most `limit` users");
+            walked.extend(names(&page));
+            cursor = page.next;
+            pages += 1;
+            assert!(pages <= ids.len() + 2, "the walk does not end");
+        }
+        let mut expected = ids.clone();
+        expected.retain(|id| id != "z");
+        expected.push("zzz".to_owned());
+        expected.sort_unstable();
+        assert_eq!(walked, expected, "the walk over pages of three");
+
+        // A cursor that names no stored user starts after it.
+        let page = ok("list_links", list(Some(user("a0")), 2).await);
+        let after_a0: Vec<&String> = expected.iter().filter(|id| id.as_str() > "a0").collect();
+        assert_eq!(
+            names(&page),
+            after_a0[..2]
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+        );
+        let past_the_end = ok(
+            "list_links",
+            list(Some(user(&"\u{10ffff}".repeat(8))), 5).await,
+        );
+        assert_eq!(
+            past_the_end,
+            LinkPage::default(),
+            "a cursor past the last user"
+        );
+    }
 }
 
 /// The [`PendingStore`] cases. Each takes a store and panics with a message on a violation.
@@ -1205,13 +1369,14 @@ impl<S: TokenStore> TokenStore for FaultyStore<S> {
         self.inner.release_lease(key, holder).await
     }
 
+    /// Passed through; fails like a load while loads fail.
     async fn list_links(
         &self,
         environment: &str,
         client_id: &str,
-        after: Option<&crate::UserId>,
+        after: Option<&UserId>,
         limit: usize,
-    ) -> Result<crate::store::LinkPage, StoreError> {
+    ) -> Result<LinkPage, StoreError> {
         if self.faults.fail_loads.load(Ordering::SeqCst) {
             return Err(injected());
         }
@@ -1312,6 +1477,78 @@ mod tests {
         async fn release_lease(&self, _: &LinkKey, _: LeaseHolder) -> Result<(), StoreError> {
             Ok(())
         }
+    }
+
+    /// A store without listing (the trait's default) passes the listing case by skipping it.
+    #[tokio::test]
+    async fn listing_case_skips_stores_that_cannot_list() {
+        token_store::list_links_pages_in_user_order(&BrokenStore::default()).await;
+    }
+
+    /// The listing case is not vacuous: a store that lists in insertion order fails it.
+    #[tokio::test]
+    async fn listing_case_catches_unordered_pages() {
+        #[derive(Debug, Default)]
+        struct Unordered(MemoryTokenStore, std::sync::Mutex<Vec<LinkKey>>);
+        #[async_trait]
+        impl TokenStore for Unordered {
+            async fn load(
+                &self,
+                key: &LinkKey,
+            ) -> Result<Option<Versioned<LinkRecord>>, StoreError> {
+                self.0.load(key).await
+            }
+            async fn save(
+                &self,
+                key: &LinkKey,
+                record: &LinkRecord,
+                expected: Option<Version>,
+            ) -> Result<Version, StoreError> {
+                self.1.lock().unwrap().push(key.clone());
+                self.0.save(key, record, expected).await
+            }
+            async fn delete(&self, key: &LinkKey) -> Result<bool, StoreError> {
+                self.0.delete(key).await
+            }
+            async fn acquire_lease(
+                &self,
+                key: &LinkKey,
+                holder: LeaseHolder,
+                ttl: Duration,
+            ) -> Result<bool, StoreError> {
+                self.0.acquire_lease(key, holder, ttl).await
+            }
+            async fn release_lease(
+                &self,
+                key: &LinkKey,
+                holder: LeaseHolder,
+            ) -> Result<(), StoreError> {
+                self.0.release_lease(key, holder).await
+            }
+            async fn list_links(
+                &self,
+                environment: &str,
+                client_id: &str,
+                _after: Option<&UserId>,
+                limit: usize,
+            ) -> Result<LinkPage, StoreError> {
+                let users = self
+                    .1
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|k| k.environment() == environment && k.client_id() == client_id)
+                    .map(|k| k.user().clone())
+                    .take(limit)
+                    .collect();
+                Ok(LinkPage::new(users, limit))
+            }
+        }
+        let outcome = tokio::spawn(async {
+            token_store::list_links_pages_in_user_order(&Unordered::default()).await;
+        })
+        .await;
+        assert!(outcome.is_err(), "an unordered listing passed");
     }
 
     /// The cases are not vacuous: each of these fails against the broken store.

@@ -63,5 +63,5 @@ pub use routes::{
     callback, connect, disconnect, mobile_complete, mobile_start, not_logged_in, not_set_up,
     status, token_rejection, RejectionKind, MAX_MOBILE_BODY,
 };
-pub use token::LinkedToken;
+pub use token::{request_correlation_id, LinkedToken};
 pub use user::WiseUser;

@@ -13,9 +13,9 @@ pub(crate) type Resolver<F> =
     Arc<dyn Fn(&<F as Framework>::Request) -> Option<UserId> + Send + Sync + 'static>;
 
 /// What an adapter's routes and its `WiseToken` extractor share: the handle, the mount and
-/// how to find the user. Built by a [`PluginBuilder`](super::PluginBuilder); an adapter keeps
-/// it in its framework's app state (axum: the router state, actix-web: app data) and hands
-/// it to [`LinkedToken::extract`](super::LinkedToken::extract).
+/// how to find the user. Built by a [`PluginBuilder`](super::PluginBuilder); an adapter
+/// keeps it in its framework's app state (axum: the router state through `FromRef`,
+/// actix-web: app data), where its `WiseToken` extractor finds it.
 pub struct Plugin<F: Framework> {
     wise: WiseOAuth,
     mount: Mount,

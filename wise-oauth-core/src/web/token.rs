@@ -115,6 +115,30 @@ impl<F: Framework> LinkedToken<F> {
         self.plugin.wise().client(&self.user)
     }
 
+    /// [`client`](Self::client) that sends the correlation id of the incoming request
+    /// `req` to Wise (see [`request_correlation_id`]); without one, like `client()`.
+    ///
+    /// Extraction copies nothing of the request (a fresh token costs no header look-up):
+    /// the headers are read here, only by handlers that ask. Adapters offer it on their own
+    /// types (axum: `WiseToken::client_for(&HeaderMap)`, actix-web:
+    /// `WiseToken::client_for(&HttpRequest)`).
+    pub fn client_for_request(&self, req: &F::Request) -> WiseClient {
+        self.client_for_headers(F::headers(req))
+    }
+
+    /// [`client`](Self::client) with the correlation id found in `headers` (name and raw
+    /// value per line; see [`request_correlation_id`]).
+    pub fn client_for_headers<'h>(
+        &self,
+        headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+    ) -> WiseClient {
+        let client = self.client();
+        match request_correlation_id(headers) {
+            Some(id) => client.with_correlation_id(id),
+            None => client,
+        }
+    }
+
     /// The handle, for other calls (e.g. [`WiseOAuth::status`]).
     pub fn wise(&self) -> &WiseOAuth {
         self.plugin.wise()
@@ -142,4 +166,39 @@ impl<F: Framework> LinkedToken<F> {
             )),
         }
     }
+}
+
+/// The correlation id of an incoming request: its `X-External-Correlation-Id`, else its
+/// `X-Request-Id` (names in any case; the first usable line of each). A value is usable when
+/// it is 1 to 64 visible ASCII characters, what [`WiseClient::with_correlation_id`] sends;
+/// others are skipped, so a caller cannot put arbitrary bytes into the header sent to Wise.
+///
+/// ```
+/// use wise_oauth_core::web::request_correlation_id;
+///
+/// let headers = [("x-request-id", &b"req-7"[..]), ("accept", b"*/*")];
+/// assert_eq!(request_correlation_id(headers), Some("req-7"));
+/// let both = [("X-Request-Id", &b"req-7"[..]), ("X-External-Correlation-Id", b"job-1")];
+/// assert_eq!(request_correlation_id(both), Some("job-1"));
+/// assert_eq!(request_correlation_id([("x-request-id", &b"two words"[..])]), None);
+/// ```
+pub fn request_correlation_id<'h>(
+    headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+) -> Option<&'h str> {
+    let usable = |v: &'h [u8]| {
+        (!v.is_empty() && v.len() <= 64 && v.iter().all(u8::is_ascii_graphic))
+            .then(|| std::str::from_utf8(v).ok())
+            .flatten()
+    };
+    let mut request_id = None;
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("x-external-correlation-id") {
+            if let Some(id) = usable(value) {
+                return Some(id);
+            }
+        } else if request_id.is_none() && name.eq_ignore_ascii_case("x-request-id") {
+            request_id = usable(value);
+        }
+    }
+    request_id
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use wise_oauth_core::{
-    LeaseHolder, LinkKey, LinkRecord, LinkStatus, PendingStore, ProfileId, SealedTokens,
+    LeaseHolder, LinkKey, LinkPage, LinkRecord, LinkStatus, PendingStore, ProfileId, SealedTokens,
     StoreError, TokenStore, UserId, Version, Versioned,
 };
 
@@ -53,6 +53,18 @@ impl<S: TokenStore> TokenStore for Guarded<S> {
 
     async fn release_lease(&self, key: &LinkKey, holder: LeaseHolder) -> Result<(), StoreError> {
         self.store.release_lease(key, holder).await
+    }
+
+    async fn list_links(
+        &self,
+        environment: &str,
+        client_id: &str,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<LinkPage, StoreError> {
+        self.store
+            .list_links(environment, client_id, after, limit)
+            .await
     }
 }
 
@@ -110,4 +122,22 @@ pub fn assert_corrupt<T: fmt::Debug>(what: &str, result: Result<T, StoreError>) 
         Err(StoreError::Corrupt(_)) => {}
         other => panic!("{what}: expected StoreError::Corrupt, got {other:?}"),
     }
+}
+
+/// The store lists links itself (the conformance case skips stores that answer
+/// `Unsupported`, so this makes sure a built-in store is not skipped).
+pub async fn assert_lists_links(store: &dyn TokenStore) {
+    let k = key("listed");
+    let environment = k.environment().to_owned();
+    let before = store
+        .list_links(&environment, k.client_id(), None, 10)
+        .await
+        .expect("the store lists links");
+    store.save(&k, &record(1, b"x"), None).await.unwrap();
+    let after = store
+        .list_links(&environment, k.client_id(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(after.users.len(), before.users.len() + 1);
+    assert!(after.users.contains(k.user()));
 }

@@ -1,0 +1,200 @@
+//! The cost of [`WiseClient`](wise_oauth::WiseClient) per call: `client.get` of a small
+//! emulator route (`GET /v1/me`) against a bare reqwest GET of the same route with the same
+//! bearer token, over a reqwest client with the same settings as the library's shared one
+//! (rustls, no redirects, no referer, the configured connect and total timeouts and user
+//! agent), both on loopback with keep-alive, both decoding the JSON answer.
+//!
+//! What the client adds: the token from the manager's cache, the path checks and URL, a
+//! correlation id per call, the `wise_oauth.api_call` span, the bounded body read and the
+//! classification of the answer.
+//!
+//! `cargo bench --bench client` (add `-- --warm-up-time 2 --measurement-time 10` for a
+//! steadier run). After criterion's three functions it prints a paired measurement
+//! (`api_call/paired`): alternating bare and client calls, the median of the per-call
+//! differences. The bar: at most 1 µs added to the median of a call.
+
+#![allow(missing_docs)] // criterion_group! makes a public fn
+
+#[path = "support/mod.rs"]
+mod support;
+
+use criterion::{criterion_group, Criterion};
+use serde::de::IgnoredAny;
+use wise_oauth::{MemoryTokenStore, WiseClient};
+
+/// The emulator with a linked user, the bare client and the user's `WiseClient`.
+struct Setup {
+    _mock: wise_oauth_mock::MockWiseHandle,
+    bare: reqwest::Client,
+    url: String,
+    token: String,
+    client: WiseClient,
+}
+
+impl Setup {
+    fn new(rt: &tokio::runtime::Runtime) -> Setup {
+        let (mock, wise, token) = rt.block_on(async {
+            let mock = support::start_mock().await;
+            support::ensure_wise_user(&mock, "bench@example.com");
+            // On the system clock, as in production (the other benches follow the
+            // emulator's clock, whose reads lock the emulator's state).
+            let wise = wise_oauth::WiseOAuth::builder(support::config(&mock))
+                .store(MemoryTokenStore::new())
+                .build()
+                .unwrap();
+            let user = support::user(support::BENCH_USER);
+            let http = support::no_redirect_client();
+            support::link(&wise, &mock, &http, &user, "bench@example.com").await;
+            let token = wise.token(&user).await.unwrap();
+            let token = token.access_token().expose_secret().to_owned();
+            (mock, wise, token)
+        });
+        let config = wise.config();
+        // The library's shared client, as `endpoint::http::build_client` builds it.
+        let bare = reqwest::Client::builder()
+            .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
+            .connect_timeout(config.connect_timeout())
+            .timeout(config.request_timeout())
+            .user_agent(config.user_agent())
+            .build()
+            .unwrap();
+        let url = format!("{}/v1/me", config.api_url().as_str().trim_end_matches('/'));
+        let setup = Setup {
+            _mock: mock,
+            bare,
+            url,
+            token,
+            client: wise.client(&support::user(support::BENCH_USER)),
+        };
+        // Sanity: both succeed before being measured (and open their keep-alive connection).
+        rt.block_on(async {
+            setup.bare_plain_call().await;
+            setup.bare_call().await;
+            setup.client_call().await;
+        });
+        setup
+    }
+
+    /// A bare GET with the bearer token, the JSON answer decoded.
+    async fn bare_plain_call(&self) {
+        let res = self
+            .bare
+            .get(&self.url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let body = res.bytes().await.unwrap();
+        std::hint::black_box(serde_json::from_slice::<IgnoredAny>(&body).unwrap());
+    }
+
+    /// The bare GET with the headers the client sends on every call too (a fresh
+    /// correlation id, which the emulator echoes, and `Accept: application/json`), so the
+    /// difference to the client is the library's own work.
+    async fn bare_call(&self) {
+        let id = uuid::Uuid::new_v4().hyphenated().to_string();
+        let res = self
+            .bare
+            .get(&self.url)
+            .bearer_auth(&self.token)
+            .header("x-external-correlation-id", id)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let body = res.bytes().await.unwrap();
+        std::hint::black_box(serde_json::from_slice::<IgnoredAny>(&body).unwrap());
+    }
+
+    /// `client.get("/v1/me")`.
+    async fn client_call(&self) {
+        std::hint::black_box(self.client.get::<IgnoredAny>("/v1/me").await.unwrap());
+    }
+}
+
+fn client_vs_bare(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let setup = Setup::new(&rt);
+    let mut group = c.benchmark_group("api_call");
+    group.bench_function("bare_reqwest", |b| {
+        b.to_async(&rt).iter(|| setup.bare_plain_call());
+    });
+    group.bench_function("bare_reqwest_with_correlation_id", |b| {
+        b.to_async(&rt).iter(|| setup.bare_call());
+    });
+    group.bench_function("wise_client", |b| {
+        b.to_async(&rt).iter(|| setup.client_call());
+    });
+    group.finish();
+}
+
+/// Rounds of the paired measurement.
+const PAIRED_ROUNDS: usize = 20_000;
+
+/// The same comparison as pairs: each round makes one bare call (with a correlation id)
+/// and one client call, in alternating order, and times each; the medians of both and the
+/// median of the per-round differences are printed. On a shared machine this is steadier
+/// than comparing two criterion runs made seconds apart, since both calls of a pair see
+/// the same load.
+fn paired(rt: &tokio::runtime::Runtime, setup: &Setup) {
+    let mut bare_times = Vec::with_capacity(PAIRED_ROUNDS);
+    let mut client_times = Vec::with_capacity(PAIRED_ROUNDS);
+    rt.block_on(async {
+        for round in 0..PAIRED_ROUNDS {
+            let (b, c) = if round % 2 == 0 {
+                let b = timed(setup.bare_call()).await;
+                (b, timed(setup.client_call()).await)
+            } else {
+                let c = timed(setup.client_call()).await;
+                (timed(setup.bare_call()).await, c)
+            };
+            bare_times.push(b);
+            client_times.push(c);
+        }
+    });
+    let mut diffs: Vec<f64> = bare_times
+        .iter()
+        .zip(&client_times)
+        .map(|(b, c)| c - b)
+        .collect();
+    let (b, c, d) = (
+        median(&mut bare_times),
+        median(&mut client_times),
+        median(&mut diffs),
+    );
+    println!(
+        "api_call/paired ({PAIRED_ROUNDS} rounds): median bare_reqwest_with_correlation_id \
+         {b:.2} µs, median wise_client {c:.2} µs, difference of medians {:.2} µs, \
+         median of per-round differences {d:.2} µs",
+        c - b
+    );
+}
+
+async fn timed(call: impl std::future::Future<Output = ()>) -> f64 {
+    let start = std::time::Instant::now();
+    call.await;
+    start.elapsed().as_secs_f64() * 1e6
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+criterion_group!(benches, client_vs_bare);
+
+fn main() {
+    benches();
+    // `cargo test --benches` runs each function once as a test: no paired rounds then.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let setup = Setup::new(&rt);
+    paired(&rt, &setup);
+    Criterion::default().configure_from_args().final_summary();
+}
