@@ -162,39 +162,7 @@ async fn redis_three_instances_refresh_an_expired_link_once() {
             Duration::from_secs(30),
         ));
     }
-    let user = user("herd");
-    link(&instances[0], &emulator, &user).await;
-    let linked = instances[1]
-        .token(&user)
-        .await
-        .expect("token before expiry");
-    assert_eq!(emulator.stats().token_requests("refresh_token"), 0);
-
-    emulator.advance_clock(PAST_EXPIRY);
-    let mut requests = Vec::new();
-    for wise in &instances {
-        for _ in 0..100 {
-            let (wise, user) = (wise.clone(), user.clone());
-            requests.push(tokio::spawn(async move { wise.token(&user).await }));
-        }
-    }
-    let mut tokens = Vec::new();
-    for request in requests {
-        let token = request.await.expect("task").expect("a valid token");
-        tokens.push(token.access_token().expose_secret().to_owned());
-    }
-    assert_eq!(tokens.len(), 300);
-    assert_eq!(
-        emulator.stats().token_requests("refresh_token"),
-        1,
-        "exactly one refresh for 3 instances x 100 requests"
-    );
-    assert!(
-        tokens.iter().all(|t| *t == tokens[0]),
-        "all 300 requests got the same token"
-    );
-    assert_ne!(tokens[0], linked.access_token().expose_secret());
-    assert_eq!(emulator_tokens(&emulator).0, tokens[0], "the newest token");
+    herd_refreshes_once(&emulator, &instances).await;
 }
 
 /// The instance holding the lease dies mid-refresh (its runtime is shut down while Wise is

@@ -147,6 +147,44 @@ pub fn assert_no_token(what: &str, dump: &[u8], tokens: &(String, String)) {
     }
 }
 
+/// Three instances (own caches and managers, own connections) × 100 concurrent requests for
+/// one expired link: exactly one refresh at Wise, and all 300 get the same, newest token.
+pub async fn herd_refreshes_once(emulator: &MockWiseHandle, instances: &[WiseOAuth]) {
+    let user = user("herd");
+    link(&instances[0], emulator, &user).await;
+    let linked = instances[1]
+        .token(&user)
+        .await
+        .expect("token before expiry");
+    assert_eq!(emulator.stats().token_requests("refresh_token"), 0);
+
+    emulator.advance_clock(PAST_EXPIRY);
+    let mut requests = Vec::new();
+    for wise in instances {
+        for _ in 0..100 {
+            let (wise, user) = (wise.clone(), user.clone());
+            requests.push(tokio::spawn(async move { wise.token(&user).await }));
+        }
+    }
+    let mut tokens = Vec::new();
+    for request in requests {
+        let token = request.await.expect("task").expect("a valid token");
+        tokens.push(token.access_token().expose_secret().to_owned());
+    }
+    assert_eq!(tokens.len(), 300);
+    assert_eq!(
+        emulator.stats().token_requests("refresh_token"),
+        1,
+        "exactly one refresh for 3 instances x 100 requests"
+    );
+    assert!(
+        tokens.iter().all(|t| *t == tokens[0]),
+        "all 300 requests got the same token"
+    );
+    assert_ne!(tokens[0], linked.access_token().expose_secret());
+    assert_eq!(emulator_tokens(emulator).0, tokens[0], "the newest token");
+}
+
 // ----- the demo app on a store -------------------------------------------------------------
 
 /// The demo app (axum) on `storage` against `emulator`, served until the handle is stopped.
