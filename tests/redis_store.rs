@@ -213,44 +213,8 @@ async fn redis_lease_holder_killed_mid_refresh_loses_nothing() {
         .expect("instance A's thread")
     };
 
-    // Wise has A's refresh (so A holds the lease); then A dies.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while emulator.stats().token_requests("refresh_token") == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "A's refresh never reached the emulator"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    a_runtime.shutdown_background();
-
-    // B waits for A's lease to expire, then refreshes once.
-    let token = b.token(&user).await.expect("B gets a token");
-    let stats = emulator.stats();
-    assert_eq!(stats.token_requests("refresh_token"), 2, "A's and B's");
-    assert_eq!(
-        stats.token_successes("refresh_token"),
-        1,
-        "exactly one refresh completed"
-    );
-    let stored = b_store
-        .load(&b.link_key(&user))
-        .await
-        .expect("load")
-        .expect("still linked");
-    let (access, refresh) = plain_tokens(stored.value.sealed_tokens.as_bytes());
-    assert_eq!(access, token.access_token().expose_secret());
-    assert!(emulator.access_token_is_valid(&access));
-    assert!(
-        emulator.refresh_token_is_valid(&refresh),
-        "the stored refresh token is valid at Wise"
-    );
-    // And it works: one more expiry, one more refresh, through a fresh instance.
-    emulator.advance_clock(PAST_EXPIRY);
     let c = instance(&emulator, prefix.store().await, None, LEASE);
-    let again = c.token(&user).await.expect("refresh with the stored token");
-    assert_ne!(again.access_token().expose_secret(), access);
-    assert_eq!(emulator.stats().token_successes("refresh_token"), 2);
+    killed_holder_loses_nothing(&emulator, a_runtime, &b, &b_store, &user, &c).await;
 }
 
 // ----- sealed records, with and without keys -----------------------------------------------

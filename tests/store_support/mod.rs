@@ -185,6 +185,57 @@ pub async fn herd_refreshes_once(emulator: &MockWiseHandle, instances: &[WiseOAu
     assert_eq!(emulator_tokens(emulator).0, tokens[0], "the newest token");
 }
 
+/// Instance A, on `a_runtime`, has started a refresh that Wise holds: waits until Wise has
+/// it, kills A, then checks that B (on `b_store`) takes over once the lease expired, that
+/// exactly one refresh completed, that the stored tokens are valid at Wise, and that `c`, a
+/// fresh instance, refreshes with them after the next expiry.
+pub async fn killed_holder_loses_nothing(
+    emulator: &MockWiseHandle,
+    a_runtime: tokio::runtime::Runtime,
+    b: &WiseOAuth,
+    b_store: &impl TokenStore,
+    user: &UserId,
+    c: &WiseOAuth,
+) {
+    // Wise has A's refresh (so A holds the lease); then A dies.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while emulator.stats().token_requests("refresh_token") == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A's refresh never reached the emulator"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    a_runtime.shutdown_background();
+
+    // B waits for A's lease to expire, then refreshes once.
+    let token = b.token(user).await.expect("B gets a token");
+    let stats = emulator.stats();
+    assert_eq!(stats.token_requests("refresh_token"), 2, "A's and B's");
+    assert_eq!(
+        stats.token_successes("refresh_token"),
+        1,
+        "exactly one refresh completed"
+    );
+    let stored = b_store
+        .load(&b.link_key(user))
+        .await
+        .expect("load")
+        .expect("still linked");
+    let (access, refresh) = plain_tokens(stored.value.sealed_tokens.as_bytes());
+    assert_eq!(access, token.access_token().expose_secret());
+    assert!(emulator.access_token_is_valid(&access));
+    assert!(
+        emulator.refresh_token_is_valid(&refresh),
+        "the stored refresh token is valid at Wise"
+    );
+    // And it works: one more expiry, one more refresh, through a fresh instance.
+    emulator.advance_clock(PAST_EXPIRY);
+    let again = c.token(user).await.expect("refresh with the stored token");
+    assert_ne!(again.access_token().expose_secret(), access);
+    assert_eq!(emulator.stats().token_successes("refresh_token"), 2);
+}
+
 // ----- the demo app on a store -------------------------------------------------------------
 
 /// The demo app (axum) on `storage` against `emulator`, served until the handle is stopped.
