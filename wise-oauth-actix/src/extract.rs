@@ -119,9 +119,11 @@ impl ResponseError for WiseTokenRejection {
 }
 
 /// What the extractor answers (in a 500) when the plugin's app data is missing.
-const NOT_SET_UP_HINT: &str = "WiseToken needs the plugin's app data: add \
-    `.configure(|cfg| wise_routes.configure(cfg))` (wise_oauth_actix::WiseRoutes::configure) \
-    to the App";
+const NOT_SET_UP_HINT: &str = "this route has no wise-oauth plugin in its app data, so \
+    WiseToken cannot find it. Either the App never calls \
+    `.configure(|cfg| wise_routes.configure(cfg))` (wise_oauth_actix::WiseRoutes::configure), \
+    or it calls it only inside a `web::scope` and this route is outside that scope (app data \
+    set in a scope reaches only the scope's own routes): call it on the App itself";
 
 /// The plugin registered as app data by [`WiseRoutes::configure`](crate::WiseRoutes::configure).
 fn plugin(req: &HttpRequest) -> Result<Arc<Plugin<Actix>>, WiseTokenRejection> {

@@ -438,11 +438,27 @@ impl LinkFlow {
         raw_query: &str,
         binding_cookie: Option<&str>,
     ) -> Result<LinkCompleted, FlowError> {
+        self.complete_web_returning(user, raw_query, binding_cookie)
+            .await
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`LinkFlow::complete_web`] that also gives a failure the flow's `return_to`, once
+    /// the callback was tied to this user's flow in this browser (before that, nothing of
+    /// the record is trusted: `None`).
+    pub(crate) async fn complete_web_returning(
+        &self,
+        user: &UserId,
+        raw_query: &str,
+        binding_cookie: Option<&str>,
+    ) -> Result<LinkCompleted, (FlowError, Option<String>)> {
         let issuers = self.issuers();
         let issuers = [issuers[0].as_str(), issuers[1].as_str()];
         let parsed = callback::parse(raw_query, &issuers);
-        self.complete(user, parsed, binding_cookie, FlowKind::Web)
+        let mut return_to = None;
+        self.complete(user, parsed, binding_cookie, FlowKind::Web, &mut return_to)
             .await
+            .map_err(|e| (e, return_to))
     }
 
     /// Completes a mobile flow from what the app forwarded.
@@ -463,7 +479,8 @@ impl LinkFlow {
                 callback::parse(raw_query, &issuers)
             }
         };
-        self.complete(user, parsed, None, FlowKind::Mobile).await
+        self.complete(user, parsed, None, FlowKind::Mobile, &mut None)
+            .await
     }
 
     /// Takes (and drops) the pending flow of `state`, if any: a failed callback still
@@ -483,9 +500,10 @@ impl LinkFlow {
         parsed: Result<Callback, ParseFailure>,
         binding_cookie: Option<&str>,
         kind: FlowKind,
+        trusted_return_to: &mut Option<String>,
     ) -> Result<LinkCompleted, FlowError> {
         let result = self
-            .complete_inner(user, parsed, binding_cookie, kind)
+            .complete_inner(user, parsed, binding_cookie, kind, trusted_return_to)
             .await;
         match &result {
             Ok(done) => {
@@ -504,6 +522,7 @@ impl LinkFlow {
         parsed: Result<Callback, ParseFailure>,
         binding_cookie: Option<&str>,
         kind: FlowKind,
+        trusted_return_to: &mut Option<String>,
     ) -> Result<LinkCompleted, FlowError> {
         let callback = match parsed {
             Ok(callback) => callback,
@@ -557,6 +576,8 @@ impl LinkFlow {
                 return Err(FlowError::BrowserMismatch);
             }
         }
+        // The flow is this user's, in this browser: its return_to may take a failure back.
+        *trusted_return_to = Some(pending.return_to.clone());
 
         // 3. What Wise said.
         let (code, hint) = match callback.outcome {

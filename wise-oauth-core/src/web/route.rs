@@ -87,15 +87,17 @@ impl<F: Framework> Plugin<F> {
     /// empty.
     pub async fn serve(&self, route: Route, req: &F::Request, body: &[u8]) -> Reply {
         let info = RequestInfo::of::<F>(req);
-        let user = self.user(req);
-        let (wise, user, mount) = (self.wise(), user.as_ref(), self.mount());
+        let user = self.user(req).await;
+        let (wise, user, mount, hooks) = (self.wise(), user.as_ref(), self.mount(), self.hooks());
         match route {
-            Route::Connect => routes::connect(wise, user, &info, mount).await,
-            Route::Callback => routes::callback(wise, user, &info, mount).await,
-            Route::Status => routes::status(wise, user, &info, mount).await,
-            Route::Disconnect => routes::disconnect(wise, user, &info, mount).await,
-            Route::MobileStart => routes::mobile_start(wise, user, &info, mount).await,
-            Route::MobileComplete => routes::mobile_complete(wise, user, &info, mount, body).await,
+            Route::Connect => routes::connect(wise, user, &info, mount, hooks).await,
+            Route::Callback => routes::callback(wise, user, &info, mount, hooks).await,
+            Route::Status => routes::status(wise, user, &info, mount, hooks).await,
+            Route::Disconnect => routes::disconnect(wise, user, &info, mount, hooks).await,
+            Route::MobileStart => routes::mobile_start(wise, user, &info, mount, hooks).await,
+            Route::MobileComplete => {
+                routes::mobile_complete(wise, user, &info, mount, hooks, body).await
+            }
         }
     }
 }

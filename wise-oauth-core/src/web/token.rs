@@ -52,7 +52,9 @@ impl<F: Framework> LinkedToken<F> {
     pub async fn extract(req: &F::Request, plugin: Arc<Plugin<F>>) -> Result<Self, Rejection> {
         Self::look_up(req, plugin)
             .await?
-            .map_err(|(e, info, plugin)| Rejection::token(&e, &info, plugin.mount()))
+            .map_err(|(e, info, plugin)| {
+                Rejection::token(&e, &info, plugin.mount(), plugin.hooks())
+            })
     }
 
     /// Like [`LinkedToken::extract`], but `Ok(None)` when the user has not linked Wise or
@@ -65,13 +67,18 @@ impl<F: Framework> LinkedToken<F> {
         match Self::look_up(req, plugin).await? {
             Ok(token) => Ok(Some(token)),
             Err((e, _, _)) if e.needs_link() => Ok(None),
-            Err((e, info, plugin)) => Err(Rejection::token(&e, &info, plugin.mount())),
+            Err((e, info, plugin)) => {
+                Err(Rejection::token(&e, &info, plugin.mount(), plugin.hooks()))
+            }
         }
     }
 
     async fn look_up(req: &F::Request, plugin: Arc<Plugin<F>>) -> Result<Looked<F>, Rejection> {
-        let Some(user) = plugin.user(req) else {
-            return Err(Rejection::not_logged_in(&RequestInfo::of::<F>(req)));
+        let Some(user) = plugin.user(req).await else {
+            return Err(Rejection::not_logged_in(
+                &RequestInfo::of::<F>(req),
+                plugin.hooks(),
+            ));
         };
         Ok(match plugin.wise().token(&user).await {
             Ok(token) => Ok(LinkedToken {
@@ -163,6 +170,7 @@ impl<F: Framework> LinkedToken<F> {
                 &e,
                 &RequestInfo::new("GET", "/"),
                 self.plugin.mount(),
+                self.plugin.hooks(),
             )),
         }
     }
