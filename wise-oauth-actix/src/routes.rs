@@ -132,7 +132,7 @@ impl WiseRoutes {
     /// use wise_oauth_actix::WiseRoutes;
     ///
     /// let wise_routes = WiseRoutes::new(wise).prefix("/integrations/wise");
-    /// wise_routes.check().map_err(std::io::Error::other)?;
+    /// wise_routes.check()?; // a SetupError converts into std::io::Error
     /// # Ok(()) }
     /// ```
     pub fn check(&self) -> Result<(), SetupError> {

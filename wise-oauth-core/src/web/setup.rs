@@ -54,6 +54,14 @@ pub enum SetupError {
     },
 }
 
+/// A setup error as an I/O error (kind `InvalidInput`), for `?` in actix-web's usual
+/// `main() -> std::io::Result<()>`.
+impl From<SetupError> for std::io::Error {
+    fn from(e: SetupError) -> Self {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, e)
+    }
+}
+
 /// The path of a redirect URI (`/` when it has none).
 pub(crate) fn redirect_uri_path(redirect_uri: &str) -> String {
     url::Url::parse(redirect_uri)
