@@ -26,7 +26,8 @@ use crate::framework::Actix;
 /// Requires [`WiseRoutes::configure`](crate::WiseRoutes::configure) on the `App`.
 ///
 /// ```
-/// use wise_oauth_actix::WiseToken;
+/// # mod wise_oauth { pub use wise_oauth_core::*; pub mod actix { pub use wise_oauth_actix::*; } }
+/// use wise_oauth::actix::WiseToken;
 ///
 /// async fn profile(token: WiseToken) -> String {
 ///     // Call Wise with `Authorization: Bearer {token.access_token().expose_secret()}`.
@@ -54,8 +55,9 @@ impl WiseToken {
     /// look-up: the headers are read here, by the handlers that ask for them.
     ///
     /// ```
+    /// # mod wise_oauth { pub use wise_oauth_core::*; pub mod actix { pub use wise_oauth_actix::*; } }
     /// use actix_web::HttpRequest;
-    /// use wise_oauth_actix::WiseToken;
+    /// use wise_oauth::actix::WiseToken;
     ///
     /// async fn profiles(token: WiseToken, req: HttpRequest) -> String {
     ///     match token.client_for(&req).profiles().await {
@@ -161,7 +163,8 @@ impl FromRequest for WiseToken {
 /// exactly like `Option<WiseToken>` does in the axum adapter.
 ///
 /// ```
-/// use wise_oauth_actix::OptionalWiseToken;
+/// # mod wise_oauth { pub use wise_oauth_core::*; pub mod actix { pub use wise_oauth_actix::*; } }
+/// use wise_oauth::actix::OptionalWiseToken;
 ///
 /// async fn home(OptionalWiseToken(token): OptionalWiseToken) -> String {
 ///     match token {

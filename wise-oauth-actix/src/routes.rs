@@ -16,10 +16,11 @@ use crate::framework::Actix;
 /// and on how to find the user.
 ///
 /// ```
-/// # fn demo(wise: wise_oauth_core::WiseOAuth) {
+/// # mod wise_oauth { pub use wise_oauth_core::*; pub mod actix { pub use wise_oauth_actix::*; } }
+/// # fn demo(wise: wise_oauth::WiseOAuth) {
 /// use actix_web::{App, HttpMessage, HttpServer};
-/// use wise_oauth_actix::WiseRoutes;
-/// use wise_oauth_core::UserId;
+/// use wise_oauth::actix::WiseRoutes;
+/// use wise_oauth::UserId;
 ///
 /// #[derive(Clone)]
 /// struct CurrentUser { id: String } // what your auth middleware inserts
@@ -72,12 +73,13 @@ impl WiseRoutes {
     /// nothing.
     ///
     /// ```
-    /// # fn demo(wise: wise_oauth_core::WiseOAuth) {
+    /// # mod wise_oauth { pub use wise_oauth_core::*; pub mod actix { pub use wise_oauth_actix::*; } }
+    /// # fn demo(wise: wise_oauth::WiseOAuth) {
     /// use std::collections::HashMap;
     /// use std::sync::Arc;
     /// use tokio::sync::RwLock;
-    /// use wise_oauth_actix::WiseRoutes;
-    /// use wise_oauth_core::UserId;
+    /// use wise_oauth::actix::WiseRoutes;
+    /// use wise_oauth::UserId;
     ///
     /// // session id -> user id: your session store (a database, Redis, ...)
     /// let sessions: Arc<RwLock<HashMap<String, String>>> = Arc::default();
@@ -128,8 +130,9 @@ impl WiseRoutes {
     /// only stops that worker's start.
     ///
     /// ```
-    /// # fn demo(wise: wise_oauth_core::WiseOAuth) -> std::io::Result<()> {
-    /// use wise_oauth_actix::WiseRoutes;
+    /// # mod wise_oauth { pub use wise_oauth_core::*; pub mod actix { pub use wise_oauth_actix::*; } }
+    /// # fn demo(wise: wise_oauth::WiseOAuth) -> std::io::Result<()> {
+    /// use wise_oauth::actix::WiseRoutes;
     ///
     /// let wise_routes = WiseRoutes::new(wise).prefix("/integrations/wise");
     /// wise_routes.check()?; // a SetupError converts into std::io::Error

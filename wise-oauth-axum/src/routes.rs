@@ -21,10 +21,11 @@ use crate::framework::Axum;
 /// on how to find the user.
 ///
 /// ```
-/// # fn demo(wise: wise_oauth_core::WiseOAuth) {
+/// # mod wise_oauth { pub use wise_oauth_core::*; pub mod axum { pub use wise_oauth_axum::*; } }
+/// # fn demo(wise: wise_oauth::WiseOAuth) {
 /// use axum::Router;
-/// use wise_oauth_axum::WiseRoutes;
-/// use wise_oauth_core::UserId;
+/// use wise_oauth::axum::WiseRoutes;
+/// use wise_oauth::UserId;
 ///
 /// #[derive(Clone)]
 /// struct CurrentUser { id: String } // what your auth middleware inserts
@@ -76,12 +77,13 @@ impl WiseRoutes {
     /// nothing.
     ///
     /// ```
-    /// # fn demo(wise: wise_oauth_core::WiseOAuth) {
+    /// # mod wise_oauth { pub use wise_oauth_core::*; pub mod axum { pub use wise_oauth_axum::*; } }
+    /// # fn demo(wise: wise_oauth::WiseOAuth) {
     /// use std::collections::HashMap;
     /// use std::sync::Arc;
     /// use tokio::sync::RwLock;
-    /// use wise_oauth_axum::WiseRoutes;
-    /// use wise_oauth_core::UserId;
+    /// use wise_oauth::axum::WiseRoutes;
+    /// use wise_oauth::UserId;
     ///
     /// // session id -> user id: your session store (a database, Redis, ...)
     /// let sessions: Arc<RwLock<HashMap<String, String>>> = Arc::default();
@@ -132,8 +134,9 @@ impl WiseRoutes {
     /// or a configured redirect URI whose path is not the callback route.
     ///
     /// ```
-    /// # fn demo(wise: wise_oauth_core::WiseOAuth) -> Result<(), Box<dyn std::error::Error>> {
-    /// use wise_oauth_axum::WiseRoutes;
+    /// # mod wise_oauth { pub use wise_oauth_core::*; pub mod axum { pub use wise_oauth_axum::*; } }
+    /// # fn demo(wise: wise_oauth::WiseOAuth) -> Result<(), Box<dyn std::error::Error>> {
+    /// use wise_oauth::axum::WiseRoutes;
     ///
     /// let wise_routes = WiseRoutes::new(wise).prefix("/integrations/wise");
     /// wise_routes.check()?; // before serving, in `main`
@@ -178,10 +181,11 @@ impl WiseRoutes {
     /// [`WisePlugin`] in it and implements `FromRef<AppState> for WisePlugin`.
     ///
     /// ```
-    /// # fn demo(wise: wise_oauth_core::WiseOAuth) {
+    /// # mod wise_oauth { pub use wise_oauth_core::*; pub mod axum { pub use wise_oauth_axum::*; } }
+    /// # fn demo(wise: wise_oauth::WiseOAuth) {
     /// use axum::extract::FromRef;
     /// use axum::Router;
-    /// use wise_oauth_axum::{WisePlugin, WiseRoutes};
+    /// use wise_oauth::axum::{WisePlugin, WiseRoutes};
     ///
     /// #[derive(Clone)]
     /// struct AppState {
@@ -224,8 +228,9 @@ where
 /// error, not a 500 at run time:
 ///
 /// ```compile_fail
+/// # mod wise_oauth { pub use wise_oauth_core::*; pub mod axum { pub use wise_oauth_axum::*; } }
 /// use axum::{routing::get, Router};
-/// use wise_oauth_axum::WiseToken;
+/// use wise_oauth::axum::WiseToken;
 ///
 /// async fn balances(_token: WiseToken) {}
 /// let app: Router = Router::new().route("/balances", get(balances)); // no WisePlugin state

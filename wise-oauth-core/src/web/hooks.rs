@@ -22,13 +22,14 @@ pub const ERROR_PARAM: &str = "wise_error";
 /// [`DefaultPages`].
 ///
 /// ```
-/// use wise_oauth_core::web::Hooks;
+/// # mod wise_oauth { pub use wise_oauth_core::*; }
+/// use wise_oauth::web::Hooks;
 ///
 /// let hooks = Hooks::default().login_url("/login?next={return_to}")?.error_redirect(true);
 /// assert_eq!(hooks.login_url_for("/wise/connect?return_to=%2F").as_deref(),
 ///            Some("/login?next=%2Fwise%2Fconnect%3Freturn_to%3D%252F"));
 /// assert!(Hooks::default().login_url("//evil.example").is_err());
-/// # Ok::<(), wise_oauth_core::web::SetupError>(())
+/// # Ok::<(), wise_oauth::web::SetupError>(())
 /// ```
 #[derive(Clone)]
 pub struct Hooks {

@@ -83,7 +83,8 @@ impl<'a> Page<'a> {
 /// URL the plugin built, but escape it too when you put it into an attribute.
 ///
 /// ```
-/// use wise_oauth_core::web::{escape_html, Page, Pages};
+/// # mod wise_oauth { pub use wise_oauth_core::*; }
+/// use wise_oauth::web::{escape_html, Page, Pages};
 ///
 /// /// German pages in the app's own layout.
 /// struct German;
@@ -129,7 +130,8 @@ impl Pages for DefaultPages {
 /// `>`, `"`, `'`; control characters become spaces).
 ///
 /// ```
-/// assert_eq!(wise_oauth_core::web::escape_html("<a href=\"x\">"), "&lt;a href=&quot;x&quot;&gt;");
+/// # mod wise_oauth { pub use wise_oauth_core::*; }
+/// assert_eq!(wise_oauth::web::escape_html("<a href=\"x\">"), "&lt;a href=&quot;x&quot;&gt;");
 /// ```
 pub fn escape_html(text: &str) -> String {
     html::escape(text)

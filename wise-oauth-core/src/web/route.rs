@@ -10,7 +10,8 @@ use super::routes;
 /// [`Plugin::routes`]' path with [`Route::method`], and answers it with [`Plugin::serve`].
 ///
 /// ```
-/// use wise_oauth_core::web::{Route, RouteMethod};
+/// # mod wise_oauth { pub use wise_oauth_core::*; }
+/// use wise_oauth::web::{Route, RouteMethod};
 /// assert_eq!(Route::Callback.path(), "/callback");
 /// assert_eq!(Route::Disconnect.method(), RouteMethod::Post);
 /// assert!(Route::MobileComplete.reads_body());

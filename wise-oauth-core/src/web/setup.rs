@@ -9,7 +9,8 @@ use super::mount::InvalidPrefix;
 /// invalid route pattern) or by `WiseRoutes::check`, which returns it.
 ///
 /// ```
-/// use wise_oauth_core::web::SetupError;
+/// # mod wise_oauth { pub use wise_oauth_core::*; }
+/// use wise_oauth::web::SetupError;
 ///
 /// let e = SetupError::CallbackMismatch {
 ///     redirect_uri_path: "/wise/callback".into(),

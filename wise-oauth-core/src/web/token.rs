@@ -182,7 +182,8 @@ impl<F: Framework> LinkedToken<F> {
 /// others are skipped, so a caller cannot put arbitrary bytes into the header sent to Wise.
 ///
 /// ```
-/// use wise_oauth_core::web::request_correlation_id;
+/// # mod wise_oauth { pub use wise_oauth_core::*; }
+/// use wise_oauth::web::request_correlation_id;
 ///
 /// let headers = [("x-request-id", &b"req-7"[..]), ("accept", b"*/*")];
 /// assert_eq!(request_correlation_id(headers), Some("req-7"));
