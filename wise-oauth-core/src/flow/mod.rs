@@ -1,8 +1,9 @@
 //! The link state machine: start (authorize URL + pending state) and completion (consume
 //! the state, exchange the code, verify the profile, persist the link).
 //!
-//! Completion order (the state is consumed before any call to Wise): parse the raw callback → atomically take the pending
-//! flow (consumed even when a later check fails) → check environment/client, kind, age,
+//! Completion order (the state is consumed before any call to Wise): parse the raw
+//! callback → atomically take the pending flow (consumed even when a later check fails)
+//! → check environment/client, kind, age,
 //! owner user and browser binding → only then any outbound call: under the link's lease,
 //! exchange the code (with the PKCE verifier from the pending record), verify the
 //! `profileId` hint through the Wise API, and install the link.
