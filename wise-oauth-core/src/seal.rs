@@ -244,7 +244,7 @@ impl EncryptionKeys {
                 return Err(InvalidKeys::MissingId { position });
             };
             let id = id.trim();
-            if !valid_key_id(&id) {
+            if !valid_key_id(id) {
                 return Err(InvalidKeys::InvalidId { position });
             }
             let Some(mut decoded) = decode_key(material.trim()) else {

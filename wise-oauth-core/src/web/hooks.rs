@@ -62,7 +62,10 @@ impl Hooks {
     /// (303) there, other requests get a 401 page linking there, and API clients find it
     /// as `login_url` in the 401 JSON. A local path (`/login`) or an absolute `http(s)`
     /// URL (a separate login site); [`RETURN_TO_PLACEHOLDER`] in it is replaced by the
-    /// percent-encoded path to come back to. Default: none (a 401 page linking to `/`).
+    /// percent-encoded path to come back to (the path of the request, or the connect route
+    /// for a callback, so a code and state never reach the login page); like any
+    /// `next` parameter, your login should follow it only when it is a local path.
+    /// Default: none (a 401 page linking to `/`).
     pub fn login_url(mut self, url: impl Into<String>) -> Result<Self, SetupError> {
         let url = url.into();
         if !is_valid_login_url(&url) {

@@ -11,13 +11,19 @@ use crate::UserId;
 /// The future of an async resolver, boxed once per call.
 pub(crate) type UserFuture = Pin<Box<dyn Future<Output = Option<UserId>> + Send + 'static>>;
 
+/// A sync resolver over the framework's request.
+type SyncFn<R> = dyn Fn(&R) -> Option<UserId> + Send + Sync + 'static;
+
+/// An async resolver over the framework's request, its future boxed.
+type AsyncFn<R> = dyn Fn(&R) -> UserFuture + Send + Sync + 'static;
+
 /// The app's resolver. The sync form is a plain call on the hot path; only the async form
 /// boxes its future.
 pub(crate) enum Resolver<F: Framework> {
     /// A lookup in the request itself (an extension, a header of a trusted proxy).
-    Sync(Arc<dyn Fn(&F::Request) -> Option<UserId> + Send + Sync + 'static>),
+    Sync(Arc<SyncFn<F::Request>>),
     /// A lookup that awaits (a session store).
-    Async(Arc<dyn Fn(&F::Request) -> UserFuture + Send + Sync + 'static>),
+    Async(Arc<AsyncFn<F::Request>>),
 }
 
 impl<F: Framework> Clone for Resolver<F> {
