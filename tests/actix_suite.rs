@@ -105,8 +105,11 @@ async fn extractor_without_app_data_answers_500_with_a_hint() {
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["error"], "wise_not_set_up");
+    let hint = body["hint"].as_str().unwrap();
+    // Names the call, and the likely cause here: configured only inside a scope.
     assert!(
-        body["hint"].as_str().unwrap().contains("configure"),
+        hint.contains(".configure(|cfg| wise_routes.configure(cfg))")
+            && hint.contains("web::scope"),
         "{body}"
     );
     // The routes themselves work inside the scope.
