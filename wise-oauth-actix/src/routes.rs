@@ -126,8 +126,8 @@ impl WiseRoutes {
 
     /// The checks [`WiseRoutes::configure`] makes, as a value: an invalid prefix or login
     /// URL, or a configured redirect URI whose path is not the callback route. Call it in
-    /// `main` before `HttpServer::new`: `configure` runs in each worker, where a panic
-    /// only stops that worker's start.
+    /// `main` before `HttpServer::new`: `configure` runs inside each worker's app factory,
+    /// so its panic surfaces in the worker threads rather than as an error of `main`.
     ///
     /// ```
     /// # mod wise_oauth { pub use wise_oauth_core::*; pub mod actix { pub use wise_oauth_actix::*; } }
