@@ -3,6 +3,7 @@
 #
 #   scripts/bench.sh                 # everything (about 17 minutes on 2 cores)
 #   scripts/bench.sh instructions    # only step 7 (or ONLY=instructions scripts/bench.sh)
+#   scripts/bench.sh http            # only step 2
 #   SKIP_CRITERION=1 scripts/bench.sh
 #   DATABASE_URL=postgres://user@host:5432/db scripts/bench.sh
 #
@@ -44,8 +45,8 @@ CLIENT_N1="${CLIENT_N1:-200}"
 CLIENT_N2="${CLIENT_N2:-1200}"
 ONLY="${ONLY:-${1:-}}"
 case "$ONLY" in
-    "" | instructions) ;;
-    *) echo "usage: $0 [instructions]  (or ONLY=instructions $0)" >&2; exit 2 ;;
+    "" | instructions | http) ;;
+    *) echo "usage: $0 [instructions | http]  (or ONLY=instructions $0)" >&2; exit 2 ;;
 esac
 WORK="$(mktemp -d)"
 SERVER_PID=""
@@ -199,7 +200,7 @@ FIGURES="$(cargo bench --features postgres,redis --bench figures --no-run 2>&1 \
 [ -x "$FIGURES" ] || { log "could not build benches/figures.rs"; exit 1; }
 
 # ----- 1. hot path in process (criterion) ------------------------------------------------
-if [ "${SKIP_CRITERION:-0}" != 1 ]; then
+if [ "${SKIP_CRITERION:-0}" != 1 ] && [ "$ONLY" != http ]; then
     log "criterion hot path"
     cargo bench --bench hot_path -- --warm-up-time 1 --measurement-time 3 >"$WORK/criterion.txt" 2>&1 \
         || { cat "$WORK/criterion.txt" >&2; exit 1; }
@@ -308,6 +309,10 @@ print('%.0f %.0f %.3f %.3f-%.3f %.1f %.1f' % (s.median(w for w, _ in pairs), s.m
             "ratio ≥ 0.97" "$(verdict "$ratio >= 0.97")"
     done
 done
+if [ "$ONLY" = http ]; then
+    table
+    exit 0
+fi
 
 # ----- 3. refresh herd --------------------------------------------------------------------
 herd() { # store instances
