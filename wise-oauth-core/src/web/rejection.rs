@@ -11,24 +11,27 @@ use crate::TokenError;
 /// A failed `WiseToken` extraction: its [`RejectionKind`] and the complete answer (see
 /// [`token_rejection`], [`not_logged_in`] and [`not_set_up`]). An adapter wraps it in its
 /// framework's rejection type and sends [`Rejection::reply`] verbatim.
+///
+/// The reply is boxed: an extraction's result is moved a few times on every request, and
+/// a rejection is the rare case.
 #[derive(Debug, Clone)]
 pub struct Rejection {
     kind: RejectionKind,
-    reply: Reply,
+    reply: Box<Reply>,
 }
 
 impl Rejection {
     pub(crate) fn token(error: &TokenError, req: &RequestInfo, mount: &Mount) -> Self {
         Rejection {
             kind: RejectionKind::of(error),
-            reply: token_rejection(error, req, mount),
+            reply: Box::new(token_rejection(error, req, mount)),
         }
     }
 
     pub(crate) fn not_logged_in(req: &RequestInfo) -> Self {
         Rejection {
             kind: RejectionKind::NotLoggedIn,
-            reply: not_logged_in(req),
+            reply: Box::new(not_logged_in(req)),
         }
     }
 
@@ -37,7 +40,7 @@ impl Rejection {
     pub fn not_set_up(req: &RequestInfo, hint: &'static str) -> Self {
         Rejection {
             kind: RejectionKind::NotSetUp,
-            reply: not_set_up(req, hint),
+            reply: Box::new(not_set_up(req, hint)),
         }
     }
 
@@ -53,7 +56,7 @@ impl Rejection {
 
     /// The answer, by value.
     pub fn into_reply(self) -> Reply {
-        self.reply
+        *self.reply
     }
 }
 
