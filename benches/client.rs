@@ -24,30 +24,70 @@ use wise_oauth::{MemoryTokenStore, WiseClient};
 
 /// The emulator with a linked user, the bare client and the user's `WiseClient`.
 struct Setup {
-    _mock: wise_oauth_mock::MockWiseHandle,
+    _emulator: Emulator,
     bare: reqwest::Client,
     url: String,
     token: String,
     client: WiseClient,
 }
 
-impl Setup {
-    fn new(rt: &tokio::runtime::Runtime) -> Setup {
-        let (mock, wise, token) = rt.block_on(async {
+/// The emulator, serving on a thread and runtime of its own until this is dropped: the
+/// measured calls run on a current-thread runtime where nothing else runs but their own
+/// connections, so both sides pay the same scheduling and the difference is the client's
+/// work.
+struct Emulator {
+    handle: wise_oauth_mock::MockWiseHandle,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+fn emulator() -> Emulator {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
             let mock = support::start_mock().await;
             support::ensure_wise_user(&mock, "bench@example.com");
+            ready_tx.send(mock.clone()).unwrap();
+            let _ = stopped.await;
+            drop(mock);
+        });
+    });
+    let handle = ready_rx.recv().expect("the emulator starts");
+    Emulator {
+        handle,
+        _stop: stop,
+    }
+}
+
+/// The runtime the calls are measured on: one thread, as described at [`Emulator`].
+fn measuring_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+impl Setup {
+    fn new(rt: &tokio::runtime::Runtime) -> Setup {
+        let emulator = emulator();
+        let mock = &emulator.handle;
+        let (wise, token) = rt.block_on(async {
             // On the system clock, as in production (the other benches follow the
             // emulator's clock, whose reads lock the emulator's state).
-            let wise = wise_oauth::WiseOAuth::builder(support::config(&mock))
+            let wise = wise_oauth::WiseOAuth::builder(support::config(mock))
                 .store(MemoryTokenStore::new())
                 .build()
                 .unwrap();
             let user = support::user(support::BENCH_USER);
             let http = support::no_redirect_client();
-            support::link(&wise, &mock, &http, &user, "bench@example.com").await;
+            support::link(&wise, mock, &http, &user, "bench@example.com").await;
             let token = wise.token(&user).await.unwrap();
             let token = token.access_token().expose_secret().to_owned();
-            (mock, wise, token)
+            (wise, token)
         });
         let config = wise.config();
         // The library's shared client, as `endpoint::http::build_client` builds it.
@@ -62,7 +102,7 @@ impl Setup {
             .unwrap();
         let url = format!("{}/v1/me", config.api_url().as_str().trim_end_matches('/'));
         let setup = Setup {
-            _mock: mock,
+            _emulator: emulator,
             bare,
             url,
             token,
@@ -117,7 +157,7 @@ impl Setup {
 }
 
 fn client_vs_bare(c: &mut Criterion) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rt = measuring_runtime();
     let setup = Setup::new(&rt);
     let mut group = c.benchmark_group("api_call");
     group.bench_function("bare_reqwest", |b| {
@@ -193,7 +233,7 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rt = measuring_runtime();
     let setup = Setup::new(&rt);
     paired(&rt, &setup);
     Criterion::default().configure_from_args().final_summary();

@@ -3,6 +3,7 @@
 #
 #   scripts/bench.sh                 # everything (about 17 minutes on 2 cores)
 #   scripts/bench.sh instructions    # only step 7 (or ONLY=instructions scripts/bench.sh)
+#   scripts/bench.sh http            # only step 2
 #   SKIP_CRITERION=1 scripts/bench.sh
 #   DATABASE_URL=postgres://user@host:5432/db scripts/bench.sh
 #
@@ -18,7 +19,9 @@
 #   6. the link cache's hit ratio against an exact LRU on seeded Zipf traces
 #   7. the hot path in instructions (valgrind --tool=callgrind, deterministic): one request
 #      through axum with a no-op extractor, with the plugin (layer + WiseToken), with a
-#      naive Mutex<HashMap> extractor and with tower-sessions (benches/instructions.rs)
+#      naive Mutex<HashMap> extractor and with tower-sessions (benches/instructions.rs);
+#      and one API call through WiseClient against a bare reqwest call sending the same
+#      headers, both threads counted (benches/client_instructions.rs)
 #   8. token waves: WAVE_LINKS (10,000) links expiring together on 3 instances over one
 #      PostgreSQL (memory without it), Wise answering each refresh in 1 s, with 0 % and
 #      5 % random refresh faults (about 7 minutes together, linking included)
@@ -37,10 +40,13 @@ WAVE_BOUND=32
 # Step 7: each variant runs INSTR_N1 and INSTR_N2 requests; the difference cancels start-up.
 INSTR_N1="${INSTR_N1:-2000}"
 INSTR_N2="${INSTR_N2:-12000}"
+# ... and each side of the client comparison CLIENT_N1 and CLIENT_N2 calls.
+CLIENT_N1="${CLIENT_N1:-200}"
+CLIENT_N2="${CLIENT_N2:-1200}"
 ONLY="${ONLY:-${1:-}}"
 case "$ONLY" in
-    "" | instructions) ;;
-    *) echo "usage: $0 [instructions]  (or ONLY=instructions $0)" >&2; exit 2 ;;
+    "" | instructions | http) ;;
+    *) echo "usage: $0 [instructions | http]  (or ONLY=instructions $0)" >&2; exit 2 ;;
 esac
 WORK="$(mktemp -d)"
 SERVER_PID=""
@@ -127,6 +133,41 @@ instructions() {
         "**+$(python3 -c "print(f'{$over:,}')")** (+$(python3 -c "print(f'{$state_over:,}')") over the no-op with a state; naive map +$(python3 -c "print(f'{$naive:,}')"), tower-sessions +$(python3 -c "print(f'{$sessions:,}')"))" \
         "≤ +1,000, and ≤ the naive map" \
         "$(verdict "$over <= 1000 and $over <= $naive")"
+    client_instructions
+}
+
+# benches/client_instructions.rs: CLIENT_N calls of one side (bare reqwest or WiseClient)
+# on a current-thread runtime, the emulator on a thread of its own. Every thread is counted
+# (the calls' thread and the emulator's), so a client that made the server work more would
+# show; per call = (Ir(N2) - Ir(N1)) / (N2 - N1), per thread.
+client_instructions() {
+    log "instructions: building benches/client_instructions.rs (release)"
+    local bin
+    bin="$(cargo bench --bench client_instructions --no-run 2>&1 \
+        | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)"
+    [ -x "$bin" ] || { log "could not build benches/client_instructions.rs"; exit 1; }
+    threads_ir() { # side calls -> "calls_thread_Ir emulator_thread_Ir"
+        local out="$WORK/callgrind.client.$1.$2"
+        env -i "$(command -v valgrind)" --tool=callgrind --separate-threads=yes \
+            --callgrind-out-file="$out" "$bin" "$1" "$2" >"$out.log" 2>&1 \
+            || { cat "$out.log" >&2; exit 1; }
+        echo "$(sed -n 's/^summary: //p' "$out-01") $(sed -n 's/^summary: //p' "$out-02")"
+    }
+    local side a b
+    declare -A CALLS=() SERVER=()
+    for side in bare client; do
+        log "instructions: $side API calls ($CLIENT_N1 and $CLIENT_N2)"
+        read -r a_calls a_server < <(threads_ir "$side" "$CLIENT_N1")
+        read -r b_calls b_server < <(threads_ir "$side" "$CLIENT_N2")
+        CALLS[$side]="$(( (b_calls - a_calls) / (CLIENT_N2 - CLIENT_N1) ))"
+        SERVER[$side]="$(( (b_server - a_server) / (CLIENT_N2 - CLIENT_N1) ))"
+        log "instructions: $side ${CALLS[$side]} per call on the calls' thread, ${SERVER[$side]} on the emulator's"
+    done
+    local added=$(( CALLS[client] + SERVER[client] - CALLS[bare] - SERVER[bare] ))
+    row "instructions per API call (callgrind), GET /v1/me on loopback: bare reqwest with the same headers / WiseClient (calls' thread + emulator's thread)" \
+        "$(python3 -c "print(f'{${CALLS[bare]}:,} + {${SERVER[bare]}:,} / {${CALLS[client]}:,} + {${SERVER[client]}:,}')")" "-" "-"
+    row "instructions WiseClient adds per API call over the bare call, both threads" \
+        "**$(python3 -c "print(f'{$added:+,}')")**" "- (the bar is in time: benches/client.rs)" "-"
 }
 
 command -v python3 >/dev/null 2>&1 || { log "python3 is needed to compute the figures"; exit 1; }
@@ -159,7 +200,7 @@ FIGURES="$(cargo bench --features postgres,redis --bench figures --no-run 2>&1 \
 [ -x "$FIGURES" ] || { log "could not build benches/figures.rs"; exit 1; }
 
 # ----- 1. hot path in process (criterion) ------------------------------------------------
-if [ "${SKIP_CRITERION:-0}" != 1 ]; then
+if [ "${SKIP_CRITERION:-0}" != 1 ] && [ "$ONLY" != http ]; then
     log "criterion hot path"
     cargo bench --bench hot_path -- --warm-up-time 1 --measurement-time 3 >"$WORK/criterion.txt" 2>&1 \
         || { cat "$WORK/criterion.txt" >&2; exit 1; }
@@ -268,6 +309,10 @@ print('%.0f %.0f %.3f %.3f-%.3f %.1f %.1f' % (s.median(w for w, _ in pairs), s.m
             "ratio ≥ 0.97" "$(verdict "$ratio >= 0.97")"
     done
 done
+if [ "$ONLY" = http ]; then
+    table
+    exit 0
+fi
 
 # ----- 3. refresh herd --------------------------------------------------------------------
 herd() { # store instances

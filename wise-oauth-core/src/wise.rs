@@ -19,8 +19,8 @@ use crate::flow::{
 use crate::ids::{LinkKey, LinkNamespace, UserId};
 use crate::manager::NoRuntime;
 use crate::manager::{
-    LinkView, ManagerSettings, TokenError, TokenManager, ValidToken, DEFAULT_CACHE_CAPACITY,
-    DEFAULT_LEASE_TTL, DEFAULT_REFRESH_TIMEOUT, LEASE_MARGIN,
+    CacheMiss, LinkView, ManagerSettings, TokenError, TokenManager, ValidToken,
+    DEFAULT_CACHE_CAPACITY, DEFAULT_LEASE_TTL, DEFAULT_REFRESH_TIMEOUT, LEASE_MARGIN,
 };
 use crate::seal::{EncryptionKeys, Sealer};
 use crate::secret::{AccessToken, RegistrationCode};
@@ -599,6 +599,29 @@ impl WiseOAuth {
         self.core
             .manager
             .token_for(user, || self.link_key(user))
+            .await
+    }
+
+    /// [`token`](Self::token) as far as the link cache answers it alone, with no I/O;
+    /// `Err` when the rest must be done by [`token_missed`](Self::token_missed).
+    #[inline]
+    pub(crate) fn token_cached(
+        &self,
+        user: &UserId,
+    ) -> Result<Result<ValidToken, TokenError>, CacheMiss> {
+        self.core.manager.token_cached(user, || self.link_key(user))
+    }
+
+    /// The rest of [`token`](Self::token) after a [`token_cached`](Self::token_cached)
+    /// miss: the store, or the link's refresh.
+    pub(crate) async fn token_missed(
+        &self,
+        user: &UserId,
+        miss: CacheMiss,
+    ) -> Result<ValidToken, TokenError> {
+        self.core
+            .manager
+            .token_missed(&self.link_key(user), miss)
             .await
     }
 

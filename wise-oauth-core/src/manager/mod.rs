@@ -124,6 +124,13 @@ impl ManagerSettings {
     }
 }
 
+/// The cache could not answer a token request alone: when it was asked, and what it held.
+#[derive(Debug)]
+pub(crate) struct CacheMiss {
+    now: SystemTime,
+    cached: Option<Arc<CacheEntry>>,
+}
+
 /// Hands out valid access tokens for links; see the module docs. Cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct TokenManager {
@@ -207,15 +214,33 @@ impl TokenManager {
 
     /// A valid access token for `user`'s link, refreshing it when needed.
     ///
-    /// Fresh cached token: no I/O (a clock read and one cache lookup; the link key is built
-    /// by `key` only when the cache cannot answer alone). Inside the refresh window: the
-    /// current token, plus one background refresh. Expired: waits for the single refresh
-    /// of the link.
+    /// Fresh cached token: no I/O (see [`token_cached`](Self::token_cached)). Inside the
+    /// refresh window: the current token, plus one background refresh. Expired: waits for
+    /// the single refresh of the link.
     pub(crate) async fn token_for(
         &self,
         user: &UserId,
-        key: impl FnOnce() -> LinkKey,
+        key: impl Fn() -> LinkKey,
     ) -> Result<ValidToken, TokenError> {
+        match self.token_cached(user, &key) {
+            Ok(answer) => answer,
+            // Boxed: the slow path's state (store reads, the refresh) would otherwise make
+            // every caller's future as large as itself, and the fast path pays to move that.
+            Err(miss) => Box::pin(self.token_missed(&key(), miss)).await,
+        }
+    }
+
+    /// What the cache alone answers for `user`, with no I/O and no allocation: a fresh
+    /// token (starting the link's background refresh inside the refresh window) or the
+    /// re-link verdict. `Err`: the store or a refresh must be asked, by
+    /// [`token_missed`](Self::token_missed). The link key is built by `key` only when a
+    /// background refresh starts.
+    #[inline]
+    pub(crate) fn token_cached(
+        &self,
+        user: &UserId,
+        key: impl FnOnce() -> LinkKey,
+    ) -> Result<Result<ValidToken, TokenError>, CacheMiss> {
         let now = self.inner.clock.now();
         let cached = self.inner.cache.get(user);
         if let Some(entry) = &cached {
@@ -229,16 +254,24 @@ impl TokenManager {
                         if now >= *refresh_at {
                             self.background_refresh(&key(), now);
                         }
-                        return Ok(valid.clone());
+                        return Ok(Ok(valid.clone()));
                     }
-                    CacheState::NeedsRelink { .. } => return Err(TokenError::RelinkRequired),
+                    CacheState::NeedsRelink { .. } => return Ok(Err(TokenError::RelinkRequired)),
                     CacheState::Active { .. } => {}
                 }
             }
         }
-        // Boxed: the slow path's state (store reads, the refresh) would otherwise make every
-        // caller's future as large as itself, and the fast path pays to move that around.
-        Box::pin(self.token_slow(&key(), now, cached)).await
+        Err(CacheMiss { now, cached })
+    }
+
+    /// The answer [`token_cached`](Self::token_cached) could not give: reads the store,
+    /// joins or leads the link's refresh.
+    pub(crate) async fn token_missed(
+        &self,
+        key: &LinkKey,
+        miss: CacheMiss,
+    ) -> Result<ValidToken, TokenError> {
+        self.token_slow(key, miss.now, miss.cached).await
     }
 
     /// The cache could not answer: read the store, then decide.

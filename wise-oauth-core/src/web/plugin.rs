@@ -5,7 +5,7 @@ use std::fmt;
 use super::framework::Framework;
 use super::hooks::Hooks;
 use super::mount::Mount;
-use super::resolver::Resolver;
+use super::resolver::{Resolver, UserFuture};
 use super::route::Route;
 use super::setup::{check_callback, SetupError};
 use crate::{UserId, WiseOAuth};
@@ -56,10 +56,19 @@ impl<F: Framework> Plugin<F> {
     /// registered one, otherwise the [`WiseUser`](super::WiseUser) extension. `None`: not
     /// logged in. Only an async resolver allocates (its boxed future).
     pub async fn user(&self, req: &F::Request) -> Option<UserId> {
+        match self.user_now(req) {
+            Ok(user) => user,
+            Err(pending) => pending.await,
+        }
+    }
+
+    /// The user when it is known without waiting (the extension, a sync resolver), else
+    /// the async resolver's future.
+    pub(crate) fn user_now(&self, req: &F::Request) -> Result<Option<UserId>, UserFuture> {
         match &self.resolver {
-            None => F::wise_user(req),
-            Some(Resolver::Sync(resolve)) => resolve(req),
-            Some(Resolver::Async(resolve)) => resolve(req).await,
+            None => Ok(F::wise_user(req)),
+            Some(Resolver::Sync(resolve)) => Ok(resolve(req)),
+            Some(Resolver::Async(resolve)) => Err(resolve(req)),
         }
     }
 

@@ -12,10 +12,13 @@ use crate::TokenError;
 /// A failed `WiseToken` extraction: its [`RejectionKind`] and the complete answer (see
 /// [`token_rejection`], [`not_logged_in`] and [`not_set_up`]). An adapter wraps it in its
 /// framework's rejection type and sends [`Rejection::reply`] verbatim.
+///
+/// The reply is boxed: an extraction's result is moved a few times on every request, and
+/// a rejection is the rare case.
 #[derive(Debug, Clone)]
 pub struct Rejection {
     kind: RejectionKind,
-    reply: Reply,
+    reply: Box<Reply>,
 }
 
 impl Rejection {
@@ -27,14 +30,14 @@ impl Rejection {
     ) -> Self {
         Rejection {
             kind: RejectionKind::of(error),
-            reply: token_rejection(error, req, mount, hooks),
+            reply: Box::new(token_rejection(error, req, mount, hooks)),
         }
     }
 
     pub(crate) fn not_logged_in(req: &RequestInfo, hooks: &Hooks) -> Self {
         Rejection {
             kind: RejectionKind::NotLoggedIn,
-            reply: not_logged_in(req, hooks),
+            reply: Box::new(not_logged_in(req, hooks)),
         }
     }
 
@@ -43,7 +46,7 @@ impl Rejection {
     pub fn not_set_up(req: &RequestInfo, hint: &'static str) -> Self {
         Rejection {
             kind: RejectionKind::NotSetUp,
-            reply: not_set_up(req, hint),
+            reply: Box::new(not_set_up(req, hint)),
         }
     }
 
@@ -59,7 +62,7 @@ impl Rejection {
 
     /// The answer, by value.
     pub fn into_reply(self) -> Reply {
-        self.reply
+        *self.reply
     }
 }
 

@@ -1,8 +1,12 @@
 //! The token an extractor hands a handler, and the extraction itself.
 
 use std::fmt;
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
+
+use futures::future::{Either, FutureExt as _, Map};
 
 use super::framework::Framework;
 use super::plugin::Plugin;
@@ -43,51 +47,108 @@ impl<F: Framework> fmt::Debug for LinkedToken<F> {
 /// A token, or a failure of the link with what its rejection needs.
 type Looked<F> = Result<LinkedToken<F>, (TokenError, RequestInfo, Arc<Plugin<F>>)>;
 
+/// The slow path of an extraction: the store, or the link's refresh.
+type Slow<F> = Pin<Box<dyn Future<Output = Looked<F>> + Send>>;
+
+/// A whole extraction behind an async user resolver.
+type Resolved<R> = Pin<Box<dyn Future<Output = Result<R, Rejection>> + Send>>;
+
+/// An extraction: ready at once (a cached token, or no user), the boxed slow path, or,
+/// with an async user resolver, the boxed whole.
+type Extraction<F, R> = Either<
+    Ready<Result<R, Rejection>>,
+    Either<Map<Slow<F>, fn(Looked<F>) -> Result<R, Rejection>>, Resolved<R>>,
+>;
+
 impl<F: Framework> LinkedToken<F> {
     /// The extraction on `plugin` (which the adapter found in its app state): the user,
     /// then a valid token for them.
     ///
-    /// The success path keeps nothing of the request; the full [`RequestInfo`] is built for
-    /// a rejection only.
-    pub async fn extract(req: &F::Request, plugin: Arc<Plugin<F>>) -> Result<Self, Rejection> {
-        Self::look_up(req, plugin)
-            .await?
-            .map_err(|(e, info, plugin)| {
+    /// The user and the link cache are read when this is called, with no allocation and
+    /// nothing kept of the request: a fresh cached token gives a future that is ready at
+    /// once. Only a cache miss boxes the rest (a store read or the link's refresh), with
+    /// the request facts its rejection may need; an async user resolver boxes the whole
+    /// extraction.
+    pub fn extract(
+        req: &F::Request,
+        plugin: Arc<Plugin<F>>,
+    ) -> impl Future<Output = Result<Self, Rejection>> + Send + 'static {
+        Self::look_up(req, plugin, |looked| {
+            looked.map_err(|(e, info, plugin)| {
                 Rejection::token(&e, &info, plugin.mount(), plugin.hooks())
             })
+        })
     }
 
     /// Like [`LinkedToken::extract`], but `Ok(None)` when the user has not linked Wise or
     /// must re-link; every other failure (not logged in, Wise unavailable, plugin not set
     /// up) is still a rejection.
-    pub async fn extract_optional(
+    pub fn extract_optional(
         req: &F::Request,
         plugin: Arc<Plugin<F>>,
-    ) -> Result<Option<Self>, Rejection> {
-        match Self::look_up(req, plugin).await? {
+    ) -> impl Future<Output = Result<Option<Self>, Rejection>> + Send + 'static {
+        Self::look_up(req, plugin, |looked| match looked {
             Ok(token) => Ok(Some(token)),
             Err((e, _, _)) if e.needs_link() => Ok(None),
             Err((e, info, plugin)) => {
                 Err(Rejection::token(&e, &info, plugin.mount(), plugin.hooks()))
             }
-        }
+        })
     }
 
-    async fn look_up(req: &F::Request, plugin: Arc<Plugin<F>>) -> Result<Looked<F>, Rejection> {
-        let Some(user) = plugin.user(req).await else {
-            return Err(Rejection::not_logged_in(
-                &RequestInfo::of::<F>(req),
-                plugin.hooks(),
-            ));
+    /// The user, then what the link cache answers, given to `finish`; on a miss, the
+    /// boxed rest, then `finish`. An async user resolver boxes all of it.
+    fn look_up<R: Send + 'static>(
+        req: &F::Request,
+        plugin: Arc<Plugin<F>>,
+        finish: fn(Looked<F>) -> Result<R, Rejection>,
+    ) -> Extraction<F, R> {
+        let user = match plugin.user_now(req) {
+            Ok(Some(user)) => user,
+            Ok(None) => {
+                let info = RequestInfo::of::<F>(req);
+                return Either::Left(ready(Err(Rejection::not_logged_in(&info, plugin.hooks()))));
+            }
+            Err(pending) => {
+                let info = RequestInfo::of::<F>(req);
+                let resolved: Resolved<R> = Box::pin(async move {
+                    let Some(user) = pending.await else {
+                        return Err(Rejection::not_logged_in(&info, plugin.hooks()));
+                    };
+                    finish(match plugin.wise().token(&user).await {
+                        Ok(token) => Ok(LinkedToken {
+                            token,
+                            user,
+                            plugin,
+                        }),
+                        Err(e) => Err((e, info, plugin)),
+                    })
+                });
+                return Either::Right(Either::Right(resolved));
+            }
         };
-        Ok(match plugin.wise().token(&user).await {
-            Ok(token) => Ok(LinkedToken {
+        match plugin.wise().token_cached(&user) {
+            Ok(Ok(token)) => Either::Left(ready(finish(Ok(LinkedToken {
                 token,
                 user,
                 plugin,
-            }),
-            Err(e) => Err((e, RequestInfo::of::<F>(req), plugin)),
-        })
+            })))),
+            Ok(Err(e)) => Either::Left(ready(finish(Err((e, RequestInfo::of::<F>(req), plugin))))),
+            Err(miss) => {
+                let info = RequestInfo::of::<F>(req);
+                let slow: Slow<F> = Box::pin(async move {
+                    match plugin.wise().token_missed(&user, miss).await {
+                        Ok(token) => Ok(LinkedToken {
+                            token,
+                            user,
+                            plugin,
+                        }),
+                        Err(e) => Err((e, info, plugin)),
+                    }
+                });
+                Either::Right(Either::Left(slow.map(finish)))
+            }
+        }
     }
 
     /// The access token, for `Authorization: Bearer ...` on Wise API calls.
