@@ -80,8 +80,9 @@ impl<F: Framework> PluginBuilder<F> {
 
     /// [`PluginBuilder::user_resolver`] for a lookup that awaits (a session store): the
     /// function reads what it needs from the request (a cookie) and returns a future that
-    /// owns it. Replaces a sync resolver. The future is boxed once per request; the sync
-    /// form and the default allocate nothing.
+    /// owns it. Replaces a sync resolver. An extraction then boxes its work and copies the
+    /// few request facts a rejection needs; with the sync form or the default, a cached
+    /// token costs no allocation ([`LinkedToken::extract`](super::LinkedToken::extract)).
     pub fn async_user_resolver<G, Fut>(mut self, resolve: G) -> Self
     where
         G: Fn(&F::Request) -> Fut + Send + Sync + 'static,
