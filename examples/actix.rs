@@ -22,12 +22,16 @@ mod demo {
     pub(crate) mod shared;
 }
 
+use std::io;
+
 use actix_web::HttpServer;
 use demo::shared::{self, Demo};
 use wise_oauth::{WiseConfig, WiseOAuth};
 
+// actix-web's usual `main`: a `ConfigError` converts into `io::Error` by itself; the demo's
+// own errors (plain strings) go through `io::Error::other`.
 #[actix_web::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> io::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -36,22 +40,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
 
     let port: u16 = match std::env::var("PORT") {
-        Ok(p) => p.parse().map_err(|_| "PORT must be a port number")?,
+        Ok(p) => p
+            .parse()
+            .map_err(|_| io::Error::other("PORT must be a port number"))?,
         Err(_) => 3000,
     };
     let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
     let app_url = format!("http://{}", listener.local_addr()?);
 
     // DATABASE_URL (sqlite:, postgres: or redis:) or memory; encrypted at rest when durable.
-    let storage = shared::Storage::from_env().await?;
+    let storage = shared::Storage::from_env()
+        .await
+        .map_err(io::Error::other)?;
     let (wise, emulator) = if std::env::var_os("WISE_CLIENT_ID").is_some() {
         let wise = storage
-            .apply(WiseOAuth::builder(WiseConfig::from_env()?))?
+            .apply(WiseOAuth::builder(WiseConfig::from_env()?))
+            .map_err(io::Error::other)?
             .build()?;
         (wise, None)
     } else {
         let emulator = wise_oauth_mock::MockWise::builder().start().await?;
-        let wise = shared::emulator_wise(&app_url, &emulator, &storage)?;
+        let wise =
+            shared::emulator_wise(&app_url, &emulator, &storage).map_err(io::Error::other)?;
         (wise, Some(emulator))
     };
 

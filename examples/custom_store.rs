@@ -501,10 +501,10 @@ mod tests {
 
     // One line per trait: a module of #[tokio::test]s (one per rule), each on a fresh store.
     // Needs `wise-oauth-core` with the `test-util` feature as a dev-dependency.
-    wise_oauth_core::token_store_conformance!(json_file_tokens, async {
+    wise_oauth::token_store_conformance!(json_file_tokens, async {
         JsonFileStore::temporary().await.expect("store")
     });
-    wise_oauth_core::pending_store_conformance!(json_file_pending, async {
+    wise_oauth::pending_store_conformance!(json_file_pending, async {
         JsonFileStore::temporary().await.expect("store")
     });
 

@@ -105,8 +105,11 @@ async fn extractor_without_app_data_answers_500_with_a_hint() {
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["error"], "wise_not_set_up");
+    let hint = body["hint"].as_str().unwrap();
+    // Names the call, and the likely cause here: configured only inside a scope.
     assert!(
-        body["hint"].as_str().unwrap().contains("configure"),
+        hint.contains(".configure(|cfg| wise_routes.configure(cfg))")
+            && hint.contains("web::scope"),
         "{body}"
     );
     // The routes themselves work inside the scope.
@@ -125,7 +128,7 @@ async fn optional_token_is_none_when_not_linked_and_custom_resolver_and_prefix_w
     let app = start().await;
     #[derive(Clone)]
     struct Me(&'static str);
-    let wise = app.wise.clone();
+    let wise = app.wise_with_callback("/integrations/wise/callback");
     let base = serve(move || {
         let routes = WiseRoutes::new(wise.clone())
             .prefix("/integrations/wise")
@@ -361,6 +364,94 @@ fn invalid_prefix_panics_at_configure() {
     let app = rt.block_on(start());
     let routes = WiseRoutes::new(app.wise.clone()).prefix("wise/");
     let _ = App::new().configure(|cfg| routes.configure(cfg));
+}
+
+/// The hooked app of `suite::hooks` on actix-web: login URL, failed links back into the
+/// app, the app's pages and an async resolver over its session store.
+async fn start_hooked() -> suite::TestApp {
+    use actix_web::http::header::{COOKIE, LOCATION, SET_COOKIE};
+    use actix_web::HttpResponse;
+    use std::collections::HashMap;
+    use suite::hooks::{Sessions, TestPages, LOGIN_URL};
+
+    async fn login(
+        sessions: web::Data<Sessions>,
+        q: web::Query<HashMap<String, String>>,
+    ) -> HttpResponse {
+        let Some(user) = q.get("user") else {
+            return HttpResponse::Ok().body("the app's login page");
+        };
+        let sid = sessions.start(user).await;
+        let next = q.get("next").cloned().unwrap_or_else(|| "/".into());
+        HttpResponse::SeeOther()
+            .insert_header((LOCATION, next))
+            .insert_header((SET_COOKIE, format!("sid={sid}; Path=/")))
+            .finish()
+    }
+
+    let mut base = None;
+    let app = suite::TestApp::start(|listener, demo| {
+        let sessions = Sessions::default();
+        let resolver_sessions = sessions.clone();
+        let routes = WiseRoutes::new(demo.wise.clone())
+            .login_url(LOGIN_URL)
+            .error_redirect(true)
+            .pages(TestPages)
+            .async_user_resolver(move |req| {
+                let cookie = req.headers().get(COOKIE).and_then(|v| v.to_str().ok());
+                resolver_sessions.resolve(cookie)
+            });
+        routes.check().expect("hooked app settings");
+        let server = HttpServer::new(move || {
+            let routes = routes.clone();
+            App::new()
+                .app_data(web::Data::new(sessions.clone()))
+                .configure(|cfg| routes.configure(cfg))
+                .route("/login", web::get().to(login))
+                .route(
+                    "/must",
+                    web::route().to(|t: WiseToken| async move { t.profile_id().to_string() }),
+                )
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .expect("listen");
+        base = Some(format!("http://{}", server.addrs()[0]));
+        spawn_server(server.run());
+    })
+    .await;
+    assert_eq!(base.as_deref(), Some(app.base_url.as_str()));
+    app
+}
+
+suite::hooks::hooks_suite!(start_hooked);
+
+/// A redirect URI whose path is not the mounted callback route is refused when the routes
+/// are configured, naming both paths; `check` returns the same error.
+#[tokio::test]
+async fn mismatched_redirect_uri_is_refused_naming_both_paths() {
+    let app = start().await; // redirect URI: {base}/wise/callback
+    let routes = WiseRoutes::new(app.wise.clone()).prefix("/integrations/wise");
+    let error = routes.check().unwrap_err().to_string();
+    assert!(
+        error.contains("`/wise/callback`") && error.contains("`/integrations/wise/callback`"),
+        "{error}"
+    );
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = App::new().configure(|cfg| routes.configure(cfg));
+    }))
+    .unwrap_err();
+    let message = panic.downcast_ref::<String>().expect("panic message");
+    assert!(message.starts_with("wise-oauth-actix: "), "{message}");
+    assert!(message.contains(&error), "{message}");
+    // The matching prefix configures.
+    let ok = WiseRoutes::new(app.wise.clone()).prefix("/wise");
+    let _ = App::new().configure(|cfg| ok.configure(cfg));
+    assert!(WiseRoutes::new(app.wise.clone())
+        .login_url("//evil")
+        .check()
+        .is_err());
 }
 
 /// Byte-for-byte parity with the axum adapter: the same requests against the axum demo

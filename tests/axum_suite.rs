@@ -35,7 +35,8 @@ async fn optional_token_is_none_when_not_linked_and_custom_resolver_and_prefix_w
     let app = start().await;
     #[derive(Clone)]
     struct Me(&'static str);
-    let routes = WiseRoutes::new(app.wise.clone())
+    let wise = app.wise_with_callback("/integrations/wise/callback");
+    let routes = WiseRoutes::new(wise)
         .prefix("/integrations/wise")
         .user_resolver(|parts| {
             parts
@@ -135,4 +136,82 @@ async fn the_request_correlation_id_reaches_wise() {
         "a fresh id without one: {fresh}"
     );
     assert_ne!(echo(&[("x-request-id", "two words")]).await, "two words");
+}
+
+/// The hooked app of `suite::hooks` on axum: login URL, failed links back into the app,
+/// the app's pages and an async resolver over its session store.
+async fn start_hooked() -> suite::TestApp {
+    use axum::extract::Query;
+    use axum::http::header::{COOKIE, LOCATION, SET_COOKIE};
+    use axum::response::IntoResponse;
+    use std::collections::HashMap;
+    use suite::hooks::{Sessions, TestPages, LOGIN_URL};
+
+    suite::TestApp::start(|listener, demo| {
+        let sessions = Sessions::default();
+        let resolver_sessions = sessions.clone();
+        let routes = WiseRoutes::new(demo.wise.clone())
+            .login_url(LOGIN_URL)
+            .error_redirect(true)
+            .pages(TestPages)
+            .async_user_resolver(move |parts| {
+                let cookie = parts.headers.get(COOKIE).and_then(|v| v.to_str().ok());
+                resolver_sessions.resolve(cookie)
+            });
+        routes.check().expect("hooked app settings");
+        let login = move |Query(q): Query<HashMap<String, String>>| {
+            let sessions = sessions.clone();
+            async move {
+                let Some(user) = q.get("user") else {
+                    return "the app's login page".into_response();
+                };
+                let sid = sessions.start(user).await;
+                let next = q.get("next").cloned().unwrap_or_else(|| "/".into());
+                (
+                    StatusCode::SEE_OTHER,
+                    [(LOCATION, next), (SET_COOKIE, format!("sid={sid}; Path=/"))],
+                )
+                    .into_response()
+            }
+        };
+        let router = Router::new()
+            .route("/login", get(login))
+            .route(
+                "/must",
+                axum::routing::any(|t: WiseToken| async move { t.profile_id().to_string() }),
+            )
+            .merge(routes.router())
+            .with_state(routes.plugin());
+        let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+        tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+    })
+    .await
+}
+
+suite::hooks::hooks_suite!(start_hooked);
+
+/// A redirect URI whose path is not the mounted callback route is refused when the routes
+/// are built, naming both paths; `check` returns the same error.
+#[tokio::test]
+async fn mismatched_redirect_uri_is_refused_naming_both_paths() {
+    let app = start().await; // redirect URI: {base}/wise/callback
+    let routes = WiseRoutes::new(app.wise.clone()).prefix("/integrations/wise");
+    let error = routes.check().unwrap_err().to_string();
+    assert!(
+        error.contains("`/wise/callback`") && error.contains("`/integrations/wise/callback`"),
+        "{error}"
+    );
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _: Router = routes.router();
+    }))
+    .unwrap_err();
+    let message = panic.downcast_ref::<String>().expect("panic message");
+    assert!(message.starts_with("wise-oauth-axum: "), "{message}");
+    assert!(message.contains(&error), "{message}");
+    // The matching prefix builds.
+    let _: Router = WiseRoutes::new(app.wise.clone()).prefix("/wise").router();
+    assert!(WiseRoutes::new(app.wise.clone())
+        .login_url("//evil")
+        .check()
+        .is_err());
 }

@@ -19,11 +19,12 @@
 
 pub(crate) mod browser;
 pub(crate) mod cases;
+pub(crate) mod hooks;
 
 use std::sync::Arc;
 
-use wise_oauth::WiseOAuth;
-use wise_oauth_mock::MockWiseHandle;
+use wise_oauth::{ClientSecret, Environment, WiseConfig, WiseOAuth};
+use wise_oauth_mock::{MockWiseHandle, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
 
 use crate::demo::shared::{self, Demo};
 
@@ -59,6 +60,29 @@ impl TestApp {
         let b = Browser::new(self);
         b.login(user).await;
         b
+    }
+
+    /// A second handle on the same emulator whose redirect URI is `{base_url}{callback_path}`
+    /// (registered with the emulator), for routes under another prefix.
+    pub(crate) fn wise_with_callback(&self, callback_path: &str) -> WiseOAuth {
+        let redirect_uri = format!("{}{callback_path}", self.base_url);
+        self.emulator
+            .register_redirect_uri(DEMO_CLIENT_ID, &redirect_uri);
+        let environment = Environment::custom(
+            "emulator",
+            &self.emulator.base_url(),
+            &self.emulator.authorize_url(),
+        )
+        .expect("emulator URLs");
+        let config = WiseConfig::builder(
+            DEMO_CLIENT_ID,
+            ClientSecret::new(DEMO_CLIENT_SECRET),
+            redirect_uri,
+        )
+        .environment(environment)
+        .build()
+        .expect("configuration");
+        WiseOAuth::builder(config).build().expect("wise-oauth")
     }
 
     /// All POSTs the emulator's token endpoint has seen.

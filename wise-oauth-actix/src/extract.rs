@@ -26,7 +26,8 @@ use crate::framework::Actix;
 /// Requires [`WiseRoutes::configure`](crate::WiseRoutes::configure) on the `App`.
 ///
 /// ```
-/// use wise_oauth_actix::WiseToken;
+/// # mod wise_oauth { pub use wise_oauth_core::*; pub mod actix { pub use wise_oauth_actix::*; } }
+/// use wise_oauth::actix::WiseToken;
 ///
 /// async fn profile(token: WiseToken) -> String {
 ///     // Call Wise with `Authorization: Bearer {token.access_token().expose_secret()}`.
@@ -54,8 +55,9 @@ impl WiseToken {
     /// look-up: the headers are read here, by the handlers that ask for them.
     ///
     /// ```
+    /// # mod wise_oauth { pub use wise_oauth_core::*; pub mod actix { pub use wise_oauth_actix::*; } }
     /// use actix_web::HttpRequest;
-    /// use wise_oauth_actix::WiseToken;
+    /// use wise_oauth::actix::WiseToken;
     ///
     /// async fn profiles(token: WiseToken, req: HttpRequest) -> String {
     ///     match token.client_for(&req).profiles().await {
@@ -119,9 +121,11 @@ impl ResponseError for WiseTokenRejection {
 }
 
 /// What the extractor answers (in a 500) when the plugin's app data is missing.
-const NOT_SET_UP_HINT: &str = "WiseToken needs the plugin's app data: add \
-    `.configure(|cfg| wise_routes.configure(cfg))` (wise_oauth_actix::WiseRoutes::configure) \
-    to the App";
+const NOT_SET_UP_HINT: &str = "this route has no wise-oauth plugin in its app data, so \
+    WiseToken cannot find it. Either the App never calls \
+    `.configure(|cfg| wise_routes.configure(cfg))` (wise_oauth_actix::WiseRoutes::configure), \
+    or it calls it only inside a `web::scope` and this route is outside that scope (app data \
+    set in a scope reaches only the scope's own routes): call it on the App itself";
 
 /// The plugin registered as app data by [`WiseRoutes::configure`](crate::WiseRoutes::configure).
 fn plugin(req: &HttpRequest) -> Result<Arc<Plugin<Actix>>, WiseTokenRejection> {
@@ -159,7 +163,8 @@ impl FromRequest for WiseToken {
 /// exactly like `Option<WiseToken>` does in the axum adapter.
 ///
 /// ```
-/// use wise_oauth_actix::OptionalWiseToken;
+/// # mod wise_oauth { pub use wise_oauth_core::*; pub mod actix { pub use wise_oauth_actix::*; } }
+/// use wise_oauth::actix::OptionalWiseToken;
 ///
 /// async fn home(OptionalWiseToken(token): OptionalWiseToken) -> String {
 ///     match token {

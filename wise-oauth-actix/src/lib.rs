@@ -4,15 +4,20 @@
 //! ready-made routes, and any handler that takes a [`WiseToken`] gets a valid access token
 //! for the logged-in user, refreshed transparently.
 //!
+//! Apps depend on the `wise-oauth` crate with its `actix` feature and find this crate's
+//! items at `wise_oauth::actix` (the examples below are written that way); the
+//! `wise-oauth` docs hold the complete quick starts and the production guide.
+//!
 //! # Quick start
 //!
 //! ```no_run
+//! # mod wise_oauth { pub use wise_oauth_core::*; pub mod actix { pub use wise_oauth_actix::*; } }
 //! use actix_web::body::MessageBody;
 //! use actix_web::dev::{ServiceRequest, ServiceResponse};
 //! use actix_web::middleware::{from_fn, Next};
 //! use actix_web::{web, App, Error, HttpMessage, HttpServer};
-//! use wise_oauth_actix::{WiseRoutes, WiseToken, WiseUser};
-//! use wise_oauth_core::{UserId, WiseConfig, WiseOAuth};
+//! use wise_oauth::actix::{WiseRoutes, WiseToken, WiseUser};
+//! use wise_oauth::{UserId, WiseConfig, WiseOAuth};
 //!
 //! // Any handler: a valid token of the logged-in user's linked Wise profile.
 //! // Not linked yet? Browsers are sent through /wise/connect, API clients get a 401 JSON.
@@ -33,9 +38,10 @@
 //! }
 //!
 //! #[actix_web::main]
-//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! async fn main() -> std::io::Result<()> {
 //!     let wise = WiseOAuth::builder(WiseConfig::from_env()?).build()?;
 //!     let wise_routes = WiseRoutes::new(wise); // prefix "/wise" by default
+//!     wise_routes.check()?; // e.g. a redirect URI whose path is not the callback route
 //!
 //!     HttpServer::new(move || {
 //!         App::new()
@@ -52,7 +58,7 @@
 //! }
 //! ```
 //!
-//! With the defaults, `App::new().configure(wise_oauth_actix::routes(wise.clone()))` is
+//! With the defaults, `App::new().configure(wise_oauth::actix::routes(wise.clone()))` is
 //! the one-liner.
 //!
 //! # Routes
@@ -70,14 +76,27 @@
 //! The behaviour is defined once in [`wise_oauth_core::web`] and shared with the axum
 //! adapter, so both answer byte for byte the same; one behaviour suite runs against both.
 //!
+//! # Fitting it into your app
+//!
+//! [`WiseRoutes`] takes the app's hooks (the same in both adapters, defined once in
+//! [`wise_oauth_core::web::Hooks`]): [`WiseRoutes::login_url`] sends a logged-out browser
+//! to your login (`/login?next={return_to}`) instead of a 401 page;
+//! [`WiseRoutes::error_redirect`] brings a declined or failed link back into your app with
+//! `wise_error=<reason>` (e.g. `access_denied`); [`WiseRoutes::pages`] renders the
+//! plugin's HTML pages your way. A prefix, login URL or redirect URI the routes cannot
+//! serve stops the app at start-up with a message naming what to change
+//! ([`WiseRoutes::check`] returns it as a value).
+//!
 //! # Who is the user
 //!
 //! The plugin never reads a user id from the query string or a header. By default it reads
 //! the [`WiseUser`] request extension, which your auth middleware inserts for a logged-in
 //! user (`req.extensions_mut().insert(WiseUser::new(id))`). If your login already has its
 //! own way (an extension of your own type, `actix-identity`, `actix-session`), register a
-//! resolver over the `&HttpRequest` instead: [`WiseRoutes::user_resolver`]. Without a user,
-//! every route and the extractor answer 401 before touching any store.
+//! resolver over the `&HttpRequest` instead: [`WiseRoutes::user_resolver`], or
+//! [`WiseRoutes::async_user_resolver`] when the lookup awaits (a session store). Without a
+//! user, every route and the extractor answer 401 (or redirect to your login URL) before
+//! touching any store.
 //!
 //! # Cross-site requests
 //!

@@ -3,7 +3,9 @@
 use actix_web::http::header::ALLOW;
 use actix_web::{guard, web, HttpRequest, HttpResponse};
 use futures::StreamExt as _;
-use wise_oauth_core::web::{Plugin, PluginBuilder, Route, RouteMethod, MAX_MOBILE_BODY};
+use wise_oauth_core::web::{
+    Pages, Plugin, PluginBuilder, Route, RouteMethod, SetupError, MAX_MOBILE_BODY,
+};
 use wise_oauth_core::{UserId, WiseOAuth};
 
 use crate::convert::response;
@@ -14,10 +16,11 @@ use crate::framework::Actix;
 /// and on how to find the user.
 ///
 /// ```
-/// # fn demo(wise: wise_oauth_core::WiseOAuth) {
+/// # mod wise_oauth { pub use wise_oauth_core::*; pub mod actix { pub use wise_oauth_actix::*; } }
+/// # fn demo(wise: wise_oauth::WiseOAuth) {
 /// use actix_web::{App, HttpMessage, HttpServer};
-/// use wise_oauth_actix::WiseRoutes;
-/// use wise_oauth_core::UserId;
+/// use wise_oauth::actix::WiseRoutes;
+/// use wise_oauth::UserId;
 ///
 /// #[derive(Clone)]
 /// struct CurrentUser { id: String } // what your auth middleware inserts
@@ -46,8 +49,9 @@ impl WiseRoutes {
     /// it starts with `/` and has no trailing slash. The callback route
     /// (`{prefix}/callback`) must be the path of the configured redirect URI. Prefer this
     /// over mounting inside a `web::scope`, so redirects into the link flow point at the
-    /// right URL. An invalid prefix makes [`WiseRoutes::configure`] panic (like an invalid
-    /// actix-web route pattern).
+    /// right URL. An invalid prefix, or a callback route that is not the redirect URI's
+    /// path, makes [`WiseRoutes::configure`] panic (like an invalid actix-web route
+    /// pattern); [`WiseRoutes::check`] returns the same [`SetupError`].
     pub fn prefix(self, prefix: impl Into<String>) -> Self {
         Self(self.0.prefix(prefix))
     }
@@ -63,6 +67,82 @@ impl WiseRoutes {
         Self(self.0.user_resolver(resolve))
     }
 
+    /// [`WiseRoutes::user_resolver`] for a lookup that awaits, e.g. a session store: read
+    /// what you need from the request (a cookie) and return a future that owns it. A
+    /// `WiseToken` extraction then boxes its work and copies the few request facts a
+    /// rejection needs; with the sync resolver or the default, a cached token costs no
+    /// allocation.
+    ///
+    /// ```
+    /// # mod wise_oauth { pub use wise_oauth_core::*; pub mod actix { pub use wise_oauth_actix::*; } }
+    /// # fn demo(wise: wise_oauth::WiseOAuth) {
+    /// use std::collections::HashMap;
+    /// use std::sync::Arc;
+    /// use tokio::sync::RwLock;
+    /// use wise_oauth::actix::WiseRoutes;
+    /// use wise_oauth::UserId;
+    ///
+    /// // session id -> user id: your session store (a database, Redis, ...)
+    /// let sessions: Arc<RwLock<HashMap<String, String>>> = Arc::default();
+    /// let routes = WiseRoutes::new(wise).async_user_resolver(move |req| {
+    ///     let sid = req.cookie("sid").map(|c| c.value().to_owned());
+    ///     let sessions = sessions.clone();
+    ///     async move {
+    ///         let user = sessions.read().await.get(&sid?)?.clone();
+    ///         UserId::new(user).ok()
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn async_user_resolver<F, Fut>(self, resolve: F) -> Self
+    where
+        F: Fn(&HttpRequest) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Option<UserId>> + Send + 'static,
+    {
+        Self(self.0.async_user_resolver(resolve))
+    }
+
+    /// Where a logged-out user logs in: a browser GET is redirected (303) there instead of
+    /// getting the plugin's 401 page; `{return_to}` in it becomes the percent-encoded path
+    /// to come back to (`/login?next={return_to}`). A local path or an absolute `http(s)`
+    /// URL. Default: none (a 401 page linking to `/`). See
+    /// [`Hooks::login_url`](wise_oauth_core::web::Hooks::login_url).
+    pub fn login_url(self, url: impl Into<String>) -> Self {
+        Self(self.0.login_url(url))
+    }
+
+    /// On a declined or failed link, redirect the browser back into the app (the flow's
+    /// `return_to` with `wise_error=<reason>`, e.g. `/settings?wise_error=access_denied`)
+    /// instead of showing the plugin's error page. Default: off. See
+    /// [`Hooks::error_redirect`](wise_oauth_core::web::Hooks::error_redirect).
+    pub fn error_redirect(self, on: bool) -> Self {
+        Self(self.0.error_redirect(on))
+    }
+
+    /// Renders the plugin's HTML pages your way (branding, translation); see [`Pages`].
+    /// Default: the plugin's own pages.
+    pub fn pages(self, pages: impl Pages) -> Self {
+        Self(self.0.pages(pages))
+    }
+
+    /// The checks [`WiseRoutes::configure`] makes, as a value: an invalid prefix or login
+    /// URL, or a configured redirect URI whose path is not the callback route. Call it in
+    /// `main` before `HttpServer::new`: `configure` runs inside each worker's app factory,
+    /// so its panic surfaces in the worker threads rather than as an error of `main`.
+    ///
+    /// ```
+    /// # mod wise_oauth { pub use wise_oauth_core::*; pub mod actix { pub use wise_oauth_actix::*; } }
+    /// # fn demo(wise: wise_oauth::WiseOAuth) -> std::io::Result<()> {
+    /// use wise_oauth::actix::WiseRoutes;
+    ///
+    /// let wise_routes = WiseRoutes::new(wise).prefix("/integrations/wise");
+    /// wise_routes.check()?; // a SetupError converts into std::io::Error
+    /// # Ok(()) }
+    /// ```
+    pub fn check(&self) -> Result<(), SetupError> {
+        self.0.check()
+    }
+
     /// Mounts the routes and registers the plugin as app data, for
     /// `App::new().configure(|cfg| wise_routes.configure(cfg))`. Call it on the `App`
     /// itself (not only inside a `web::scope`), so [`WiseToken`](crate::WiseToken) finds
@@ -70,11 +150,16 @@ impl WiseRoutes {
     ///
     /// # Panics
     ///
-    /// When the prefix is invalid.
+    /// When the settings are invalid (see [`WiseRoutes::check`]): the message names what to
+    /// change, e.g. both paths when the redirect URI is not the callback route.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         let plugin = web::Data::from(self.0.build());
+        let routes = match plugin.routes() {
+            Ok(routes) => routes.collect::<Vec<_>>(),
+            Err(e) => panic!("wise-oauth-actix: {e}"),
+        };
         cfg.app_data(plugin.clone());
-        for (route, path) in plugin.routes() {
+        for (route, path) in routes {
             // Like axum's `get`, GET routes also answer HEAD; other methods get the same
             // 405 as axum (the method guard sits on the route, not on the resource, so the
             // path still matches).

@@ -27,7 +27,8 @@ use crate::routes::WisePlugin;
 /// [`FromRef`], so forgetting it is a compile error, not a 500 at run time.
 ///
 /// ```
-/// use wise_oauth_axum::WiseToken;
+/// # mod wise_oauth { pub use wise_oauth_core::*; pub mod axum { pub use wise_oauth_axum::*; } }
+/// use wise_oauth::axum::WiseToken;
 ///
 /// async fn profile(token: WiseToken) -> String {
 ///     // Call Wise with `Authorization: Bearer {token.access_token().expose_secret()}`.
@@ -55,8 +56,9 @@ impl WiseToken {
     /// look-up: the headers are read here, by the handlers that ask for them.
     ///
     /// ```
+    /// # mod wise_oauth { pub use wise_oauth_core::*; pub mod axum { pub use wise_oauth_axum::*; } }
     /// use axum::http::HeaderMap;
-    /// use wise_oauth_axum::WiseToken;
+    /// use wise_oauth::axum::WiseToken;
     ///
     /// async fn profiles(token: WiseToken, headers: HeaderMap) -> String {
     ///     match token.client_for(&headers).profiles().await {

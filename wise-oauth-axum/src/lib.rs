@@ -4,15 +4,20 @@
 //! ready-made routes, and any handler that takes a [`WiseToken`] gets a valid access token
 //! for the logged-in user, refreshed transparently.
 //!
+//! Apps depend on the `wise-oauth` crate with its `axum` feature and find this crate's
+//! items at `wise_oauth::axum` (the examples below are written that way); the
+//! `wise-oauth` docs hold the complete quick starts and the production guide.
+//!
 //! # Quick start
 //!
 //! ```no_run
+//! # mod wise_oauth { pub use wise_oauth_core::*; pub mod axum { pub use wise_oauth_axum::*; } }
 //! use axum::extract::Request;
 //! use axum::middleware::{self, Next};
 //! use axum::response::Response;
 //! use axum::{routing::get, Router};
-//! use wise_oauth_axum::{WiseRoutes, WiseToken, WiseUser};
-//! use wise_oauth_core::{UserId, WiseConfig, WiseOAuth};
+//! use wise_oauth::axum::{WiseRoutes, WiseToken, WiseUser};
+//! use wise_oauth::{UserId, WiseConfig, WiseOAuth};
 //!
 //! // Any handler: a valid token of the logged-in user's linked Wise profile.
 //! // Not linked yet? Browsers are sent through /wise/connect, API clients get a 401 JSON.
@@ -33,6 +38,7 @@
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     let wise = WiseOAuth::builder(WiseConfig::from_env()?).build()?;
 //!     let wise_routes = WiseRoutes::new(wise); // prefix "/wise" by default
+//!     wise_routes.check()?; // e.g. a redirect URI whose path is not the callback route
 //!
 //!     let app = Router::new()
 //!         .route("/balances", get(balances))
@@ -60,13 +66,27 @@
 //! The behaviour is defined once in [`wise_oauth_core::web`] and shared with the actix-web
 //! adapter, so both answer byte for byte the same.
 //!
+//! # Fitting it into your app
+//!
+//! [`WiseRoutes`] takes the app's hooks (the same in both adapters, defined once in
+//! [`wise_oauth_core::web::Hooks`]): [`WiseRoutes::login_url`] sends a logged-out browser
+//! to your login (`/login?next={return_to}`) instead of a 401 page;
+//! [`WiseRoutes::error_redirect`] brings a declined or failed link back into your app with
+//! `wise_error=<reason>` (e.g. `access_denied`); [`WiseRoutes::pages`] renders the
+//! plugin's HTML pages your way. A prefix, login URL or redirect URI the routes cannot
+//! serve stops the app at start-up with a message naming what to change
+//! ([`WiseRoutes::check`] returns it as a value).
+//!
 //! # Who is the user
 //!
 //! The plugin never reads a user id from the query string or a header. By default it reads
 //! the [`WiseUser`] request extension, which your auth middleware inserts for a logged-in
-//! user. If your login already puts its own type into the extensions, register a resolver
-//! instead: [`WiseRoutes::user_resolver`]. Without a user, every route and the extractor
-//! answer 401 before touching any store.
+//! user; `.layer(...)` covers only the routes added before it, so a route added after it
+//! answers 401 `not_logged_in`. If your login already puts its own type into the
+//! extensions, register a resolver instead: [`WiseRoutes::user_resolver`], or
+//! [`WiseRoutes::async_user_resolver`] when the lookup awaits (a session store). Without a
+//! user, every route and the extractor answer 401 (or redirect to your login URL) before
+//! touching any store.
 //!
 //! # Cross-site requests
 //!

@@ -253,6 +253,29 @@ pub enum ConfigError {
     HttpClient,
 }
 
+/// An invalid setting as an I/O error (kind `InvalidInput`), so `?` works in actix-web's
+/// usual `main() -> std::io::Result<()>`.
+///
+/// ```
+/// use wise_oauth_core::{ClientSecret, WiseConfig};
+///
+/// fn main() -> std::io::Result<()> {
+///     let secret = ClientSecret::new("s3cr3t");
+///     let config = WiseConfig::builder("my-client", secret, "https://app.example.com/wise/callback")
+///         .build()?;
+///     # let _ = config;
+///     let bad = WiseConfig::builder("my-client", ClientSecret::new("s"), "not a url").build();
+///     let io: std::io::Error = bad.unwrap_err().into();
+///     assert_eq!(io.kind(), std::io::ErrorKind::InvalidInput);
+///     Ok(())
+/// }
+/// ```
+impl From<ConfigError> for std::io::Error {
+    fn from(e: ConfigError) -> Self {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, e)
+    }
+}
+
 impl ConfigError {
     /// Rewrites a builder error into one that names the environment variable it came from.
     fn for_env(self, var: &'static str, expected: &'static str) -> Self {

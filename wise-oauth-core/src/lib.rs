@@ -4,13 +4,18 @@
 //! them at any time. The adapters `wise-oauth-axum` and `wise-oauth-actix` add ready-made
 //! routes and a `WiseToken` extractor on top of this crate.
 //!
+//! Apps depend on the `wise-oauth` crate, which re-exports everything here at its root
+//! (`wise_oauth::WiseOAuth`, ...); the examples below are written that way, and the
+//! `wise-oauth` docs hold the quick starts per framework and the production guide.
+//!
 //! # Quick start
 //!
 //! Build one [`WiseOAuth`] handle at startup, then drive the link flow from two routes of
 //! your app (the adapters do exactly this for you) and ask for tokens anywhere:
 //!
 //! ```no_run
-//! use wise_oauth_core::{LinkOptions, UserId, WiseConfig, WiseOAuth, BINDING_COOKIE_NAME};
+//! # mod wise_oauth { pub use wise_oauth_core::*; }
+//! use wise_oauth::{LinkOptions, UserId, WiseConfig, WiseOAuth, BINDING_COOKIE_NAME};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! // WISE_ENV, WISE_CLIENT_ID, WISE_CLIENT_SECRET, WISE_REDIRECT_URI, ...
@@ -50,7 +55,8 @@
 //! answers come back typed (re-link, rate limited with `Retry-After`, SCA required, ...):
 //!
 //! ```no_run
-//! use wise_oauth_core::{UserId, WiseConfig, WiseOAuth};
+//! # mod wise_oauth { pub use wise_oauth_core::*; }
+//! use wise_oauth::{UserId, WiseConfig, WiseOAuth};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let wise = WiseOAuth::builder(WiseConfig::from_env()?).build()?;

@@ -169,13 +169,21 @@ impl EncryptionKeys {
 
     /// Adds a key with its id (1 to 64 characters of `A-Z a-z 0-9 - _ .`). The first key
     /// added is the primary key, used for new records; later keys only open old records.
+    /// The id is taken like the config builder's strings (`&str`, `String`, ...).
+    ///
+    /// ```
+    /// use wise_oauth_core::EncryptionKeys;
+    /// let key_id = format!("k{}", 2026);
+    /// let keys = EncryptionKeys::new().key(key_id, [7; 32]).key("k-old", [9; 32]);
+    /// assert_eq!(keys.primary_id(), Some("k2026"));
+    /// ```
     ///
     /// # Panics
     ///
     /// If the id is invalid or already used; use [`EncryptionKeys::try_key`] for ids that
     /// are not literals in your code.
     #[must_use]
-    pub fn key(self, id: &str, bytes: [u8; 32]) -> Self {
+    pub fn key(self, id: impl Into<String>, bytes: [u8; 32]) -> Self {
         match self.try_key(id, bytes) {
             Ok(keys) => keys,
             Err(err) => panic!("EncryptionKeys::key: {err}"),
@@ -184,9 +192,10 @@ impl EncryptionKeys {
 
     /// Adds a key like [`EncryptionKeys::key`], returning an error for an invalid or
     /// duplicate id.
-    pub fn try_key(self, id: &str, mut bytes: [u8; 32]) -> Result<Self, InvalidKeys> {
+    pub fn try_key(self, id: impl Into<String>, mut bytes: [u8; 32]) -> Result<Self, InvalidKeys> {
+        let id: String = id.into();
         let position = self.keys.len() + 1;
-        if !valid_key_id(id) {
+        if !valid_key_id(&id) {
             bytes.zeroize();
             return Err(InvalidKeys::InvalidId { position });
         }
@@ -203,10 +212,7 @@ impl EncryptionKeys {
                 cipher: entry.cipher.clone(),
             });
         }
-        keys.push(KeyEntry {
-            id: id.to_owned(),
-            cipher,
-        });
+        keys.push(KeyEntry { id, cipher });
         Ok(Self {
             keys: Arc::new(keys),
         })

@@ -541,6 +541,27 @@ impl WiseOAuth {
         .await
     }
 
+    /// [`WiseOAuth::complete_link`] for the ready-made callback route: a failure also
+    /// carries the flow's `return_to` once the callback was tied to this user's flow in
+    /// this browser.
+    pub(crate) async fn complete_link_returning(
+        &self,
+        user: &UserId,
+        raw_query: &str,
+        binding_cookie: Option<&str>,
+    ) -> Result<LinkCompleted, (FlowError, Option<String>)> {
+        let (core, user) = (self.core.clone(), user.clone());
+        let (query, cookie) = (raw_query.to_owned(), binding_cookie.map(str::to_owned));
+        detached(async move {
+            core.flow
+                .complete_web_returning(&user, &query, cookie.as_deref())
+                .await
+                .map_err(|(e, return_to)| FailedCompletion(e, return_to))
+        })
+        .await
+        .map_err(|FailedCompletion(e, return_to)| (e, return_to))
+    }
+
     /// The `Set-Cookie` value that deletes the binding cookie (with `Secure` unless the
     /// redirect URI is plain `http`).
     pub fn clear_binding_cookie(&self) -> String {
@@ -670,15 +691,24 @@ impl WiseOAuth {
 /// exchange, the profile check and the install finish even if the caller's future is
 /// dropped (a browser that leaves mid-callback), so a grant Wise issued is never lost; on a
 /// re-link the previous refresh token is already dead by then.
-async fn detached(
-    completion: impl Future<Output = Result<LinkCompleted, FlowError>> + Send + 'static,
-) -> Result<LinkCompleted, FlowError> {
+async fn detached<E: From<FlowError> + Send + 'static>(
+    completion: impl Future<Output = Result<LinkCompleted, E>> + Send + 'static,
+) -> Result<LinkCompleted, E> {
     match tokio::spawn(completion).await {
         Ok(result) => result,
         Err(e) => {
             tracing::error!(panicked = e.is_panic(), "link completion task failed");
-            Err(FlowError::Unavailable { retry_after: None })
+            Err(FlowError::Unavailable { retry_after: None }.into())
         }
+    }
+}
+
+/// A failed web completion with the `return_to` it may go back to.
+struct FailedCompletion(FlowError, Option<String>);
+
+impl From<FlowError> for FailedCompletion {
+    fn from(e: FlowError) -> Self {
+        FailedCompletion(e, None)
     }
 }
 

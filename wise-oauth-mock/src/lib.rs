@@ -3,8 +3,10 @@
 //! It serves the authorization pages (login, 2FA, profile choice, consent), the token
 //! endpoint with its four grants, the profile and user API calls made around linking,
 //! and a control API under `/__mock/` for counters, user actions, faults and the clock.
-//! It is an independent implementation of the contract in `wise-oauth-spec.md` and does
-//! not share code with the client library.
+//! It implements Wise's OAuth 2.0 behaviour as the rest of this documentation describes it
+//! (the pages, the grants and their errors, the API calls, the faults), independently: it
+//! shares no code with the client library, so tests that drive one against the other check
+//! both.
 //!
 //! ```
 //! use wise_oauth_mock::{MockWise, DEMO_CLIENT_ID};

@@ -1,8 +1,9 @@
 //! The link state machine: start (authorize URL + pending state) and completion (consume
 //! the state, exchange the code, verify the profile, persist the link).
 //!
-//! Completion order (security.md I5): parse the raw callback → atomically take the pending
-//! flow (consumed even when a later check fails) → check environment/client, kind, age,
+//! Completion order (the state is consumed before any call to Wise): parse the raw
+//! callback → atomically take the pending flow (consumed even when a later check fails)
+//! → check environment/client, kind, age,
 //! owner user and browser binding → only then any outbound call: under the link's lease,
 //! exchange the code (with the PKCE verifier from the pending record), verify the
 //! `profileId` hint through the Wise API, and install the link.
@@ -438,11 +439,27 @@ impl LinkFlow {
         raw_query: &str,
         binding_cookie: Option<&str>,
     ) -> Result<LinkCompleted, FlowError> {
+        self.complete_web_returning(user, raw_query, binding_cookie)
+            .await
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`LinkFlow::complete_web`] that also gives a failure the flow's `return_to`, once
+    /// the callback was tied to this user's flow in this browser (before that, nothing of
+    /// the record is trusted: `None`).
+    pub(crate) async fn complete_web_returning(
+        &self,
+        user: &UserId,
+        raw_query: &str,
+        binding_cookie: Option<&str>,
+    ) -> Result<LinkCompleted, (FlowError, Option<String>)> {
         let issuers = self.issuers();
         let issuers = [issuers[0].as_str(), issuers[1].as_str()];
         let parsed = callback::parse(raw_query, &issuers);
-        self.complete(user, parsed, binding_cookie, FlowKind::Web)
+        let mut return_to = None;
+        self.complete(user, parsed, binding_cookie, FlowKind::Web, &mut return_to)
             .await
+            .map_err(|e| (e, return_to))
     }
 
     /// Completes a mobile flow from what the app forwarded.
@@ -463,7 +480,8 @@ impl LinkFlow {
                 callback::parse(raw_query, &issuers)
             }
         };
-        self.complete(user, parsed, None, FlowKind::Mobile).await
+        self.complete(user, parsed, None, FlowKind::Mobile, &mut None)
+            .await
     }
 
     /// Takes (and drops) the pending flow of `state`, if any: a failed callback still
@@ -483,9 +501,10 @@ impl LinkFlow {
         parsed: Result<Callback, ParseFailure>,
         binding_cookie: Option<&str>,
         kind: FlowKind,
+        trusted_return_to: &mut Option<String>,
     ) -> Result<LinkCompleted, FlowError> {
         let result = self
-            .complete_inner(user, parsed, binding_cookie, kind)
+            .complete_inner(user, parsed, binding_cookie, kind, trusted_return_to)
             .await;
         match &result {
             Ok(done) => {
@@ -504,6 +523,7 @@ impl LinkFlow {
         parsed: Result<Callback, ParseFailure>,
         binding_cookie: Option<&str>,
         kind: FlowKind,
+        trusted_return_to: &mut Option<String>,
     ) -> Result<LinkCompleted, FlowError> {
         let callback = match parsed {
             Ok(callback) => callback,
@@ -557,6 +577,8 @@ impl LinkFlow {
                 return Err(FlowError::BrowserMismatch);
             }
         }
+        // The flow is this user's, in this browser: its return_to may take a failure back.
+        *trusted_return_to = Some(pending.return_to.clone());
 
         // 3. What Wise said.
         let (code, hint) = match callback.outcome {

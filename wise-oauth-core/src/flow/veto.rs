@@ -1,4 +1,4 @@
-//! The app's veto over a newly linked profile (security.md threat 3).
+//! The app's veto over a newly linked profile (say, one whose holder is not the app user).
 
 use async_trait::async_trait;
 

@@ -19,8 +19,14 @@
 //! # Rules the routes apply
 //!
 //! * **Who is the user.** Every route takes the user the adapter resolved from the app's
-//!   own login. Without one, the route answers 401 ([`not_logged_in`]) before it touches
-//!   any store.
+//!   own login (a sync or an async resolver, or the [`WiseUser`] extension). Without one,
+//!   the route answers 401, or redirects a browser to the app's login URL
+//!   ([`not_logged_in`], [`Hooks::login_url`]), before it touches any store.
+//! * **The app's hooks.** [`Hooks`] lead the plugin's answers into the app: its login URL,
+//!   a redirect back into the app after a failed link ([`Hooks::error_redirect`]), and the
+//!   look of every HTML page ([`Pages`]). JSON answers and statuses never change.
+//! * **Fail fast.** A prefix, a login URL or a redirect URI the mounted routes cannot
+//!   serve is a [`SetupError`] when the routes are built, naming what to change.
 //! * **Browser or API client.** A request is treated as coming from a browser when its
 //!   `Accept` header lists `text/html` and it carries no `X-Requested-With` header
 //!   ([`RequestInfo::is_browser`]). Browsers get redirects and small HTML pages; everything
@@ -40,20 +46,26 @@
 
 mod builder;
 mod framework;
+mod hooks;
 mod html;
 mod mount;
+mod pages;
 mod plugin;
 mod rejection;
 mod reply;
 mod request;
+mod resolver;
 mod route;
 mod routes;
+mod setup;
 mod token;
 mod user;
 
 pub use builder::PluginBuilder;
 pub use framework::Framework;
+pub use hooks::{Hooks, ERROR_PARAM, RETURN_TO_PLACEHOLDER};
 pub use mount::{InvalidPrefix, Mount, DEFAULT_PREFIX};
+pub use pages::{escape_html, DefaultPages, Page, Pages};
 pub use plugin::Plugin;
 pub use rejection::Rejection;
 pub use reply::{Body, Reply};
@@ -63,5 +75,6 @@ pub use routes::{
     callback, connect, disconnect, mobile_complete, mobile_start, not_logged_in, not_set_up,
     status, token_rejection, RejectionKind, MAX_MOBILE_BODY,
 };
+pub use setup::SetupError;
 pub use token::{request_correlation_id, LinkedToken};
 pub use user::WiseUser;

@@ -8,7 +8,8 @@ pub const DEFAULT_PREFIX: &str = "/wise";
 /// The path prefix under which an adapter serves the routes.
 ///
 /// ```
-/// use wise_oauth_core::web::Mount;
+/// # mod wise_oauth { pub use wise_oauth_core::*; }
+/// use wise_oauth::web::Mount;
 /// let mount = Mount::new("/integrations/wise").unwrap();
 /// assert_eq!(mount.path("/connect"), "/integrations/wise/connect");
 /// assert_eq!(

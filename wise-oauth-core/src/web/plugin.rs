@@ -1,33 +1,39 @@
 //! The plugin handle the routes and the extractor share.
 
 use std::fmt;
-use std::sync::Arc;
 
 use super::framework::Framework;
+use super::hooks::Hooks;
 use super::mount::Mount;
+use super::resolver::{Resolver, UserFuture};
 use super::route::Route;
+use super::setup::{check_callback, SetupError};
 use crate::{UserId, WiseOAuth};
 
-/// How the app tells the plugin who the logged-in user is, from its framework's request.
-pub(crate) type Resolver<F> =
-    Arc<dyn Fn(&<F as Framework>::Request) -> Option<UserId> + Send + Sync + 'static>;
-
-/// What an adapter's routes and its `WiseToken` extractor share: the handle, the mount and
-/// how to find the user. Built by a [`PluginBuilder`](super::PluginBuilder); an adapter
-/// keeps it in its framework's app state (axum: the router state through `FromRef`,
-/// actix-web: app data), where its `WiseToken` extractor finds it.
+/// What an adapter's routes and its `WiseToken` extractor share: the handle, the mount,
+/// how to find the user and the app's [`Hooks`]. Built by a
+/// [`PluginBuilder`](super::PluginBuilder); an adapter keeps it in its framework's app
+/// state (axum: the router state through `FromRef`, actix-web: app data), where its
+/// `WiseToken` extractor finds it.
 pub struct Plugin<F: Framework> {
     wise: WiseOAuth,
     mount: Mount,
     resolver: Option<Resolver<F>>,
+    hooks: Hooks,
 }
 
 impl<F: Framework> Plugin<F> {
-    pub(crate) fn new(wise: WiseOAuth, mount: Mount, resolver: Option<Resolver<F>>) -> Self {
+    pub(crate) fn new(
+        wise: WiseOAuth,
+        mount: Mount,
+        resolver: Option<Resolver<F>>,
+        hooks: Hooks,
+    ) -> Self {
         Plugin {
             wise,
             mount,
             resolver,
+            hooks,
         }
     }
 
@@ -41,33 +47,46 @@ impl<F: Framework> Plugin<F> {
         &self.mount
     }
 
-    /// The logged-in user of a request: the app's resolver when it registered one,
-    /// otherwise the [`WiseUser`](super::WiseUser) extension. `None`: not logged in.
-    pub fn user(&self, req: &F::Request) -> Option<UserId> {
+    /// The app's hooks into the plugin's answers.
+    pub fn hooks(&self) -> &Hooks {
+        &self.hooks
+    }
+
+    /// The logged-in user of a request: the app's resolver (sync or async) when it
+    /// registered one, otherwise the [`WiseUser`](super::WiseUser) extension. `None`: not
+    /// logged in. Only an async resolver allocates (its boxed future).
+    pub async fn user(&self, req: &F::Request) -> Option<UserId> {
+        match self.user_now(req) {
+            Ok(user) => user,
+            Err(pending) => pending.await,
+        }
+    }
+
+    /// The user when it is known without waiting (the extension, a sync resolver), else
+    /// the async resolver's future.
+    pub(crate) fn user_now(&self, req: &F::Request) -> Result<Option<UserId>, UserFuture> {
         match &self.resolver {
-            Some(resolve) => resolve(req),
-            None => F::wise_user(req),
+            None => Ok(F::wise_user(req)),
+            Some(Resolver::Sync(resolve)) => Ok(resolve(req)),
+            Some(Resolver::Async(resolve)) => Err(resolve(req)),
         }
     }
 
     /// The full path of each route under the mount, in [`Route::ALL`] order, for the
-    /// adapter to register. Logs a warning when the callback route is not the path of the
-    /// configured redirect URI (Wise would send the user elsewhere).
-    pub fn routes(&self) -> impl Iterator<Item = (Route, String)> + '_ {
-        let callback = self.mount.path(Route::Callback.path());
-        if let Ok(uri) = self.wise.config().redirect_uri().parse::<http::Uri>() {
-            if uri.path() != callback {
-                tracing::warn!(
-                    adapter = F::ADAPTER,
-                    route = %callback,
-                    redirect_uri_path = uri.path(),
-                    "wise-oauth: the callback route is not the path of the configured redirect URI"
-                );
-            }
-        }
-        Route::ALL
+    /// adapter to register.
+    ///
+    /// # Errors
+    ///
+    /// [`SetupError::CallbackMismatch`] when the callback route is not the path of the
+    /// configured redirect URI: Wise would send every user to a path with no route.
+    pub fn routes(&self) -> Result<impl Iterator<Item = (Route, String)> + '_, SetupError> {
+        check_callback(
+            self.wise.config().redirect_uri(),
+            &self.mount.path(Route::Callback.path()),
+        )?;
+        Ok(Route::ALL
             .into_iter()
-            .map(|route| (route, self.mount.path(route.path())))
+            .map(|route| (route, self.mount.path(route.path()))))
     }
 }
 
@@ -75,20 +94,21 @@ impl<F: Framework> fmt::Debug for Plugin<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Plugin")
             .field("mount", &self.mount)
-            .field("user", &ResolverDebug(self.resolver.is_some()))
+            .field("user", &ResolverDebug(self.resolver.as_ref()))
+            .field("hooks", &self.hooks)
             .finish_non_exhaustive()
     }
 }
 
 /// Debug for the resolver slot without printing the closure.
-pub(crate) struct ResolverDebug(pub(crate) bool);
+pub(crate) struct ResolverDebug<'a, F: Framework>(pub(crate) Option<&'a Resolver<F>>);
 
-impl fmt::Debug for ResolverDebug {
+impl<F: Framework> fmt::Debug for ResolverDebug<'_, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0 {
-            "custom"
-        } else {
-            "WiseUser extension"
+        f.write_str(match self.0 {
+            None => "WiseUser extension",
+            Some(Resolver::Sync(_)) => "custom",
+            Some(Resolver::Async(_)) => "custom (async)",
         })
     }
 }

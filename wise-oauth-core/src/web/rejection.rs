@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::hooks::Hooks;
 use super::mount::Mount;
 use super::reply::Reply;
 use super::request::RequestInfo;
@@ -21,22 +22,27 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    pub(crate) fn token(error: &TokenError, req: &RequestInfo, mount: &Mount) -> Self {
+    pub(crate) fn token(
+        error: &TokenError,
+        req: &RequestInfo,
+        mount: &Mount,
+        hooks: &Hooks,
+    ) -> Self {
         Rejection {
             kind: RejectionKind::of(error),
-            reply: Box::new(token_rejection(error, req, mount)),
+            reply: Box::new(token_rejection(error, req, mount, hooks)),
         }
     }
 
-    pub(crate) fn not_logged_in(req: &RequestInfo) -> Self {
+    pub(crate) fn not_logged_in(req: &RequestInfo, hooks: &Hooks) -> Self {
         Rejection {
             kind: RejectionKind::NotLoggedIn,
-            reply: Box::new(not_logged_in(req)),
+            reply: Box::new(not_logged_in(req, hooks)),
         }
     }
 
-    /// The adapter found no plugin in its app state: 500 with `hint`, the setup call the
-    /// app forgot (for frameworks where that is only known at run time).
+    /// The adapter found no plugin in its app state: 500 with `hint`, what the app's wiring
+    /// most likely lacks (for frameworks where that is only known at run time).
     pub fn not_set_up(req: &RequestInfo, hint: &'static str) -> Self {
         Rejection {
             kind: RejectionKind::NotSetUp,

@@ -8,7 +8,8 @@ use super::framework::Framework;
 /// never taken from a header.
 ///
 /// ```
-/// use wise_oauth_core::web::RequestInfo;
+/// # mod wise_oauth { pub use wise_oauth_core::*; }
+/// use wise_oauth::web::RequestInfo;
 /// let mut req = RequestInfo::new("GET", "/balances?currency=EUR");
 /// req.header("accept", b"text/html,application/xhtml+xml;q=0.9");
 /// assert!(req.is_browser());

@@ -10,7 +10,8 @@ use super::routes;
 /// [`Plugin::routes`]' path with [`Route::method`], and answers it with [`Plugin::serve`].
 ///
 /// ```
-/// use wise_oauth_core::web::{Route, RouteMethod};
+/// # mod wise_oauth { pub use wise_oauth_core::*; }
+/// use wise_oauth::web::{Route, RouteMethod};
 /// assert_eq!(Route::Callback.path(), "/callback");
 /// assert_eq!(Route::Disconnect.method(), RouteMethod::Post);
 /// assert!(Route::MobileComplete.reads_body());
@@ -87,15 +88,17 @@ impl<F: Framework> Plugin<F> {
     /// empty.
     pub async fn serve(&self, route: Route, req: &F::Request, body: &[u8]) -> Reply {
         let info = RequestInfo::of::<F>(req);
-        let user = self.user(req);
-        let (wise, user, mount) = (self.wise(), user.as_ref(), self.mount());
+        let user = self.user(req).await;
+        let (wise, user, mount, hooks) = (self.wise(), user.as_ref(), self.mount(), self.hooks());
         match route {
-            Route::Connect => routes::connect(wise, user, &info, mount).await,
-            Route::Callback => routes::callback(wise, user, &info, mount).await,
-            Route::Status => routes::status(wise, user, &info, mount).await,
-            Route::Disconnect => routes::disconnect(wise, user, &info, mount).await,
-            Route::MobileStart => routes::mobile_start(wise, user, &info, mount).await,
-            Route::MobileComplete => routes::mobile_complete(wise, user, &info, mount, body).await,
+            Route::Connect => routes::connect(wise, user, &info, mount, hooks).await,
+            Route::Callback => routes::callback(wise, user, &info, mount, hooks).await,
+            Route::Status => routes::status(wise, user, &info, mount, hooks).await,
+            Route::Disconnect => routes::disconnect(wise, user, &info, mount, hooks).await,
+            Route::MobileStart => routes::mobile_start(wise, user, &info, mount, hooks).await,
+            Route::MobileComplete => {
+                routes::mobile_complete(wise, user, &info, mount, hooks, body).await
+            }
         }
     }
 }

@@ -6,13 +6,15 @@ use http::header::SET_COOKIE;
 use http::StatusCode;
 use serde_json::json;
 
+use super::hooks::{Hooks, ERROR_PARAM};
 use super::html;
 use super::mount::Mount;
+use super::pages::Page;
 use super::reply::Reply;
 use super::request::RequestInfo;
 use crate::{
     FlowError, LinkOptions, LinkView, MobileCallback, TokenError, UserId, WiseOAuth,
-    BINDING_COOKIE_NAME,
+    BINDING_COOKIE_NAME, DEFAULT_RETURN_TO,
 };
 
 /// The largest JSON body [`mobile_complete`] accepts, in bytes.
@@ -80,26 +82,52 @@ fn error_json(status: StatusCode, reason: &str, message: &str) -> Reply {
     Reply::json(status, &json!({ "error": reason, "message": message }))
 }
 
-/// 401 for a request without a logged-in app user. Routes answer it before touching
+/// The answer to a request without a logged-in app user. Routes answer it before touching
 /// any store.
-pub fn not_logged_in(req: &RequestInfo) -> Reply {
-    let reason = RejectionKind::NotLoggedIn.reason();
-    if req.is_browser() {
-        Reply::html(
-            StatusCode::UNAUTHORIZED,
-            html::page(
-                "Please log in",
-                "Log in first, then connect your Wise account.",
-                Some(("/", "Home")),
-            ),
-        )
+///
+/// With a login URL ([`Hooks::login_url`]) a browser GET or HEAD is redirected (303) there,
+/// to come back to the current path; otherwise it is a 401: a page linking to the login URL
+/// (or `/`) for browsers, `{"error": "not_logged_in", "message", "login_url"?}` for API
+/// clients.
+pub fn not_logged_in(req: &RequestInfo, hooks: &Hooks) -> Reply {
+    let back = if matches!(req.method(), "GET" | "HEAD") {
+        req.path_and_query()
     } else {
-        error_json(StatusCode::UNAUTHORIZED, reason, "log in first")
+        DEFAULT_RETURN_TO
+    };
+    logged_out(req, hooks, back)
+}
+
+/// [`not_logged_in`], coming back to `back` after the login.
+fn logged_out(req: &RequestInfo, hooks: &Hooks, back: &str) -> Reply {
+    let reason = RejectionKind::NotLoggedIn.reason();
+    let login = hooks.login_url_for(back);
+    if !req.is_browser() {
+        let mut body = json!({ "error": reason, "message": "log in first" });
+        if let Some(url) = &login {
+            body["login_url"] = json!(url);
+        }
+        return Reply::json(StatusCode::UNAUTHORIZED, &body);
+    }
+    match &login {
+        Some(url) if matches!(req.method(), "GET" | "HEAD") => Reply::see_other(url),
+        _ => hooks.page(&Page::new(
+            StatusCode::UNAUTHORIZED,
+            reason,
+            "Please log in",
+            "Log in first, then connect your Wise account.",
+            Some(
+                login
+                    .as_deref()
+                    .map_or(("/", "Home"), |url| (url, "Log in")),
+            ),
+        )),
     }
 }
 
 /// 500 for an adapter that was not set up; `hint` names what is missing (it is logged and
-/// included in the body, as it only concerns the app's own wiring).
+/// included in the body, as it only concerns the app's own wiring). The page is the
+/// plugin's own: without the plugin, the app's [`Hooks`] are unknown.
 pub fn not_set_up(req: &RequestInfo, hint: &'static str) -> Reply {
     tracing::error!(hint, "wise-oauth: the adapter is not set up");
     let reason = RejectionKind::NotSetUp.reason();
@@ -121,8 +149,14 @@ pub fn not_set_up(req: &RequestInfo, hint: &'static str) -> Reply {
 /// A GET or HEAD from a browser that is not linked (or must re-link) is redirected (303)
 /// into the link flow with `return_to` set to the current path and query; other requests
 /// get 401 with `{"error": "wise_not_linked" | "wise_relink_required", "connect_url": ...}`.
-/// An outage is 503 with `Retry-After`; a configuration problem is 500.
-pub fn token_rejection(error: &TokenError, req: &RequestInfo, mount: &Mount) -> Reply {
+/// An outage is 503 with `Retry-After`; a configuration problem is 500. Pages are
+/// rendered by the app's [`Pages`](super::Pages).
+pub fn token_rejection(
+    error: &TokenError,
+    req: &RequestInfo,
+    mount: &Mount,
+    hooks: &Hooks,
+) -> Reply {
     let kind = RejectionKind::of(error);
     let browser = req.is_browser();
     match kind {
@@ -131,14 +165,13 @@ pub fn token_rejection(error: &TokenError, req: &RequestInfo, mount: &Mount) -> 
             if browser && matches!(req.method(), "GET" | "HEAD") {
                 Reply::see_other(&connect)
             } else if browser {
-                Reply::html(
+                hooks.page(&Page::new(
                     StatusCode::UNAUTHORIZED,
-                    html::page(
-                        "Connect your Wise account",
-                        "This page needs a linked Wise account.",
-                        Some((&connect, "Connect Wise")),
-                    ),
-                )
+                    kind.reason(),
+                    "Connect your Wise account",
+                    "This page needs a linked Wise account.",
+                    Some((&connect, "Connect Wise")),
+                ))
             } else {
                 Reply::json(
                     StatusCode::UNAUTHORIZED,
@@ -157,14 +190,13 @@ pub fn token_rejection(error: &TokenError, req: &RequestInfo, mount: &Mount) -> 
         RejectionKind::Unavailable => {
             let secs = retry_secs(error.retry_after());
             let reply = if browser {
-                Reply::html(
+                hooks.page(&Page::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    html::page(
-                        "Wise is unavailable",
-                        "Wise cannot be reached right now. Please try again in a moment.",
-                        Some((req.path_and_query(), "Try again")),
-                    ),
-                )
+                    kind.reason(),
+                    "Wise is unavailable",
+                    "Wise cannot be reached right now. Please try again in a moment.",
+                    Some((req.path_and_query(), "Try again")),
+                ))
             } else {
                 Reply::json(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -176,14 +208,13 @@ pub fn token_rejection(error: &TokenError, req: &RequestInfo, mount: &Mount) -> 
         _ => {
             tracing::error!(error = %error, "wise-oauth: no token because of a configuration problem");
             if browser {
-                Reply::html(
+                hooks.page(&Page::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    html::page(
-                        "Wise is misconfigured",
-                        "The Wise connection of this site is misconfigured.",
-                        None,
-                    ),
-                )
+                    kind.reason(),
+                    "Wise is misconfigured",
+                    "The Wise connection of this site is misconfigured.",
+                    None,
+                ))
             } else {
                 error_json(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -221,14 +252,19 @@ fn single_param(raw_query: &str, name: &str) -> Result<Option<String>, ()> {
     Ok(found)
 }
 
-fn flow_error_reply(error: &FlowError, req: &RequestInfo, mount: &Mount) -> Reply {
-    let status = error.status();
+fn log_flow_error(error: &FlowError) {
     let reason = error.reason();
-    if status.is_server_error() {
+    if error.status().is_server_error() {
         tracing::warn!(reason, error = %error, "wise-oauth: link flow failed");
     } else {
         tracing::info!(reason, "wise-oauth: link flow rejected");
     }
+}
+
+fn flow_error_reply(error: &FlowError, req: &RequestInfo, mount: &Mount, hooks: &Hooks) -> Reply {
+    let status = error.status();
+    let reason = error.reason();
+    log_flow_error(error);
     let (title, message) = match reason {
         "access_denied" => (
             "Wise account not connected",
@@ -260,14 +296,13 @@ fn flow_error_reply(error: &FlowError, req: &RequestInfo, mount: &Mount) -> Repl
         ),
     };
     let mut reply = if req.is_browser() || req.method() == "GET" {
-        Reply::html(
+        hooks.page(&Page::new(
             status,
-            html::page(
-                title,
-                message,
-                Some((&mount.connect_url(None), "Connect Wise again")),
-            ),
-        )
+            reason,
+            title,
+            message,
+            Some((&mount.connect_url(None), "Connect Wise again")),
+        ))
     } else {
         error_json(status, reason, message)
     };
@@ -285,9 +320,10 @@ pub async fn connect(
     user: Option<&UserId>,
     req: &RequestInfo,
     mount: &Mount,
+    hooks: &Hooks,
 ) -> Reply {
     let Some(user) = user else {
-        return not_logged_in(req);
+        return not_logged_in(req, hooks);
     };
     let mut options = LinkOptions::default();
     if let Some(return_to) = single_param(req.raw_query(), "return_to").ok().flatten() {
@@ -300,7 +336,7 @@ pub async fn connect(
         Ok(start) => Reply::see_other(start.authorize_url().as_str())
             .with(SET_COOKIE, start.set_cookie())
             .no_referrer(),
-        Err(e) => flow_error_reply(&e, req, mount),
+        Err(e) => flow_error_reply(&e, req, mount, hooks),
     }
 }
 
@@ -308,26 +344,52 @@ pub async fn connect(
 ///
 /// Success: 303 to the `return_to` recorded at the start (never read from the callback).
 /// Failure: a small escaped HTML page with the flow error's status (4xx for anything the
-/// request got wrong). Every answer has `Cache-Control: no-store` and
-/// `Referrer-Policy: no-referrer`.
+/// request got wrong), or, with [`Hooks::error_redirect`], a 303 back into the app with
+/// `wise_error=<reason>`. Without a logged-in user: [`not_logged_in`], coming back to the
+/// connect route (the code and state never travel to the login page). Every answer has
+/// `Cache-Control: no-store` and `Referrer-Policy: no-referrer`.
 pub async fn callback(
     wise: &WiseOAuth,
     user: Option<&UserId>,
     req: &RequestInfo,
     mount: &Mount,
+    hooks: &Hooks,
 ) -> Reply {
     let Some(user) = user else {
-        return not_logged_in(req).no_referrer();
+        return logged_out(req, hooks, &mount.connect_url(None)).no_referrer();
     };
     match wise
-        .complete_link(user, req.raw_query(), req.cookie(BINDING_COOKIE_NAME))
+        .complete_link_returning(user, req.raw_query(), req.cookie(BINDING_COOKIE_NAME))
         .await
     {
         // The binding cookie stays: it identifies the browser, not one flow, so a flow
         // started in another tab of the same browser can still complete.
         Ok(done) => Reply::see_other(done.return_to()).no_referrer(),
-        Err(e) => flow_error_reply(&e, req, mount),
+        Err((e, return_to)) if hooks.redirects_errors() => {
+            log_flow_error(&e);
+            let back = return_to.as_deref().unwrap_or(DEFAULT_RETURN_TO);
+            Reply::see_other(&with_error_param(back, e.reason())).no_referrer()
+        }
+        Err((e, _)) => flow_error_reply(&e, req, mount, hooks),
     }
+}
+
+/// `path` (a safe local path) with `wise_error=<reason>` added to its query.
+fn with_error_param(path: &str, reason: &str) -> String {
+    let (base, fragment) = path.split_once('#').unwrap_or((path, ""));
+    let sep = if base.ends_with('?') || base.ends_with('&') {
+        ""
+    } else if base.contains('?') {
+        "&"
+    } else {
+        "?"
+    };
+    let fragment = if fragment.is_empty() {
+        String::new()
+    } else {
+        format!("#{fragment}")
+    };
+    format!("{base}{sep}{ERROR_PARAM}={reason}{fragment}")
 }
 
 fn status_json(view: Option<&LinkView>) -> serde_json::Value {
@@ -360,13 +422,14 @@ pub async fn status(
     user: Option<&UserId>,
     req: &RequestInfo,
     mount: &Mount,
+    hooks: &Hooks,
 ) -> Reply {
     let Some(user) = user else {
-        return not_logged_in(req);
+        return not_logged_in(req, hooks);
     };
     match wise.status(user).await {
         Ok(view) => Reply::json(StatusCode::OK, &status_json(view.as_ref())),
-        Err(e) => token_rejection(&e, &RequestInfo::new("GET", req.path()), mount),
+        Err(e) => token_rejection(&e, &RequestInfo::new("GET", req.path()), mount, hooks),
     }
 }
 
@@ -380,12 +443,13 @@ pub async fn disconnect(
     user: Option<&UserId>,
     req: &RequestInfo,
     mount: &Mount,
+    hooks: &Hooks,
 ) -> Reply {
     let Some(user) = user else {
-        return not_logged_in(req);
+        return not_logged_in(req, hooks);
     };
     if !req.is_same_origin(&app_origin(wise)) {
-        return cross_site(req);
+        return cross_site(req, hooks);
     }
     match wise.unlink(user).await {
         Ok(removed) => {
@@ -407,21 +471,26 @@ pub async fn disconnect(
             &e,
             &RequestInfo::new("POST", &mount.path("/disconnect")),
             mount,
+            hooks,
         ),
     }
 }
 
-fn cross_site(req: &RequestInfo) -> Reply {
+fn cross_site(req: &RequestInfo, hooks: &Hooks) -> Reply {
     tracing::info!("wise-oauth: refused a cross-site state-changing request");
+    let reason = "cross_site_request";
     let message = "cross-site request refused: send it from the app's own pages, or add an \
                    X-Requested-With header";
     if req.is_browser() {
-        Reply::html(
+        hooks.page(&Page::new(
             StatusCode::FORBIDDEN,
-            html::page("Request refused", message, Some(("/", "Home"))),
-        )
+            reason,
+            "Request refused",
+            message,
+            Some(("/", "Home")),
+        ))
     } else {
-        error_json(StatusCode::FORBIDDEN, "cross_site_request", message)
+        error_json(StatusCode::FORBIDDEN, reason, message)
     }
 }
 
@@ -444,12 +513,13 @@ pub async fn mobile_start(
     user: Option<&UserId>,
     req: &RequestInfo,
     mount: &Mount,
+    hooks: &Hooks,
 ) -> Reply {
     let Some(user) = user else {
-        return not_logged_in(req);
+        return not_logged_in(req, hooks);
     };
     if !req.is_same_origin(&app_origin(wise)) {
-        return cross_site(req);
+        return cross_site(req, hooks);
     }
     match wise.start_mobile_link(user).await {
         Ok(start) => Reply::json(
@@ -459,7 +529,7 @@ pub async fn mobile_start(
                 "state": start.state().expose_secret(),
             }),
         ),
-        Err(e) => flow_error_reply(&e, req, mount),
+        Err(e) => flow_error_reply(&e, req, mount, hooks),
     }
 }
 
@@ -480,13 +550,14 @@ pub async fn mobile_complete(
     user: Option<&UserId>,
     req: &RequestInfo,
     mount: &Mount,
+    hooks: &Hooks,
     body: &[u8],
 ) -> Reply {
     let Some(user) = user else {
-        return not_logged_in(req);
+        return not_logged_in(req, hooks);
     };
     if !req.is_same_origin(&app_origin(wise)) {
-        return cross_site(req);
+        return cross_site(req, hooks);
     }
     if !req.is_json_body() {
         return error_json(
@@ -538,7 +609,7 @@ pub async fn mobile_complete(
             StatusCode::OK,
             &json!({ "linked": true, "profile_id": done.profile_id().get() }),
         ),
-        Err(e) => flow_error_reply(&e, &api, mount),
+        Err(e) => flow_error_reply(&e, &api, mount, hooks),
     }
 }
 
@@ -566,12 +637,26 @@ mod tests {
         req.header("accept", b"text/html")
             .header("sec-fetch-site", b"same-origin");
         let user = UserId::new("u").unwrap();
-        let reply = mobile_start(&wise(), Some(&user), &req, &mount).await;
+        let reply = mobile_start(&wise(), Some(&user), &req, &mount, &Hooks::default()).await;
         assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
         let page = reply.body.as_str();
         assert!(
             page.contains("href=\"/integrations/wise/connect\""),
             "{page}"
         );
+    }
+
+    #[test]
+    fn error_param_is_added_to_the_query() {
+        assert_eq!(
+            with_error_param("/", "access_denied"),
+            "/?wise_error=access_denied"
+        );
+        assert_eq!(with_error_param("/s?a=1", "x"), "/s?a=1&wise_error=x");
+        assert_eq!(
+            with_error_param("/s?a=1#top", "x"),
+            "/s?a=1&wise_error=x#top"
+        );
+        assert_eq!(with_error_param("/s#top", "x"), "/s?wise_error=x#top");
     }
 }

@@ -50,6 +50,16 @@ type Looked<F> = Result<LinkedToken<F>, (TokenError, RequestInfo, Arc<Plugin<F>>
 /// The slow path of an extraction: the store, or the link's refresh.
 type Slow<F> = Pin<Box<dyn Future<Output = Looked<F>> + Send>>;
 
+/// A whole extraction behind an async user resolver.
+type Resolved<R> = Pin<Box<dyn Future<Output = Result<R, Rejection>> + Send>>;
+
+/// An extraction: ready at once (a cached token, or no user), the boxed slow path, or,
+/// with an async user resolver, the boxed whole.
+type Extraction<F, R> = Either<
+    Ready<Result<R, Rejection>>,
+    Either<Map<Slow<F>, fn(Looked<F>) -> Result<R, Rejection>>, Resolved<R>>,
+>;
+
 impl<F: Framework> LinkedToken<F> {
     /// The extraction on `plugin` (which the adapter found in its app state): the user,
     /// then a valid token for them.
@@ -57,13 +67,16 @@ impl<F: Framework> LinkedToken<F> {
     /// The user and the link cache are read when this is called, with no allocation and
     /// nothing kept of the request: a fresh cached token gives a future that is ready at
     /// once. Only a cache miss boxes the rest (a store read or the link's refresh), with
-    /// the request facts its rejection may need.
+    /// the request facts its rejection may need; an async user resolver boxes the whole
+    /// extraction.
     pub fn extract(
         req: &F::Request,
         plugin: Arc<Plugin<F>>,
     ) -> impl Future<Output = Result<Self, Rejection>> + Send + 'static {
         Self::look_up(req, plugin, |looked| {
-            looked.map_err(|(e, info, plugin)| Rejection::token(&e, &info, plugin.mount()))
+            looked.map_err(|(e, info, plugin)| {
+                Rejection::token(&e, &info, plugin.mount(), plugin.hooks())
+            })
         })
     }
 
@@ -77,21 +90,42 @@ impl<F: Framework> LinkedToken<F> {
         Self::look_up(req, plugin, |looked| match looked {
             Ok(token) => Ok(Some(token)),
             Err((e, _, _)) if e.needs_link() => Ok(None),
-            Err((e, info, plugin)) => Err(Rejection::token(&e, &info, plugin.mount())),
+            Err((e, info, plugin)) => {
+                Err(Rejection::token(&e, &info, plugin.mount(), plugin.hooks()))
+            }
         })
     }
 
     /// The user, then what the link cache answers, given to `finish`; on a miss, the
-    /// boxed rest, then `finish`.
-    fn look_up<R>(
+    /// boxed rest, then `finish`. An async user resolver boxes all of it.
+    fn look_up<R: Send + 'static>(
         req: &F::Request,
         plugin: Arc<Plugin<F>>,
         finish: fn(Looked<F>) -> Result<R, Rejection>,
-    ) -> Either<Ready<Result<R, Rejection>>, Map<Slow<F>, fn(Looked<F>) -> Result<R, Rejection>>>
-    {
-        let Some(user) = plugin.user(req) else {
-            let info = RequestInfo::of::<F>(req);
-            return Either::Left(ready(Err(Rejection::not_logged_in(&info))));
+    ) -> Extraction<F, R> {
+        let user = match plugin.user_now(req) {
+            Ok(Some(user)) => user,
+            Ok(None) => {
+                let info = RequestInfo::of::<F>(req);
+                return Either::Left(ready(Err(Rejection::not_logged_in(&info, plugin.hooks()))));
+            }
+            Err(pending) => {
+                let info = RequestInfo::of::<F>(req);
+                let resolved: Resolved<R> = Box::pin(async move {
+                    let Some(user) = pending.await else {
+                        return Err(Rejection::not_logged_in(&info, plugin.hooks()));
+                    };
+                    finish(match plugin.wise().token(&user).await {
+                        Ok(token) => Ok(LinkedToken {
+                            token,
+                            user,
+                            plugin,
+                        }),
+                        Err(e) => Err((e, info, plugin)),
+                    })
+                });
+                return Either::Right(Either::Right(resolved));
+            }
         };
         match plugin.wise().token_cached(&user) {
             Ok(Ok(token)) => Either::Left(ready(finish(Ok(LinkedToken {
@@ -112,7 +146,7 @@ impl<F: Framework> LinkedToken<F> {
                         Err(e) => Err((e, info, plugin)),
                     }
                 });
-                Either::Right(slow.map(finish))
+                Either::Right(Either::Left(slow.map(finish)))
             }
         }
     }
@@ -197,6 +231,7 @@ impl<F: Framework> LinkedToken<F> {
                 &e,
                 &RequestInfo::new("GET", "/"),
                 self.plugin.mount(),
+                self.plugin.hooks(),
             )),
         }
     }
@@ -208,7 +243,8 @@ impl<F: Framework> LinkedToken<F> {
 /// others are skipped, so a caller cannot put arbitrary bytes into the header sent to Wise.
 ///
 /// ```
-/// use wise_oauth_core::web::request_correlation_id;
+/// # mod wise_oauth { pub use wise_oauth_core::*; }
+/// use wise_oauth::web::request_correlation_id;
 ///
 /// let headers = [("x-request-id", &b"req-7"[..]), ("accept", b"*/*")];
 /// assert_eq!(request_correlation_id(headers), Some("req-7"));

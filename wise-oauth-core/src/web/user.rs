@@ -10,8 +10,9 @@ use crate::UserId;
 /// string or a header.
 ///
 /// ```
-/// use wise_oauth_core::web::WiseUser;
-/// use wise_oauth_core::UserId;
+/// # mod wise_oauth { pub use wise_oauth_core::*; }
+/// use wise_oauth::web::WiseUser;
+/// use wise_oauth::UserId;
 ///
 /// // In your auth middleware: `req.extensions_mut().insert(user)`.
 /// let user = WiseUser::new(UserId::new("user-42").unwrap());
