@@ -170,6 +170,30 @@ impl WiseApi {
         }
     }
 
+    /// `GET /v1/me`: the id of the Wise user the token belongs to (what Wise's
+    /// `users#state-change` webhooks name).
+    pub(crate) async fn me(&self, token: &AccessToken) -> Result<u64, WiseError> {
+        let raw = self
+            .send(
+                Method::GET,
+                &["v1", "me"],
+                token,
+                None,
+                Repeatable::Yes,
+                "me",
+            )
+            .await?;
+        if !(200..300).contains(&raw.status) {
+            return Err(classify(raw));
+        }
+        match json(&raw.body)?.get("id") {
+            Some(Value::Number(n)) => n.as_u64().filter(|id| *id != 0),
+            Some(Value::String(s)) => s.parse::<ProfileId>().ok().map(ProfileId::get),
+            _ => None,
+        }
+        .ok_or(malformed("user id is missing or invalid"))
+    }
+
     /// `POST /v1/user/signup/registration_code` with a client-credentials token.
     /// 409 (`NOT_UNIQUE`) → [`SignupOutcome::AlreadyExists`].
     pub(crate) async fn signup(

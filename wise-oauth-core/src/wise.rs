@@ -28,6 +28,10 @@ use crate::store::{
     shared, LinkChanges, LinkPage, MemoryPendingStore, MemoryTokenStore, PendingStore, StoreError,
     TokenStore, MAX_LINK_PAGE,
 };
+use crate::webhook::{
+    self, WebhookDelivery, WebhookError, WebhookKey, WebhookOutcome, Webhooks,
+    DEFAULT_WEBHOOK_DEDUP_CAPACITY, MAX_WEBHOOK_DEDUP_CAPACITY,
+};
 
 /// The shared state behind a [`WiseOAuth`] handle: each part owns its own state, the
 /// handle only delegates.
@@ -39,6 +43,8 @@ struct Core {
     flow: LinkFlow,
     /// Environment and client of every link key, shared (see [`WiseOAuth::link_key`]).
     namespace: LinkNamespace,
+    /// Webhook keys and the delivery ids acted on.
+    webhooks: Webhooks,
 }
 
 impl fmt::Debug for Core {
@@ -83,6 +89,8 @@ pub struct WiseOAuthBuilder {
     cache_capacity: Option<u64>,
     revalidate_after: Option<Duration>,
     changes: Option<Arc<dyn LinkChanges>>,
+    webhook_keys: Option<Vec<WebhookKey>>,
+    webhook_dedup_capacity: Option<usize>,
 }
 
 /// The accepted range of [`WiseOAuthBuilder::lease_ttl`].
@@ -111,6 +119,8 @@ impl fmt::Debug for WiseOAuthBuilder {
             .field("cache_capacity", &self.cache_capacity)
             .field("revalidate_after", &self.revalidate_after)
             .field("changes", &self.changes)
+            .field("webhook_keys", &self.webhook_keys)
+            .field("webhook_dedup_capacity", &self.webhook_dedup_capacity)
             .finish()
     }
 }
@@ -277,6 +287,38 @@ impl WiseOAuthBuilder {
         self
     }
 
+    /// The keys webhook signatures are checked against (see
+    /// [`WiseOAuth::handle_webhook`]); replaces the default. Default: Wise's key of the
+    /// configured environment ([`WebhookKey::production`] or [`WebhookKey::sandbox`]); none
+    /// for a custom environment, whose deliveries are then all rejected. Use it for the
+    /// emulator's key, or to accept a new key Wise announces next to the current one.
+    ///
+    /// ```
+    /// # use wise_oauth_core::{ClientSecret, WebhookKey, WiseConfig, WiseOAuth};
+    /// # let config = WiseConfig::builder("id", ClientSecret::new("s"), "https://app.example.com/cb")
+    /// #     .build()
+    /// #     .unwrap();
+    /// let wise = WiseOAuth::builder(config)
+    ///     .webhook_keys([WebhookKey::sandbox()])
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = wise;
+    /// ```
+    pub fn webhook_keys(mut self, keys: impl IntoIterator<Item = WebhookKey>) -> Self {
+        self.webhook_keys = Some(keys.into_iter().collect());
+        self
+    }
+
+    /// How many webhook delivery ids (`X-Delivery-Id`) this instance remembers, to answer
+    /// Wise's retries of a delivery it already acted on without touching the store. The
+    /// memory is per instance; handling is idempotent, so a delivery that reaches a second
+    /// instance changes nothing there. Default: [`DEFAULT_WEBHOOK_DEDUP_CAPACITY`] (10,000);
+    /// [`build`](Self::build) accepts 0 (off) to 1,000,000.
+    pub fn webhook_dedup_capacity(mut self, ids: usize) -> Self {
+        self.webhook_dedup_capacity = Some(ids);
+        self
+    }
+
     /// Builds the handle: creates the HTTP client and checks the settings.
     pub fn build(self) -> Result<WiseOAuth, ConfigError> {
         let lease_ttl = self.lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
@@ -331,6 +373,20 @@ impl WiseOAuthBuilder {
                 reason: "must be between 1 second and 10 minutes",
             });
         }
+        let webhook_dedup_capacity = self
+            .webhook_dedup_capacity
+            .unwrap_or(DEFAULT_WEBHOOK_DEDUP_CAPACITY);
+        if webhook_dedup_capacity > MAX_WEBHOOK_DEDUP_CAPACITY {
+            return Err(ConfigError::Invalid {
+                setting: "webhook_dedup_capacity",
+                reason: "must be at most 1 000 000",
+            });
+        }
+        let webhooks = Webhooks::new(
+            self.webhook_keys
+                .unwrap_or_else(|| webhook::default_keys(self.config.environment())),
+            webhook_dedup_capacity,
+        );
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let sealer = Arc::new(
             Sealer::try_new(self.keys).map_err(|_| ConfigError::Invalid {
@@ -389,6 +445,7 @@ impl WiseOAuthBuilder {
                 manager,
                 flow,
                 namespace,
+                webhooks,
             }),
         })
     }
@@ -425,6 +482,8 @@ impl WiseOAuth {
             cache_capacity: None,
             revalidate_after: None,
             changes: None,
+            webhook_keys: None,
+            webhook_dedup_capacity: None,
         }
     }
 
@@ -623,6 +682,38 @@ impl WiseOAuth {
     /// A client-credentials token (cached in memory, never stored).
     pub async fn app_token(&self) -> Result<AccessToken, TokenError> {
         self.core.manager.app_token().await
+    }
+
+    // ----- webhooks -----------------------------------------------------------------
+
+    /// Handles one webhook delivery from Wise (the adapters' `POST {prefix}/webhooks` route
+    /// calls it): verifies `X-Signature-SHA256` over the raw body against the configured
+    /// [`WebhookKey`]s, skips a delivery id this instance already acted on, and acts on the
+    /// events that concern links: `users#state-change` → `DEACTIVATED` marks every link of
+    /// that Wise user granted before the event as needing a re-link (the events hook gets
+    /// [`WiseEvent::RelinkRequired`](crate::WiseEvent::RelinkRequired) for each). Answer
+    /// Wise 200 on `Ok`, and [`WebhookError::status`] on `Err` (a rejected delivery changed
+    /// nothing; on a 5xx Wise delivers again, which is harmless).
+    ///
+    /// ```no_run
+    /// use wise_oauth_core::WebhookDelivery;
+    /// # async fn run(wise: wise_oauth_core::WiseOAuth, body: &[u8], signature: Option<&str>, id: Option<&str>) {
+    /// let delivery = WebhookDelivery::new(body).signature(signature).delivery_id(id);
+    /// let status = match wise.handle_webhook(&delivery).await {
+    ///     Ok(_outcome) => 200,
+    ///     Err(error) => error.status(),
+    /// };
+    /// # let _ = status;
+    /// # }
+    /// ```
+    pub async fn handle_webhook(
+        &self,
+        delivery: &WebhookDelivery<'_>,
+    ) -> Result<WebhookOutcome, WebhookError> {
+        self.core
+            .webhooks
+            .handle(&self.core.manager, &self.core.namespace, delivery)
+            .await
     }
 
     // ----- registration -------------------------------------------------------------

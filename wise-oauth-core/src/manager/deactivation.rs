@@ -1,0 +1,93 @@
+//! Wise said a user was deactivated (a verified webhook): that user's links need a re-link.
+
+use std::time::SystemTime;
+
+use super::cache::CacheEntry;
+use super::{store_error, TokenError, TokenManager};
+use crate::events::WiseEvent;
+use crate::ids::LinkKey;
+use crate::store::{LinkRecord, LinkStatus, StoreError, Version};
+
+/// Compare-and-swap attempts of one mark: a conflict means a writer whose lease ran out
+/// wrote in between; the mark is decided again on what it wrote.
+const MARK_ATTEMPTS: u32 = 3;
+
+impl TokenManager {
+    /// Marks `key`'s link as needing a re-link because Wise deactivated the Wise user
+    /// `wise_user_id` at `occurred_at` (which revoked every token issued before).
+    ///
+    /// Only a link that belongs to that user, is active, and was granted before the event
+    /// is marked: a grant after it is newer, so a late or replayed event never undoes it,
+    /// and a second delivery of the same event finds the link already marked. Runs under
+    /// the link's lease, so no refresh of the link is in flight on any instance. `Ok(true)`
+    /// when this call marked it: the cache here is updated, the other instances are told
+    /// through the change feed, and the events hook gets [`WiseEvent::RelinkRequired`].
+    pub(crate) async fn relink_after_deactivation(
+        &self,
+        key: &LinkKey,
+        wise_user_id: u64,
+        occurred_at: SystemTime,
+    ) -> Result<bool, TokenError> {
+        let work = async {
+            for _ in 0..MARK_ATTEMPTS {
+                let current = match self.inner.store.load(key).await {
+                    Ok(Some(current)) => current,
+                    Ok(None) => return Ok(false),
+                    Err(e) => return Err(store_error(&e)),
+                };
+                let r = &current.value;
+                let applies = r.wise_user_id == Some(wise_user_id)
+                    && r.status == LinkStatus::Active
+                    && r.linked_at < occurred_at;
+                if !applies {
+                    return Ok(false);
+                }
+                let now = self.inner.clock.now();
+                let record = LinkRecord {
+                    status: LinkStatus::NeedsRelink,
+                    updated_at: now,
+                    ..r.clone()
+                };
+                match self
+                    .inner
+                    .store
+                    .save(key, &record, Some(current.version))
+                    .await
+                {
+                    Ok(version) => {
+                        self.relink_marked(key, &record, version, now);
+                        return Ok(true);
+                    }
+                    Err(StoreError::Conflict) => continue,
+                    Err(e) => return Err(store_error(&e)),
+                }
+            }
+            Err(TokenError::unavailable())
+        };
+        self.with_lease(key, work).await?
+    }
+
+    /// After a re-link mark was written at `version`: the cache, the other instances
+    /// (change feed) and the events hook learn it.
+    pub(super) fn relink_marked(
+        &self,
+        key: &LinkKey,
+        record: &LinkRecord,
+        version: Version,
+        now: SystemTime,
+    ) {
+        let entry = CacheEntry::needs_relink(
+            record.profile_id,
+            record.access_expires_at,
+            version,
+            now,
+            self.inner.thresholds,
+        );
+        self.inner.cache.put(key, entry);
+        self.publish_change(key, Some(version));
+        self.inner.events.emit(&WiseEvent::RelinkRequired {
+            user: key.user().clone(),
+            profile_id: record.profile_id,
+        });
+    }
+}
