@@ -1,0 +1,439 @@
+//! Webhooks: subscriptions, signed deliveries of `users#state-change`, and their control API.
+//!
+//! Like Wise, the emulator signs each delivery's raw body with RSASSA-PKCS1-v1_5 / SHA-256
+//! (`X-Signature-SHA256`, base64) and gives it a fresh `X-Delivery-Id` (a UUID). It signs
+//! with a fixed **test** key pair of its own (`keys/webhook-test-key.pem`, public half at
+//! `GET /__mock/webhook-key`): Wise's private keys are not public, so an app under test
+//! configures this public key instead of Wise's. Deliveries are made once, in the
+//! background, to every subscription of the event type; a delivery can be sent again
+//! byte for byte (same id, same signature) through the control API, as Wise's retries are.
+// Early-return helpers hand back a ready `Response`; boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State as AxState};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use ring::rand::SystemRandom;
+use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::clock::fmt_millis;
+use crate::error::{json_response, MockError};
+use crate::server::App;
+
+/// The emulator's webhook signing key (PKCS#8): a test key, never Wise's.
+const TEST_PRIVATE_KEY_PEM: &str = include_str!("../keys/webhook-test-key.pem");
+
+/// The public half of [`TEST_PRIVATE_KEY_PEM`] (SubjectPublicKeyInfo PEM), what an app
+/// under test configures to verify the emulator's deliveries.
+pub const WEBHOOK_PUBLIC_KEY_PEM: &str = include_str!("../keys/webhook-test-key.pub.pem");
+
+/// The only event type the emulator delivers.
+const USER_STATE_CHANGE: &str = "users#state-change";
+
+/// How long a delivery waits for the receiver's answer (Wise waits 5 s).
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+static SIGNER: LazyLock<RsaKeyPair> = LazyLock::new(|| {
+    let base64: String = TEST_PRIVATE_KEY_PEM
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = STANDARD
+        .decode(base64)
+        .expect("embedded test key is base64");
+    RsaKeyPair::from_pkcs8(&der).expect("embedded test key is a PKCS#8 RSA key")
+});
+
+static HTTP: LazyLock<reqwest::Client> = LazyLock::new(|| {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(DELIVERY_TIMEOUT)
+        .build()
+        .expect("HTTP client for webhook deliveries")
+});
+
+/// `X-Signature-SHA256` of `body` with the emulator's test key (base64).
+pub(crate) fn sign(body: &[u8]) -> String {
+    let mut signature = vec![0; SIGNER.public().modulus_len()];
+    SIGNER
+        .sign(
+            &RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            body,
+            &mut signature,
+        )
+        .expect("RSA signing");
+    STANDARD.encode(signature)
+}
+
+/// A webhook subscription, as the control API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookSubscription {
+    /// The subscription id (a UUID).
+    pub id: String,
+    /// Where deliveries go.
+    pub url: String,
+    /// The event type (`users#state-change`).
+    pub trigger_on: String,
+}
+
+/// One delivery the emulator made, as the control API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookDelivery {
+    /// `X-Delivery-Id`.
+    pub delivery_id: String,
+    /// The subscription it was made for.
+    pub subscription_id: String,
+    /// Where it was sent.
+    pub url: String,
+    /// The event type.
+    pub event_type: String,
+    /// The receiver's status of the last attempt; `None` while in flight or when it could
+    /// not be reached.
+    pub status: Option<u16>,
+    /// Attempts so far (the first delivery and every redelivery).
+    pub attempts: u32,
+    /// The signed body, exactly as sent.
+    pub body: String,
+    /// `X-Signature-SHA256`, exactly as sent.
+    pub signature: String,
+}
+
+/// Subscriptions and deliveries (part of the emulator state; reset with it).
+#[derive(Debug)]
+pub(crate) struct Registry {
+    subscriptions: Vec<WebhookSubscription>,
+    deliveries: Vec<WebhookDelivery>,
+    /// Finished attempts, for waiters.
+    finished: u64,
+    done: watch::Sender<u64>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            subscriptions: Vec::new(),
+            deliveries: Vec::new(),
+            finished: 0,
+            done: watch::channel(0).0,
+        }
+    }
+}
+
+/// Whether the emulator may deliver to `url`: `https://` anywhere, plain `http://` only to
+/// a loopback host (as the spec's assumption allows), and no query string (as at Wise).
+fn acceptable_url(url: &str) -> bool {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    parsed.query().is_none()
+        && match parsed.scheme() {
+            "https" => parsed.host_str().is_some(),
+            "http" => loopback,
+            _ => false,
+        }
+}
+
+impl Registry {
+    /// Registers a subscription; `None` for a URL the emulator does not deliver to.
+    pub(crate) fn subscribe(&mut self, url: &str) -> Option<WebhookSubscription> {
+        if !acceptable_url(url) {
+            return None;
+        }
+        let subscription = WebhookSubscription {
+            id: uuid::Uuid::new_v4().to_string(),
+            url: url.to_owned(),
+            trigger_on: USER_STATE_CHANGE.to_owned(),
+        };
+        self.subscriptions.push(subscription.clone());
+        Some(subscription)
+    }
+
+    pub(crate) fn subscriptions(&self) -> Vec<WebhookSubscription> {
+        self.subscriptions.clone()
+    }
+
+    pub(crate) fn deliveries(&self) -> Vec<WebhookDelivery> {
+        self.deliveries.clone()
+    }
+
+    /// Queues one signed delivery of a `users#state-change` event per subscription; returns
+    /// their ids.
+    fn queue_user_state(
+        &mut self,
+        user_id: u64,
+        previous: &str,
+        current: &str,
+        occurred_at: &str,
+    ) -> Vec<String> {
+        let mut ids = Vec::new();
+        for subscription in &self.subscriptions {
+            let mut data = json!({
+                "resource": {"id": user_id, "type": "user"},
+                "previous_state": previous,
+                "current_state": current,
+                "occurred_at": occurred_at,
+            });
+            if current == "DEACTIVATED" {
+                data["deactivation_type"] = json!("ACCOUNT_CLOSURE");
+                data["deactivation_reason"] = json!("REQUESTED_BY_CUSTOMER_CS");
+            }
+            let body = json!({
+                "data": data,
+                "subscription_id": subscription.id,
+                "event_type": USER_STATE_CHANGE,
+                "schema_version": "2.0.0",
+                "sent_at": occurred_at,
+            })
+            .to_string();
+            let delivery = WebhookDelivery {
+                delivery_id: uuid::Uuid::new_v4().to_string(),
+                subscription_id: subscription.id.clone(),
+                url: subscription.url.clone(),
+                event_type: USER_STATE_CHANGE.to_owned(),
+                status: None,
+                attempts: 0,
+                signature: sign(body.as_bytes()),
+                body,
+            };
+            ids.push(delivery.delivery_id.clone());
+            self.deliveries.push(delivery);
+        }
+        ids
+    }
+
+    /// Counts an attempt of `delivery_id` and what the receiver answered.
+    fn record(&mut self, delivery_id: &str, status: Option<u16>) {
+        if let Some(d) = self
+            .deliveries
+            .iter_mut()
+            .find(|d| d.delivery_id == delivery_id)
+        {
+            d.attempts += 1;
+            d.status = status;
+        }
+        self.finished += 1;
+        self.done.send_replace(self.finished);
+    }
+}
+
+/// Sends one delivery (its stored bytes and headers) and records the answer.
+async fn attempt(app: &App, delivery_id: &str) -> Option<u16> {
+    let delivery = app
+        .lock()
+        .webhooks
+        .deliveries
+        .iter()
+        .find(|d| d.delivery_id == delivery_id)
+        .cloned()?;
+    let status = HTTP
+        .post(&delivery.url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("X-Signature-SHA256", &delivery.signature)
+        .header("X-Delivery-Id", &delivery.delivery_id)
+        .body(delivery.body.clone())
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16());
+    tracing::info!(delivery_id, status, "webhook delivered");
+    app.lock().webhooks.record(delivery_id, status);
+    status
+}
+
+/// Delivers `ids` in the background, one task each.
+fn deliver(app: &App, ids: Vec<String>) {
+    for id in ids {
+        let app = app.clone();
+        tokio::spawn(async move { attempt(&app, &id).await });
+    }
+}
+
+/// The user's account is deactivated: every token is revoked (refresh answers 400
+/// `invalid_grant`, API calls 401) and `users#state-change` → `DEACTIVATED` is delivered.
+pub(crate) fn deactivate(app: &App, email: &str) -> Result<(), MockError> {
+    change_state(app, email, "ACTIVE", "DEACTIVATED")
+}
+
+/// The account is active again (old tokens stay dead) and `users#state-change` → `ACTIVE`
+/// is delivered.
+pub(crate) fn reactivate(app: &App, email: &str) -> Result<(), MockError> {
+    change_state(app, email, "DEACTIVATED", "ACTIVE")
+}
+
+fn change_state(app: &App, email: &str, previous: &str, current: &str) -> Result<(), MockError> {
+    let ids = {
+        let mut s = app.lock();
+        let user_id = s
+            .user_by_email(email)
+            .map(|u| u.id)
+            .ok_or_else(|| MockError::UnknownUser(email.to_owned()))?;
+        if current == "DEACTIVATED" {
+            s.revoke(email)?;
+        }
+        let occurred_at = fmt_millis(s.now());
+        s.webhooks
+            .queue_user_state(user_id, previous, current, &occurred_at)
+    };
+    deliver(app, ids);
+    Ok(())
+}
+
+/// Sends a delivery again, byte for byte (same id and signature); the receiver's status.
+pub(crate) async fn redeliver(app: &App, delivery_id: &str) -> Result<Option<u16>, MockError> {
+    let known = app
+        .lock()
+        .webhooks
+        .deliveries
+        .iter()
+        .any(|d| d.delivery_id == delivery_id);
+    if !known {
+        return Err(MockError::InvalidInput(format!(
+            "unknown delivery {delivery_id:?}"
+        )));
+    }
+    Ok(attempt(app, delivery_id).await)
+}
+
+/// Waits until at least `n` delivery attempts have finished.
+pub(crate) async fn wait_for_deliveries(app: &App, n: u64) {
+    loop {
+        let mut rx = app.lock().webhooks.done.subscribe();
+        loop {
+            if *rx.borrow_and_update() >= n {
+                return;
+            }
+            // A reset replaces the registry (and its sender): subscribe to the new one.
+            if rx.changed().await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+pub(crate) fn routes() -> Router<App> {
+    Router::new()
+        .route("/__mock/webhook-key", get(public_key))
+        .route(
+            "/__mock/webhooks/subscriptions",
+            get(list_subscriptions).post(subscribe),
+        )
+        .route("/__mock/webhooks/deliveries", get(list_deliveries))
+        .route(
+            "/__mock/webhooks/deliveries/{id}/redeliver",
+            post(redeliver_route),
+        )
+}
+
+async fn public_key() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        WEBHOOK_PUBLIC_KEY_PEM,
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct NewSubscription {
+    url: String,
+    #[serde(default)]
+    trigger_on: Option<String>,
+}
+
+async fn subscribe(AxState(app): AxState<App>, body: Bytes) -> Response {
+    let bad = |msg: &str| {
+        json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "invalid_request", "error_description": msg}),
+        )
+    };
+    let Ok(new) = serde_json::from_slice::<NewSubscription>(&body) else {
+        return bad("expected {\"url\": \"http://127.0.0.1:<port>/wise/webhooks\"}");
+    };
+    if new
+        .trigger_on
+        .as_deref()
+        .is_some_and(|t| t != USER_STATE_CHANGE)
+    {
+        return bad("the emulator delivers only users#state-change");
+    }
+    match app.lock().webhooks.subscribe(&new.url) {
+        Some(subscription) => json_response(StatusCode::CREATED, &json!(subscription)),
+        None => bad("url must be https, or http to a loopback host, without a query"),
+    }
+}
+
+async fn list_subscriptions(AxState(app): AxState<App>) -> Response {
+    json_response(StatusCode::OK, &json!(app.lock().webhooks.subscriptions()))
+}
+
+async fn list_deliveries(AxState(app): AxState<App>) -> Response {
+    json_response(StatusCode::OK, &json!(app.lock().webhooks.deliveries()))
+}
+
+async fn redeliver_route(AxState(app): AxState<App>, Path(id): Path<String>) -> Response {
+    match redeliver(&app, &id).await {
+        Ok(status) => json_response(
+            StatusCode::OK,
+            &json!({"delivery_id": id, "status": status}),
+        ),
+        Err(e) => json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": "unknown_delivery", "error_description": e.to_string()}),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ring::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
+
+    #[test]
+    fn signatures_verify_with_the_published_test_key_and_not_with_a_changed_body() {
+        let body = br#"{"event_type":"users#state-change"}"#;
+        let signature = STANDARD.decode(sign(body)).unwrap();
+        let public = UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, SIGNER.public());
+        assert!(public.verify(body, &signature).is_ok());
+        assert!(public.verify(b"{}", &signature).is_err());
+        // The published PEM is the public half of the signing key (its DER ends with the
+        // key's RSAPublicKey).
+        let spki: String = WEBHOOK_PUBLIC_KEY_PEM
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let spki = STANDARD.decode(spki).unwrap();
+        assert!(spki.ends_with(SIGNER.public().as_ref()));
+    }
+
+    #[test]
+    fn only_https_or_loopback_urls_without_query_are_accepted() {
+        for good in [
+            "http://127.0.0.1:8080/wise/webhooks",
+            "http://localhost/hook",
+            "https://hooks.example.com/wise",
+        ] {
+            assert!(acceptable_url(good), "{good}");
+        }
+        for bad in [
+            "http://hooks.example.com/wise",
+            "https://hooks.example.com/wise?x=1",
+            "ftp://127.0.0.1/x",
+            "not a url",
+        ] {
+            assert!(!acceptable_url(bad), "{bad}");
+        }
+    }
+}
