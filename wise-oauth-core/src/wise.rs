@@ -766,6 +766,89 @@ mod tests {
         WiseOAuth::builder(config)
     }
 
+    /// The published sandbox test vector (a `transfers#state-change` event).
+    const VECTOR_BODY: &str = r#"{"data":{"resource":{"id":49983981,"profile_id":16055450,"account_id":14124090,"type":"transfer"},"current_state":"incoming_payment_waiting","previous_state":null,"occurred_at":"2021-08-23T10:12:50Z"},"subscription_id":"90aa8e14-4ef1-4a56-861c-f3c9cde097ea","event_type":"transfers#state-change","schema_version":"2.0.0","sent_at":"2021-08-23T10:12:50Z"}"#;
+    const VECTOR_SIGNATURE: &str = "wKcKCYXAzxNgiu7xmoDm943NUni7Rz33QN8JkEA9dWSGebgndonabgSj18Y4C08OrwVmueGsED2s00M7DtJVcYKOS1i3G4TMVx+mgM3aL9djMBkQtiYNBFUd6wrPI7ZUNHv/TrlKSjTMc+6JFvUvJ7owY3z85e3I4jLRLJowMFvO8kvCJ60+1pY9wDwZvtZ//WS93LrwGjk9Dvwzpmu0w+P4J75tETT5qC3Uv0y5G2yO8SEoO3yNP/tg/BOli02niHb53vEOUWUb9bly6thnfMoXoiV/osoGxgF20R58RlvkAmezyyl1Sv542TfS2DpiwVnmjjjkCyXeSUcKookYLQ==";
+
+    async fn vector_outcome(wise: &WiseOAuth) -> Result<WebhookOutcome, WebhookError> {
+        let delivery = WebhookDelivery::new(VECTOR_BODY.as_bytes())
+            .signature(Some(VECTOR_SIGNATURE))
+            .delivery_id(Some("vector"));
+        wise.handle_webhook(&delivery).await
+    }
+
+    fn with_environment(environment: crate::config::Environment) -> WiseOAuthBuilder {
+        let config = WiseConfig::builder(
+            "client",
+            ClientSecret::new("secret"),
+            "https://app.example.com/wise/callback",
+        )
+        .environment(environment)
+        .build()
+        .unwrap();
+        WiseOAuth::builder(config)
+    }
+
+    #[tokio::test]
+    async fn webhooks_are_checked_against_the_environments_key_by_default() {
+        use crate::config::Environment;
+        let sandbox = builder().build().unwrap();
+        assert_eq!(vector_outcome(&sandbox).await, Ok(WebhookOutcome::Ignored));
+        assert_eq!(
+            vector_outcome(&sandbox).await,
+            Ok(WebhookOutcome::Duplicate),
+            "the same delivery id again"
+        );
+        let production = with_environment(Environment::Production).build().unwrap();
+        assert_eq!(
+            vector_outcome(&production).await,
+            Err(WebhookError::InvalidSignature)
+        );
+        // A custom environment has no key until one is configured.
+        let custom =
+            Environment::custom("emulator", "http://127.0.0.1:1", "http://127.0.0.1:1/a").unwrap();
+        let keyless = with_environment(custom.clone()).build().unwrap();
+        assert_eq!(
+            vector_outcome(&keyless).await,
+            Err(WebhookError::InvalidSignature)
+        );
+        let configured = with_environment(custom)
+            .webhook_keys([WebhookKey::production(), WebhookKey::sandbox()])
+            .build()
+            .unwrap();
+        assert_eq!(
+            vector_outcome(&configured).await,
+            Ok(WebhookOutcome::Ignored)
+        );
+        let replaced = builder()
+            .webhook_keys([WebhookKey::production()])
+            .build()
+            .unwrap();
+        assert_eq!(
+            vector_outcome(&replaced).await,
+            Err(WebhookError::InvalidSignature)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_webhook_dedup_capacity_is_checked_and_zero_turns_it_off() {
+        let err = builder()
+            .webhook_dedup_capacity(1_000_001)
+            .build()
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                setting: "webhook_dedup_capacity",
+                ..
+            }
+        ));
+        let off = builder().webhook_dedup_capacity(0).build().unwrap();
+        for _ in 0..2 {
+            assert_eq!(vector_outcome(&off).await, Ok(WebhookOutcome::Ignored));
+        }
+    }
+
     #[test]
     fn the_cache_capacity_reaches_the_manager() {
         let default = builder().build().unwrap();

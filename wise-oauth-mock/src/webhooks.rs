@@ -7,8 +7,6 @@
 //! configures this public key instead of Wise's. Deliveries are made once, in the
 //! background, to every subscription of the event type; a delivery can be sent again
 //! byte for byte (same id, same signature) through the control API, as Wise's retries are.
-// Early-return helpers hand back a ready `Response`; boxing it would only add noise.
-#![allow(clippy::result_large_err)]
 
 use std::sync::LazyLock;
 use std::time::Duration;

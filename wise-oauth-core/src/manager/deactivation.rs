@@ -1,12 +1,18 @@
 //! Wise said a user was deactivated (a verified webhook): that user's links need a re-link.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::cache::CacheEntry;
 use super::{store_error, TokenError, TokenManager};
 use crate::events::WiseEvent;
 use crate::ids::LinkKey;
 use crate::store::{LinkRecord, LinkStatus, StoreError, Version};
+
+/// How far Wise's clock (which stamps `occurred_at`) and ours (which stamps `linked_at`)
+/// may disagree: a grant counts as newer than a deactivation only when it is later by more
+/// than this. Erring this way only costs a re-link of a grant made within minutes of a
+/// deactivation, which Wise does not allow anyway (the user must be reactivated first).
+const CLOCK_TOLERANCE: Duration = Duration::from_secs(5 * 60);
 
 /// Compare-and-swap attempts of one mark: a conflict means a writer whose lease ran out
 /// wrote in between; the mark is decided again on what it wrote.
@@ -17,7 +23,7 @@ impl TokenManager {
     /// `wise_user_id` at `occurred_at` (which revoked every token issued before).
     ///
     /// Only a link that belongs to that user, is active, and was granted before the event
-    /// is marked: a grant after it is newer, so a late or replayed event never undoes it,
+    /// (within [`CLOCK_TOLERANCE`]) is marked: a grant after it is newer, so a late or replayed event never undoes it,
     /// and a second delivery of the same event finds the link already marked. Runs under
     /// the link's lease, so no refresh of the link is in flight on any instance. `Ok(true)`
     /// when this call marked it: the cache here is updated, the other instances are told
@@ -28,6 +34,9 @@ impl TokenManager {
         wise_user_id: u64,
         occurred_at: SystemTime,
     ) -> Result<bool, TokenError> {
+        let granted_before = occurred_at
+            .checked_add(CLOCK_TOLERANCE)
+            .unwrap_or(occurred_at);
         let work = async {
             for _ in 0..MARK_ATTEMPTS {
                 let current = match self.inner.store.load(key).await {
@@ -38,7 +47,7 @@ impl TokenManager {
                 let r = &current.value;
                 let applies = r.wise_user_id == Some(wise_user_id)
                     && r.status == LinkStatus::Active
-                    && r.linked_at < occurred_at;
+                    && r.linked_at < granted_before;
                 if !applies {
                     return Ok(false);
                 }

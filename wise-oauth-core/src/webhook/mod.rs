@@ -18,8 +18,9 @@
 //! - a delivery id (`X-Delivery-Id`) already acted on is answered at once
 //!   ([`WebhookOutcome::Duplicate`]);
 //! - handling is idempotent and ordered by `occurred_at`: a deactivation marks only links
-//!   that are still active and older than it, so a replay changes nothing and a late event
-//!   never undoes a newer grant (a user who re-linked after the event stays linked).
+//!   that are still active and were granted before it (allowing 5 minutes of clock
+//!   difference between Wise and this server), so a replay changes nothing and a late
+//!   event never undoes a newer grant (a user who re-linked after the event stays linked).
 
 mod dedup;
 mod event;
