@@ -5,6 +5,7 @@
 //!
 //! Every case runs once on axum and once on actix-web (`webhook_cases!`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -12,8 +13,9 @@ use reqwest::header::ACCEPT;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wise_oauth::{
-    ClientSecret, Environment, LinkKey, MemoryTokenStore, TokenError, TokenStore, UserId,
-    WebhookKey, WiseConfig, WiseEvent, WiseOAuth,
+    async_trait, ClientSecret, Environment, LeaseHolder, LinkKey, LinkRecord, MemoryTokenStore,
+    StoreError, TokenError, TokenStore, UserId, Version, Versioned, WebhookKey, WiseConfig,
+    WiseEvent, WiseOAuth,
 };
 use wise_oauth_mock::{
     MockWise, MockWiseHandle, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, WEBHOOK_PUBLIC_KEY_PEM,
@@ -30,6 +32,60 @@ const BOB_ID: u64 = 10000002;
 const SANDBOX_VECTOR_BODY: &str = r#"{"data":{"resource":{"id":49983981,"profile_id":16055450,"account_id":14124090,"type":"transfer"},"current_state":"incoming_payment_waiting","previous_state":null,"occurred_at":"2021-08-23T10:12:50Z"},"subscription_id":"90aa8e14-4ef1-4a56-861c-f3c9cde097ea","event_type":"transfers#state-change","schema_version":"2.0.0","sent_at":"2021-08-23T10:12:50Z"}"#;
 const SANDBOX_VECTOR_SIGNATURE: &str = "wKcKCYXAzxNgiu7xmoDm943NUni7Rz33QN8JkEA9dWSGebgndonabgSj18Y4C08OrwVmueGsED2s00M7DtJVcYKOS1i3G4TMVx+mgM3aL9djMBkQtiYNBFUd6wrPI7ZUNHv/TrlKSjTMc+6JFvUvJ7owY3z85e3I4jLRLJowMFvO8kvCJ60+1pY9wDwZvtZ//WS93LrwGjk9Dvwzpmu0w+P4J75tETT5qC3Uv0y5G2yO8SEoO3yNP/tg/BOli02niHb53vEOUWUb9bly6thnfMoXoiV/osoGxgF20R58RlvkAmezyyl1Sv542TfS2DpiwVnmjjjkCyXeSUcKookYLQ==";
 
+/// The memory store, whose lookups by Wise user can be switched off (a store outage).
+#[derive(Debug, Clone, Default)]
+struct Store {
+    links: MemoryTokenStore,
+    lookups_down: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl TokenStore for Store {
+    async fn load(&self, key: &LinkKey) -> Result<Option<Versioned<LinkRecord>>, StoreError> {
+        self.links.load(key).await
+    }
+
+    async fn save(
+        &self,
+        key: &LinkKey,
+        record: &LinkRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        self.links.save(key, record, expected).await
+    }
+
+    async fn delete(&self, key: &LinkKey) -> Result<bool, StoreError> {
+        self.links.delete(key).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        key: &LinkKey,
+        holder: LeaseHolder,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.links.acquire_lease(key, holder, ttl).await
+    }
+
+    async fn release_lease(&self, key: &LinkKey, holder: LeaseHolder) -> Result<(), StoreError> {
+        self.links.release_lease(key, holder).await
+    }
+
+    async fn links_of_wise_user(
+        &self,
+        environment: &str,
+        client_id: &str,
+        wise_user_id: u64,
+    ) -> Result<Vec<UserId>, StoreError> {
+        if self.lookups_down.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("store down (test)".into()));
+        }
+        self.links
+            .links_of_wise_user(environment, client_id, wise_user_id)
+            .await
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Adapter {
     Axum,
@@ -42,7 +98,7 @@ struct TestApp {
     base: String,
     emulator: MockWiseHandle,
     wise: WiseOAuth,
-    store: MemoryTokenStore,
+    store: Store,
     events: Arc<Mutex<Vec<WiseEvent>>>,
     http: reqwest::Client,
 }
@@ -70,7 +126,7 @@ impl TestApp {
         .environment(environment)
         .build()
         .expect("config");
-        let store = MemoryTokenStore::new();
+        let store = Store::default();
         let events = Arc::new(Mutex::new(Vec::new()));
         let seen = events.clone();
         let wise = WiseOAuth::builder(config)
@@ -426,6 +482,33 @@ async fn the_emulators_deactivation_reaches_the_route(app: &TestApp) {
     assert!(!app.relink_required("u3").await);
 }
 
+/// The store is down when a deactivation arrives: 503 with `Retry-After`, nothing changed
+/// and the delivery not remembered, so Wise's retry of the same delivery id applies it.
+async fn a_store_outage_is_a_503_and_the_retry_applies(app: &TestApp) {
+    app.link("u1", ALICE).await;
+    let body = user_state(ALICE_ID, "DEACTIVATED", soon());
+    app.store.lookups_down.store(true, Ordering::SeqCst);
+    let signature = app.emulator.sign_webhook(body.as_bytes());
+    let res = app
+        .http
+        .post(format!("{}/wise/webhooks", app.base))
+        .header("x-signature-sha256", &signature)
+        .header("x-delivery-id", "retry-me")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+    assert!(!app.relink_required("u1").await);
+    assert!(app.relink_events().is_empty());
+    app.store.lookups_down.store(false, Ordering::SeqCst);
+    let (status, answer) = app.deliver_signed(&body, "retry-me").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["relinked"], 1, "{answer}");
+    assert_eq!(app.relink_events(), ["u1"]);
+}
+
 /// Verified deliveries that do not concern links change nothing: a test notification, a
 /// profile event, a deactivation of a Wise user nobody linked; a signed body that is not
 /// an event is a 400; an oversized body a 413.
@@ -503,4 +586,5 @@ webhook_cases!(
     an_older_event_does_not_undo_a_newer_grant,
     the_emulators_deactivation_reaches_the_route,
     other_deliveries_change_nothing,
+    a_store_outage_is_a_503_and_the_retry_applies,
 );
