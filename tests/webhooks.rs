@@ -482,6 +482,49 @@ async fn the_emulators_deactivation_reaches_the_route(app: &TestApp) {
     assert!(!app.relink_required("u3").await);
 }
 
+/// A link stored before Wise user ids were recorded (the column migrated, the value
+/// unknown) learns its Wise user through `backfill_wise_user_id`, once; the emulator's
+/// deactivation then reaches it.
+async fn an_old_link_learns_its_wise_user_and_then_gets_deactivations(app: &TestApp) {
+    app.link("u1", ALICE).await;
+    let key = LinkKey::new("emulator", DEMO_CLIENT_ID, UserId::new("u1").unwrap());
+    let stored = app.store.load(&key).await.unwrap().unwrap();
+    let old = stored.value.clone().with_wise_user_id(None);
+    app.store
+        .save(&key, &old, Some(stored.version))
+        .await
+        .unwrap();
+    app.emulator
+        .subscribe_webhooks(&format!("{}/wise/webhooks", app.base))
+        .unwrap();
+    // Without its Wise user the link cannot be found: a deactivation passes it by.
+    let early = user_state(ALICE_ID, "DEACTIVATED", soon());
+    let (_, answer) = app.deliver_signed(&early, "before-backfill").await;
+    assert_eq!(answer["relinked"], 0);
+    let user = UserId::new("u1").unwrap();
+    let calls = app.emulator.stats().endpoint_requests("GET /v1/me");
+    assert_eq!(
+        app.wise.backfill_wise_user_id(&user).await.unwrap(),
+        ALICE_ID
+    );
+    assert_eq!(app.stored_wise_user("u1").await, Some(ALICE_ID));
+    assert_eq!(
+        app.wise.backfill_wise_user_id(&user).await.unwrap(),
+        ALICE_ID
+    );
+    assert_eq!(
+        app.emulator.stats().endpoint_requests("GET /v1/me"),
+        calls + 1,
+        "a known id is not asked again"
+    );
+    let nobody = UserId::new("nobody").unwrap();
+    assert!(app.wise.backfill_wise_user_id(&nobody).await.is_err());
+    app.emulator.deactivate(ALICE);
+    app.emulator.wait_for_webhook_deliveries(1).await;
+    assert!(app.relink_required("u1").await);
+    assert_eq!(app.relink_events(), ["u1"]);
+}
+
 /// The store is down when a deactivation arrives: 503 with `Retry-After`, nothing changed
 /// and the delivery not remembered, so Wise's retry of the same delivery id applies it.
 async fn a_store_outage_is_a_503_and_the_retry_applies(app: &TestApp) {
@@ -587,4 +630,5 @@ webhook_cases!(
     the_emulators_deactivation_reaches_the_route,
     other_deliveries_change_nothing,
     a_store_outage_is_a_503_and_the_retry_applies,
+    an_old_link_learns_its_wise_user_and_then_gets_deactivations,
 );

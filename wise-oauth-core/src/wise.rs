@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::WiseApi;
-use crate::client::WiseClient;
+use crate::client::{ClientError, WiseClient};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, WiseConfig};
-use crate::endpoint::TokenEndpoint;
+use crate::endpoint::{TokenEndpoint, WiseError};
 use crate::events::{EventHandler, Events};
 use crate::flow::{
     FlowCookie, FlowError, LinkCompleted, LinkFlow, LinkFlowParts, LinkOptions, LinkStart,
@@ -714,6 +714,59 @@ impl WiseOAuth {
             .webhooks
             .handle(&self.core.manager, &self.core.namespace, delivery)
             .await
+    }
+
+    /// The Wise user `user`'s link belongs to, which ties Wise's webhooks to it. Links made
+    /// by this version record it at link time; for a link stored before (its
+    /// [`LinkRecord::wise_user_id`](crate::LinkRecord::wise_user_id) is `None`, also after
+    /// the store's migration) this asks Wise (`GET /v1/me` with the user's token) and
+    /// records the answer. Run it once over [`linked_users`](Self::linked_users) after
+    /// upgrading, so deactivations reach the old links too; a link that already has an id
+    /// costs one store read and no call to Wise.
+    ///
+    /// ```no_run
+    /// # async fn run(wise: wise_oauth_core::WiseOAuth) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut after = None;
+    /// loop {
+    ///     let page = wise.linked_users(after.as_ref(), 100).await?;
+    ///     for user in &page.users {
+    ///         if let Err(e) = wise.backfill_wise_user_id(user).await {
+    ///             eprintln!("{user}: {e}"); // e.g. a link that needs a re-link
+    ///         }
+    ///     }
+    ///     match page.next {
+    ///         Some(next) => after = Some(next),
+    ///         None => break,
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn backfill_wise_user_id(&self, user: &UserId) -> Result<u64, ClientError> {
+        let key = self.link_key(user);
+        match self.core.manager.store().load(&key).await {
+            Ok(Some(record)) => {
+                if let Some(known) = record.value.wise_user_id {
+                    return Ok(known);
+                }
+            }
+            Ok(None) => return Err(ClientError::Token(TokenError::NotLinked)),
+            Err(e) => {
+                return Err(ClientError::Token(match e {
+                    StoreError::Corrupt(_) => TokenError::Corrupt,
+                    _ => TokenError::Unavailable { retry_after: None },
+                }))
+            }
+        }
+        let me: serde_json::Value = self.client(user).get("/v1/me").await?;
+        let id = me
+            .get("id")
+            .and_then(serde_json::Value::as_u64)
+            .filter(|id| *id != 0)
+            .ok_or(ClientError::Wise(WiseError::MalformedResponse {
+                reason: "user id is missing or invalid",
+            }))?;
+        Ok(self.core.manager.backfill_wise_user_id(&key, id).await?)
     }
 
     // ----- registration -------------------------------------------------------------

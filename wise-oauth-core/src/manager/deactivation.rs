@@ -100,3 +100,40 @@ impl TokenManager {
         });
     }
 }
+
+impl TokenManager {
+    /// Records `wise_user_id` on `key`'s link if it has none yet (a link stored before the
+    /// library recorded Wise user ids), under the link's lease. Returns the id the link
+    /// carries afterwards; [`TokenError::NotLinked`] when there is no link.
+    pub(crate) async fn backfill_wise_user_id(
+        &self,
+        key: &LinkKey,
+        wise_user_id: u64,
+    ) -> Result<u64, TokenError> {
+        let work = async {
+            for _ in 0..MARK_ATTEMPTS {
+                let current = match self.inner.store.load(key).await {
+                    Ok(Some(current)) => current,
+                    Ok(None) => return Err(TokenError::NotLinked),
+                    Err(e) => return Err(store_error(&e)),
+                };
+                if let Some(known) = current.value.wise_user_id {
+                    return Ok(known);
+                }
+                let record = current.value.clone().with_wise_user_id(Some(wise_user_id));
+                match self
+                    .inner
+                    .store
+                    .save(key, &record, Some(current.version))
+                    .await
+                {
+                    Ok(_) => return Ok(wise_user_id),
+                    Err(StoreError::Conflict) => continue,
+                    Err(e) => return Err(store_error(&e)),
+                }
+            }
+            Err(TokenError::unavailable())
+        };
+        self.with_lease(key, work).await?
+    }
+}
