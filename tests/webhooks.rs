@@ -525,6 +525,32 @@ async fn an_old_link_learns_its_wise_user_and_then_gets_deactivations(app: &Test
     assert_eq!(app.relink_events(), ["u1"]);
 }
 
+/// The app subscribes its route through Wise's application API (client-credentials
+/// token); the emulator's deactivation then arrives under that subscription. Another
+/// application's client key is refused.
+async fn the_library_subscribes_its_route(app: &TestApp) {
+    app.link("u1", ALICE).await;
+    let url = format!("{}/wise/webhooks", app.base);
+    let id = app
+        .wise
+        .subscribe_webhooks(DEMO_CLIENT_ID, &url)
+        .await
+        .expect("subscribed");
+    assert!(app
+        .wise
+        .subscribe_webhooks("someone-else", &url)
+        .await
+        .is_err());
+    app.emulator.deactivate(ALICE);
+    app.emulator.wait_for_webhook_deliveries(1).await;
+    let deliveries = app.emulator.webhook_deliveries();
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].subscription_id, id);
+    assert_eq!(deliveries[0].status, Some(200));
+    assert!(app.relink_required("u1").await);
+    assert_eq!(app.relink_events(), ["u1"]);
+}
+
 /// The store is down when a deactivation arrives: 503 with `Retry-After`, nothing changed
 /// and the delivery not remembered, so Wise's retry of the same delivery id applies it.
 async fn a_store_outage_is_a_503_and_the_retry_applies(app: &TestApp) {
@@ -631,4 +657,5 @@ webhook_cases!(
     other_deliveries_change_nothing,
     a_store_outage_is_a_503_and_the_retry_applies,
     an_old_link_learns_its_wise_user_and_then_gets_deactivations,
+    the_library_subscribes_its_route,
 );

@@ -45,6 +45,8 @@ struct Core {
     namespace: LinkNamespace,
     /// Webhook keys and the delivery ids acted on.
     webhooks: Webhooks,
+    /// The Wise API calls the handle makes itself (webhook subscriptions).
+    api: WiseApi,
 }
 
 impl fmt::Debug for Core {
@@ -431,7 +433,7 @@ impl WiseOAuthBuilder {
         let flow = LinkFlow::new(LinkFlowParts {
             config: self.config.clone(),
             endpoint,
-            api,
+            api: api.clone(),
             manager: manager.clone(),
             pending,
             sealer,
@@ -446,6 +448,7 @@ impl WiseOAuthBuilder {
                 flow,
                 namespace,
                 webhooks,
+                api,
             }),
         })
     }
@@ -714,6 +717,47 @@ impl WiseOAuth {
             .webhooks
             .handle(&self.core.manager, &self.core.namespace, delivery)
             .await
+    }
+
+    /// Subscribes `url` (your `POST {prefix}/webhooks` route, public HTTPS on port 443) to
+    /// `users#state-change` for the whole application, with a client-credentials token:
+    /// `POST /v3/applications/{client_key}/subscriptions`. `client_key` is issued by Wise
+    /// with your credentials and is not always the client id. Returns the subscription id.
+    /// Call it once per environment (a deployment step, not at every start: each
+    /// subscription gets its own copy of every event).
+    ///
+    /// ```no_run
+    /// # async fn run(wise: wise_oauth_core::WiseOAuth) -> Result<(), Box<dyn std::error::Error>> {
+    /// let id = wise
+    ///     .subscribe_webhooks("my-client-key", "https://app.example.com/wise/webhooks")
+    ///     .await?;
+    /// println!("subscription {id}");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn subscribe_webhooks(
+        &self,
+        client_key: &str,
+        url: &str,
+    ) -> Result<String, ClientError> {
+        if client_key.is_empty() || url.is_empty() {
+            return Err(ClientError::InvalidRequest {
+                reason: "the client key and the URL must not be empty",
+            });
+        }
+        let token = self.app_token().await?;
+        let id = self
+            .core
+            .api
+            .subscribe(
+                &token,
+                client_key,
+                "wise-oauth: users#state-change",
+                "users#state-change",
+                url,
+            )
+            .await?;
+        Ok(id)
     }
 
     /// The Wise user `user`'s link belongs to, which ties Wise's webhooks to it. Links made

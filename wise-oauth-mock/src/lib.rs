@@ -81,6 +81,8 @@
 //!   `POST /__mock/users/{email}/{deactivate|reactivate}` (with a webhook),
 //!   `POST|GET /__mock/webhooks/subscriptions` (`{"url"}`), `GET /__mock/webhooks/deliveries`,
 //!   `POST /__mock/webhooks/deliveries/{id}/redeliver`, `GET /__mock/webhook-key`,
+//!   and Wise's own `/v3/applications/{clientKey}/subscriptions[/{id}[/test-notifications]]`
+//!   (client-credentials token; the client key is the client id),
 //!   `POST|GET /__mock/clock` (`{"advance_secs", "advance_ms", "frozen"}`),
 //!   `POST|GET /__mock/config` (`{"auto_approve", "rotate_refresh_tokens", "rate_limit":
 //!   {"per_second", "per_minute"} | null, "access_token_lifetime_secs"}`, fields optional),

@@ -7,13 +7,18 @@
 //! configures this public key instead of Wise's. Deliveries are made once, in the
 //! background, to every subscription of the event type; a delivery can be sent again
 //! byte for byte (same id, same signature) through the control API, as Wise's retries are.
+//!
+//! Subscriptions come from the control API or from Wise's application API,
+//! `/v3/applications/{clientKey}/subscriptions` (create, list, get, delete,
+//! `test-notifications`) with a client-credentials token; the emulator's client key is the
+//! client id.
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State as AxState};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -28,6 +33,7 @@ use tokio::sync::watch;
 use crate::clock::fmt_millis;
 use crate::error::{json_response, MockError};
 use crate::server::App;
+use crate::state::Owner;
 
 /// The emulator's webhook signing key (PKCS#8): a test key, never Wise's.
 const TEST_PRIVATE_KEY_PEM: &str = include_str!("../keys/webhook-test-key.pem");
@@ -80,6 +86,10 @@ pub(crate) fn sign(body: &[u8]) -> String {
 pub struct WebhookSubscription {
     /// The subscription id (a UUID).
     pub id: String,
+    /// Its name (`control` for one made through the control API).
+    pub name: String,
+    /// The application (client key) it belongs to (empty for the control API's).
+    pub client_key: String,
     /// Where deliveries go.
     pub url: String,
     /// The event type (`users#state-change`).
@@ -106,6 +116,8 @@ pub struct WebhookDelivery {
     pub body: String,
     /// `X-Signature-SHA256`, exactly as sent.
     pub signature: String,
+    /// Sent with `X-Test-Notification: true` (dummy data).
+    pub test_notification: bool,
 }
 
 /// Subscriptions and deliveries (part of the emulator state; reset with it).
@@ -147,13 +159,25 @@ fn acceptable_url(url: &str) -> bool {
 impl Registry {
     /// Registers a subscription; `None` for a URL the emulator does not deliver to.
     pub(crate) fn subscribe(&mut self, url: &str) -> Option<WebhookSubscription> {
+        self.add("control", "", USER_STATE_CHANGE, url)
+    }
+
+    fn add(
+        &mut self,
+        name: &str,
+        client_key: &str,
+        trigger_on: &str,
+        url: &str,
+    ) -> Option<WebhookSubscription> {
         if !acceptable_url(url) {
             return None;
         }
         let subscription = WebhookSubscription {
             id: uuid::Uuid::new_v4().to_string(),
+            name: name.to_owned(),
+            client_key: client_key.to_owned(),
             url: url.to_owned(),
-            trigger_on: USER_STATE_CHANGE.to_owned(),
+            trigger_on: trigger_on.to_owned(),
         };
         self.subscriptions.push(subscription.clone());
         Some(subscription)
@@ -177,7 +201,11 @@ impl Registry {
         occurred_at: &str,
     ) -> Vec<String> {
         let mut ids = Vec::new();
-        for subscription in &self.subscriptions {
+        let subscriptions = self
+            .subscriptions
+            .iter()
+            .filter(|s| s.trigger_on == USER_STATE_CHANGE);
+        for subscription in subscriptions {
             let mut data = json!({
                 "resource": {"id": user_id, "type": "user"},
                 "previous_state": previous,
@@ -205,11 +233,43 @@ impl Registry {
                 attempts: 0,
                 signature: sign(body.as_bytes()),
                 body,
+                test_notification: false,
             };
             ids.push(delivery.delivery_id.clone());
             self.deliveries.push(delivery);
         }
         ids
+    }
+
+    /// Queues a test notification of `subscription` (dummy data, ids 0, as at Wise).
+    fn queue_test(&mut self, subscription: &WebhookSubscription, at: &str) -> String {
+        let body = json!({
+            "data": {
+                "resource": {"id": 0, "type": "user"},
+                "previous_state": "ACTIVE",
+                "current_state": "DEACTIVATED",
+                "occurred_at": at,
+            },
+            "subscription_id": subscription.id,
+            "event_type": subscription.trigger_on,
+            "schema_version": "2.0.0",
+            "sent_at": at,
+        })
+        .to_string();
+        let delivery = WebhookDelivery {
+            delivery_id: uuid::Uuid::new_v4().to_string(),
+            subscription_id: subscription.id.clone(),
+            url: subscription.url.clone(),
+            event_type: subscription.trigger_on.clone(),
+            status: None,
+            attempts: 0,
+            signature: sign(body.as_bytes()),
+            body,
+            test_notification: true,
+        };
+        let id = delivery.delivery_id.clone();
+        self.deliveries.push(delivery);
+        id
     }
 
     /// Counts an attempt of `delivery_id` and what the receiver answered.
@@ -236,11 +296,15 @@ async fn attempt(app: &App, delivery_id: &str) -> Option<u16> {
         .iter()
         .find(|d| d.delivery_id == delivery_id)
         .cloned()?;
-    let status = HTTP
+    let mut request = HTTP
         .post(&delivery.url)
         .header(header::CONTENT_TYPE, "application/json")
         .header("X-Signature-SHA256", &delivery.signature)
-        .header("X-Delivery-Id", &delivery.delivery_id)
+        .header("X-Delivery-Id", &delivery.delivery_id);
+    if delivery.test_notification {
+        request = request.header("X-Test-Notification", "true");
+    }
+    let status = request
         .body(delivery.body.clone())
         .send()
         .await
@@ -333,6 +397,195 @@ pub(crate) fn routes() -> Router<App> {
             "/__mock/webhooks/deliveries/{id}/redeliver",
             post(redeliver_route),
         )
+        .route(
+            "/v3/applications/{client_key}/subscriptions",
+            get(v3_list).post(v3_create),
+        )
+        .route(
+            "/v3/applications/{client_key}/subscriptions/{id}",
+            get(v3_get).delete(v3_delete),
+        )
+        .route(
+            "/v3/applications/{client_key}/subscriptions/{id}/test-notifications",
+            post(v3_test),
+        )
+}
+
+/// The client id of a valid client-credentials token in `Authorization: Bearer`, when it
+/// is the application `client_key`; otherwise the 401 / 403 to answer.
+fn application(app: &App, headers: &HeaderMap, client_key: &str) -> Result<(), Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned());
+    let s = app.lock();
+    let record = token.as_deref().and_then(|t| s.access_valid(t));
+    match record {
+        None => Err(json_response(
+            StatusCode::UNAUTHORIZED,
+            &json!({"error": "unauthorized", "error_description": "Full authentication is required to access this resource"}),
+        )),
+        Some(r) if matches!(r.owner, Owner::App) && r.client_id == client_key => Ok(()),
+        Some(_) => Err(json_response(
+            StatusCode::FORBIDDEN,
+            &json!({"error": "forbidden", "error_description": "application subscriptions need this application's client-credentials token"}),
+        )),
+    }
+}
+
+fn v3_json(s: &WebhookSubscription, created_at: &str) -> serde_json::Value {
+    json!({
+        "id": s.id,
+        "name": s.name,
+        "delivery": {"version": "2.0.0", "url": s.url},
+        "trigger_on": s.trigger_on,
+        "scope": {"domain": "application", "id": s.client_key},
+        "created_by": {"type": "application", "id": s.client_key},
+        "created_at": created_at,
+    })
+}
+
+#[derive(Deserialize)]
+struct V3Delivery {
+    version: String,
+    url: String,
+}
+
+#[derive(Deserialize)]
+struct V3Subscription {
+    name: String,
+    trigger_on: String,
+    delivery: V3Delivery,
+}
+
+async fn v3_create(
+    AxState(app): AxState<App>,
+    Path(client_key): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = application(&app, &headers, &client_key) {
+        return r;
+    }
+    let invalid = |msg: &str| {
+        json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"errors": [{"code": "NOT_VALID", "message": msg}]}),
+        )
+    };
+    let Ok(new) = serde_json::from_slice::<V3Subscription>(&body) else {
+        return invalid("name, trigger_on and delivery {version, url} are required");
+    };
+    if new.name.is_empty() || new.trigger_on.is_empty() || new.delivery.version.is_empty() {
+        return invalid("name, trigger_on and delivery.version must not be empty");
+    }
+    let mut s = app.lock();
+    let created_at = fmt_millis(s.now());
+    match s
+        .webhooks
+        .add(&new.name, &client_key, &new.trigger_on, &new.delivery.url)
+    {
+        Some(subscription) => json_response(StatusCode::OK, &v3_json(&subscription, &created_at)),
+        None => invalid("delivery.url must be https, or http to a loopback host, without a query"),
+    }
+}
+
+async fn v3_list(
+    AxState(app): AxState<App>,
+    Path(client_key): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = application(&app, &headers, &client_key) {
+        return r;
+    }
+    let s = app.lock();
+    let now = fmt_millis(s.now());
+    let list: Vec<_> = s
+        .webhooks
+        .subscriptions
+        .iter()
+        .filter(|sub| sub.client_key == client_key)
+        .map(|sub| v3_json(sub, &now))
+        .collect();
+    json_response(StatusCode::OK, &json!(list))
+}
+
+fn not_found() -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        &json!({"error": "not_found", "error_description": "no such subscription"}),
+    )
+}
+
+async fn v3_get(
+    AxState(app): AxState<App>,
+    Path((client_key, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = application(&app, &headers, &client_key) {
+        return r;
+    }
+    let s = app.lock();
+    let now = fmt_millis(s.now());
+    match s
+        .webhooks
+        .subscriptions
+        .iter()
+        .find(|sub| sub.id == id && sub.client_key == client_key)
+    {
+        Some(sub) => json_response(StatusCode::OK, &v3_json(sub, &now)),
+        None => not_found(),
+    }
+}
+
+async fn v3_delete(
+    AxState(app): AxState<App>,
+    Path((client_key, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = application(&app, &headers, &client_key) {
+        return r;
+    }
+    let mut s = app.lock();
+    let before = s.webhooks.subscriptions.len();
+    s.webhooks
+        .subscriptions
+        .retain(|sub| !(sub.id == id && sub.client_key == client_key));
+    if s.webhooks.subscriptions.len() == before {
+        return not_found();
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn v3_test(
+    AxState(app): AxState<App>,
+    Path((client_key, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = application(&app, &headers, &client_key) {
+        return r;
+    }
+    let (delivery_id, created_at) = {
+        let mut s = app.lock();
+        let Some(subscription) = s
+            .webhooks
+            .subscriptions
+            .iter()
+            .find(|sub| sub.id == id && sub.client_key == client_key)
+            .cloned()
+        else {
+            return not_found();
+        };
+        let at = fmt_millis(s.now());
+        (s.webhooks.queue_test(&subscription, &at), at)
+    };
+    deliver(&app, vec![delivery_id.clone()]);
+    json_response(
+        StatusCode::OK,
+        &json!([{"delivery_id": delivery_id, "created_at": created_at}]),
+    )
 }
 
 async fn public_key() -> Response {
