@@ -40,8 +40,9 @@ use crate::state::Owner;
 /// The emulator's webhook signing key (PKCS#8): a test key, never Wise's.
 const TEST_PRIVATE_KEY_PEM: &str = include_str!("../keys/webhook-test-key.pem");
 
-/// The public half of [`TEST_PRIVATE_KEY_PEM`] (SubjectPublicKeyInfo PEM), what an app
-/// under test configures to verify the emulator's deliveries.
+/// The public half of the emulator's webhook test key (SubjectPublicKeyInfo PEM), what an
+/// app under test configures to verify the emulator's deliveries. It is not Wise's key:
+/// an app that trusts only Wise's keys rejects the emulator's deliveries.
 pub const WEBHOOK_PUBLIC_KEY_PEM: &str = include_str!("../keys/webhook-test-key.pub.pem");
 
 /// The only event type the emulator delivers.
