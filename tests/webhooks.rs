@@ -576,6 +576,29 @@ async fn a_store_outage_is_a_503_and_the_retry_applies(app: &TestApp) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(answer["relinked"], 1, "{answer}");
     assert_eq!(app.relink_events(), ["u1"]);
+
+    // The same through the emulator: its delivery gets the 503 and is due again a minute
+    // later (emulator clock), when the store is back.
+    app.link("u3", BOB).await;
+    app.emulator
+        .subscribe_webhooks(&format!("{}/wise/webhooks", app.base))
+        .unwrap();
+    app.store.lookups_down.store(true, Ordering::SeqCst);
+    app.emulator.deactivate(BOB);
+    app.emulator.wait_for_webhook_deliveries(1).await;
+    let delivery = app.emulator.webhook_deliveries().remove(0);
+    assert_eq!(delivery.status, Some(503));
+    assert!(delivery.next_attempt_at.is_some());
+    assert_eq!(app.emulator.deliver_due_webhooks().await, 0, "not due yet");
+    assert!(!app.relink_required("u3").await);
+    app.store.lookups_down.store(false, Ordering::SeqCst);
+    app.emulator.advance_clock(Duration::from_secs(61));
+    assert_eq!(app.emulator.deliver_due_webhooks().await, 1);
+    let delivery = app.emulator.webhook_deliveries().remove(0);
+    assert_eq!((delivery.status, delivery.attempts), (Some(200), 2));
+    assert_eq!(delivery.next_attempt_at, None);
+    assert!(app.relink_required("u3").await);
+    assert_eq!(app.relink_events(), ["u1", "u3"]);
 }
 
 /// Verified deliveries that do not concern links change nothing: a test notification, a

@@ -340,6 +340,14 @@ impl MockWiseHandle {
         expect(crate::webhooks::redeliver(self.app(), delivery_id).await)
     }
 
+    /// Sends again every webhook delivery whose retry is due by the emulator clock (a
+    /// delivery not answered 200 is due 1, 2, 4 … minutes after each attempt, at most 25
+    /// attempts); how many were sent. Move the clock with
+    /// [`advance_clock`](Self::advance_clock) first.
+    pub async fn deliver_due_webhooks(&self) -> usize {
+        crate::webhooks::deliver_due(self.app()).await
+    }
+
     /// `X-Signature-SHA256` for `body` with the emulator's test key (for tests that craft
     /// their own deliveries); verify it with [`WEBHOOK_PUBLIC_KEY_PEM`](crate::WEBHOOK_PUBLIC_KEY_PEM).
     pub fn sign_webhook(&self, body: &[u8]) -> String {

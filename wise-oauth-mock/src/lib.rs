@@ -80,7 +80,8 @@
 //!   `POST /__mock/users`, `POST|GET|DELETE /__mock/faults`,
 //!   `POST /__mock/users/{email}/{deactivate|reactivate}` (with a webhook),
 //!   `POST|GET /__mock/webhooks/subscriptions` (`{"url"}`), `GET /__mock/webhooks/deliveries`,
-//!   `POST /__mock/webhooks/deliveries/{id}/redeliver`, `GET /__mock/webhook-key`,
+//!   `POST /__mock/webhooks/deliveries/{id}/redeliver`, `POST /__mock/webhooks/deliver-due`
+//!   (retries due by the emulator clock), `GET /__mock/webhook-key`,
 //!   and Wise's own `/v3/applications/{clientKey}/subscriptions[/{id}[/test-notifications]]`
 //!   (client-credentials token; the client key is the client id),
 //!   `POST|GET /__mock/clock` (`{"advance_secs", "advance_ms", "frozen"}`),

@@ -5,8 +5,11 @@
 //! with a fixed **test** key pair of its own (`keys/webhook-test-key.pem`, public half at
 //! `GET /__mock/webhook-key`): Wise's private keys are not public, so an app under test
 //! configures this public key instead of Wise's. Deliveries are made once, in the
-//! background, to every subscription of the event type; a delivery can be sent again
-//! byte for byte (same id, same signature) through the control API, as Wise's retries are.
+//! background, to every subscription of the event type. A delivery not answered with 200
+//! is due again 1, 2, 4 … minutes later (then daily; at most 25 attempts, as at Wise) on
+//! the emulator clock, and is sent again byte for byte (same id, same signature) when the
+//! test asks for due deliveries ([`MockWiseHandle::deliver_due_webhooks`](crate::MockWiseHandle::deliver_due_webhooks))
+//! or for one delivery.
 //!
 //! Subscriptions come from the control API or from Wise's application API,
 //! `/v3/applications/{clientKey}/subscriptions` (create, list, get, delete,
@@ -16,7 +19,7 @@
 #![allow(clippy::result_large_err)]
 
 use std::sync::LazyLock;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State as AxState};
@@ -50,6 +53,19 @@ const USER_STATE_CHANGE: &str = "users#state-change";
 
 /// How long a delivery waits for the receiver's answer (Wise waits 5 s).
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most attempts of one delivery (Wise: 25 over about two weeks).
+const MAX_ATTEMPTS: u32 = 25;
+
+/// How long after its `attempt`-th failed attempt a delivery is due again: 1, 2, 4 …
+/// minutes for the first 11 retries, then a day.
+fn retry_delay(attempt: u32) -> Duration {
+    if attempt <= 11 {
+        Duration::from_secs(60 << (attempt - 1))
+    } else {
+        Duration::from_secs(24 * 3600)
+    }
+}
 
 static SIGNER: LazyLock<RsaKeyPair> = LazyLock::new(|| {
     let base64: String = TEST_PRIVATE_KEY_PEM
@@ -121,6 +137,11 @@ pub struct WebhookDelivery {
     pub signature: String,
     /// Sent with `X-Test-Notification: true` (dummy data).
     pub test_notification: bool,
+    /// When the next attempt is due (emulator clock, RFC 3339); `None` once answered 200
+    /// or after the last attempt.
+    pub next_attempt_at: Option<String>,
+    #[serde(skip)]
+    next_due: Option<SystemTime>,
 }
 
 /// Subscriptions and deliveries (part of the emulator state; reset with it).
@@ -237,6 +258,8 @@ impl Registry {
                 signature: sign(body.as_bytes()),
                 body,
                 test_notification: false,
+                next_attempt_at: None,
+                next_due: None,
             };
             ids.push(delivery.delivery_id.clone());
             self.deliveries.push(delivery);
@@ -269,14 +292,17 @@ impl Registry {
             signature: sign(body.as_bytes()),
             body,
             test_notification: true,
+            next_attempt_at: None,
+            next_due: None,
         };
         let id = delivery.delivery_id.clone();
         self.deliveries.push(delivery);
         id
     }
 
-    /// Counts an attempt of `delivery_id` and what the receiver answered.
-    fn record(&mut self, delivery_id: &str, status: Option<u16>) {
+    /// Counts an attempt of `delivery_id` at `now` and what the receiver answered; a
+    /// failed one is due again after [`retry_delay`].
+    fn record(&mut self, delivery_id: &str, status: Option<u16>, now: SystemTime) {
         if let Some(d) = self
             .deliveries
             .iter_mut()
@@ -284,6 +310,9 @@ impl Registry {
         {
             d.attempts += 1;
             d.status = status;
+            d.next_due = (status != Some(200) && d.attempts < MAX_ATTEMPTS)
+                .then(|| now + retry_delay(d.attempts));
+            d.next_attempt_at = d.next_due.map(fmt_millis);
         }
         self.finished += 1;
         self.done.send_replace(self.finished);
@@ -314,8 +343,29 @@ async fn attempt(app: &App, delivery_id: &str) -> Option<u16> {
         .ok()
         .map(|r| r.status().as_u16());
     tracing::info!(delivery_id, status, "webhook delivered");
-    app.lock().webhooks.record(delivery_id, status);
+    let mut s = app.lock();
+    let now = s.now();
+    s.webhooks.record(delivery_id, status, now);
     status
+}
+
+/// Sends again, one after the other, every delivery whose retry is due by the emulator
+/// clock; how many were sent.
+pub(crate) async fn deliver_due(app: &App) -> usize {
+    let due: Vec<String> = {
+        let s = app.lock();
+        let now = s.now();
+        s.webhooks
+            .deliveries
+            .iter()
+            .filter(|d| d.next_due.is_some_and(|at| at <= now))
+            .map(|d| d.delivery_id.clone())
+            .collect()
+    };
+    for id in &due {
+        attempt(app, id).await;
+    }
+    due.len()
 }
 
 /// Delivers `ids` in the background, one task each.
@@ -396,6 +446,7 @@ pub(crate) fn routes() -> Router<App> {
             get(list_subscriptions).post(subscribe),
         )
         .route("/__mock/webhooks/deliveries", get(list_deliveries))
+        .route("/__mock/webhooks/deliver-due", post(deliver_due_route))
         .route(
             "/__mock/webhooks/deliveries/{id}/redeliver",
             post(redeliver_route),
@@ -637,6 +688,11 @@ async fn list_deliveries(AxState(app): AxState<App>) -> Response {
     json_response(StatusCode::OK, &json!(app.lock().webhooks.deliveries()))
 }
 
+async fn deliver_due_route(AxState(app): AxState<App>) -> Response {
+    let sent = deliver_due(&app).await;
+    json_response(StatusCode::OK, &json!({"sent": sent}))
+}
+
 async fn redeliver_route(AxState(app): AxState<App>, Path(id): Path<String>) -> Response {
     match redeliver(&app, &id).await {
         Ok(status) => json_response(
@@ -670,6 +726,30 @@ mod tests {
             .collect();
         let spki = STANDARD.decode(spki).unwrap();
         assert!(spki.ends_with(SIGNER.public().as_ref()));
+    }
+
+    #[test]
+    fn retries_follow_wises_schedule() {
+        let minutes: Vec<u64> = (1..=12).map(|a| retry_delay(a).as_secs() / 60).collect();
+        assert_eq!(minutes, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 1440]);
+        let mut registry = Registry::default();
+        let sub = registry.subscribe("http://127.0.0.1:9/h").unwrap();
+        let id = registry.queue_test(&sub, "2026-01-01T00:00:00Z");
+        let t0 = SystemTime::UNIX_EPOCH;
+        registry.record(&id, Some(503), t0);
+        assert_eq!(registry.deliveries[0].next_due, Some(t0 + retry_delay(1)));
+        registry.record(&id, Some(200), t0);
+        assert_eq!(registry.deliveries[0].next_due, None);
+        for _ in 3..MAX_ATTEMPTS {
+            registry.record(&id, None, t0);
+        }
+        assert_eq!(registry.deliveries[0].attempts, MAX_ATTEMPTS - 1);
+        assert!(registry.deliveries[0].next_due.is_some());
+        registry.record(&id, None, t0);
+        assert_eq!(
+            registry.deliveries[0].next_due, None,
+            "the 25th attempt is the last"
+        );
     }
 
     #[test]
