@@ -245,7 +245,12 @@ pub(crate) fn emulator_wise(
     .mobile_redirect_uri(MOBILE_REDIRECT_URI)
     .build()
     .expect("emulator configuration");
-    let builder = WiseOAuth::builder(config).clock(EmulatorClock(emulator.clone()));
+    // The emulator signs its webhooks (`POST /wise/webhooks`) with a test key of its own.
+    let emulator_key = wise_oauth::WebhookKey::from_pem(wise_oauth_mock::WEBHOOK_PUBLIC_KEY_PEM)
+        .expect("the emulator's webhook key");
+    let builder = WiseOAuth::builder(config)
+        .clock(EmulatorClock(emulator.clone()))
+        .webhook_keys([emulator_key]);
     storage
         .apply(builder)?
         .build()

@@ -3,9 +3,7 @@
 use actix_web::http::header::ALLOW;
 use actix_web::{guard, web, HttpRequest, HttpResponse};
 use futures::StreamExt as _;
-use wise_oauth_core::web::{
-    Pages, Plugin, PluginBuilder, Route, RouteMethod, SetupError, MAX_MOBILE_BODY,
-};
+use wise_oauth_core::web::{Pages, Plugin, PluginBuilder, Route, RouteMethod, SetupError};
 use wise_oauth_core::{UserId, WiseOAuth};
 
 use crate::convert::response;
@@ -207,10 +205,10 @@ async fn serve(
 ) -> HttpResponse {
     let mut body = web::BytesMut::new();
     // Read at most one chunk past the limit; the core answers 413 for anything longer.
-    while route.reads_body() && body.len() <= MAX_MOBILE_BODY {
+    while route.reads_body() && body.len() <= route.body_limit() {
         match payload.next().await {
             Some(Ok(chunk)) => body.extend_from_slice(&chunk),
-            Some(Err(_)) => body = web::BytesMut::zeroed(MAX_MOBILE_BODY + 1),
+            Some(Err(_)) => body = web::BytesMut::zeroed(route.body_limit() + 1),
             None => break,
         }
     }

@@ -8,9 +8,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use http::request::Parts;
-use wise_oauth_core::web::{
-    Pages, Plugin, PluginBuilder, Route, RouteMethod, SetupError, MAX_MOBILE_BODY,
-};
+use wise_oauth_core::web::{Pages, Plugin, PluginBuilder, Route, RouteMethod, SetupError};
 use wise_oauth_core::{UserId, WiseOAuth};
 
 use crate::convert::response;
@@ -254,9 +252,9 @@ async fn serve(
     let (parts, body) = request.into_parts();
     let body = if route.reads_body() {
         // At most one byte more than allowed; the core answers 413 for anything longer.
-        match axum::body::to_bytes(body, MAX_MOBILE_BODY + 1).await {
+        match axum::body::to_bytes(body, route.body_limit() + 1).await {
             Ok(bytes) => bytes,
-            Err(_) => Bytes::from(vec![0; MAX_MOBILE_BODY + 1]),
+            Err(_) => Bytes::from(vec![0; route.body_limit() + 1]),
         }
     } else {
         Bytes::new()

@@ -170,6 +170,66 @@ impl WiseApi {
         }
     }
 
+    /// `GET /v1/me`: the id of the Wise user the token belongs to (what Wise's
+    /// `users#state-change` webhooks name).
+    pub(crate) async fn me(&self, token: &AccessToken) -> Result<u64, WiseError> {
+        let raw = self
+            .send(
+                Method::GET,
+                &["v1", "me"],
+                token,
+                None,
+                Repeatable::Yes,
+                "me",
+            )
+            .await?;
+        if !(200..300).contains(&raw.status) {
+            return Err(classify(raw));
+        }
+        match json(&raw.body)?.get("id") {
+            Some(Value::Number(n)) => n.as_u64().filter(|id| *id != 0),
+            Some(Value::String(s)) => s.parse::<ProfileId>().ok().map(ProfileId::get),
+            _ => None,
+        }
+        .ok_or(malformed("user id is missing or invalid"))
+    }
+
+    /// `POST /v3/applications/{clientKey}/subscriptions` with a client-credentials token:
+    /// subscribes `url` to `trigger_on` for the whole application; the subscription id.
+    pub(crate) async fn subscribe(
+        &self,
+        app_token: &AccessToken,
+        client_key: &str,
+        name: &str,
+        trigger_on: &str,
+        url: &str,
+    ) -> Result<String, WiseError> {
+        let body = serde_json::json!({
+            "name": name,
+            "trigger_on": trigger_on,
+            "delivery": {"version": "2.0.0", "url": url},
+        });
+        let raw = self
+            .send(
+                Method::POST,
+                &["v3", "applications", client_key, "subscriptions"],
+                app_token,
+                Some(body),
+                Repeatable::OnlyIfNotSent,
+                "subscribe",
+            )
+            .await?;
+        if !(200..300).contains(&raw.status) {
+            return Err(classify(raw));
+        }
+        json(&raw.body)?
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned)
+            .ok_or(malformed("subscription response has no id"))
+    }
+
     /// `POST /v1/user/signup/registration_code` with a client-credentials token.
     /// 409 (`NOT_UNIQUE`) → [`SignupOutcome::AlreadyExists`].
     pub(crate) async fn signup(

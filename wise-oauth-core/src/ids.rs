@@ -179,6 +179,16 @@ impl LinkNamespace {
         }
     }
 
+    /// The environment name.
+    pub(crate) fn environment(&self) -> &str {
+        &self.environment
+    }
+
+    /// The OAuth client id.
+    pub(crate) fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
     /// The key of `user`'s link in this namespace.
     pub(crate) fn key(&self, user: &UserId) -> LinkKey {
         LinkKey {

@@ -97,6 +97,7 @@
 // manager  - the hot path: cache, proactive refresh, single flight, leases
 // events   - hooks for linked / refreshed / relink required / unlinked
 // flow     - the link state machine (start, callback, mobile)
+// webhook  - Wise's webhooks: signature check, dedup, deactivations mark links for re-link
 // wise     - the WiseOAuth handle and its builder
 // web      - everything the adapters share: routes, token extraction, rejections, plugin
 
@@ -113,6 +114,7 @@ mod seal;
 mod secret;
 mod store;
 mod token;
+mod webhook;
 mod wise;
 
 pub mod web;
@@ -149,4 +151,8 @@ pub use store::{
 };
 pub use store::{ChangeEvent, LinkChange, LinkChanges, MemoryLinkChanges};
 pub use store::{MemoryPendingStore, MemoryTokenStore};
+pub use webhook::{
+    InvalidWebhookKey, WebhookDelivery, WebhookError, WebhookKey, WebhookOutcome,
+    DEFAULT_WEBHOOK_DEDUP_CAPACITY, MAX_WEBHOOK_BODY,
+};
 pub use wise::{WiseOAuth, WiseOAuthBuilder};

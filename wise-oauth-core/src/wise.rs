@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::WiseApi;
-use crate::client::WiseClient;
+use crate::client::{ClientError, WiseClient};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, WiseConfig};
-use crate::endpoint::TokenEndpoint;
+use crate::endpoint::{TokenEndpoint, WiseError};
 use crate::events::{EventHandler, Events};
 use crate::flow::{
     FlowCookie, FlowError, LinkCompleted, LinkFlow, LinkFlowParts, LinkOptions, LinkStart,
@@ -28,6 +28,10 @@ use crate::store::{
     shared, LinkChanges, LinkPage, MemoryPendingStore, MemoryTokenStore, PendingStore, StoreError,
     TokenStore, MAX_LINK_PAGE,
 };
+use crate::webhook::{
+    self, WebhookDelivery, WebhookError, WebhookKey, WebhookOutcome, Webhooks,
+    DEFAULT_WEBHOOK_DEDUP_CAPACITY, MAX_WEBHOOK_DEDUP_CAPACITY,
+};
 
 /// The shared state behind a [`WiseOAuth`] handle: each part owns its own state, the
 /// handle only delegates.
@@ -39,6 +43,10 @@ struct Core {
     flow: LinkFlow,
     /// Environment and client of every link key, shared (see [`WiseOAuth::link_key`]).
     namespace: LinkNamespace,
+    /// Webhook keys and the delivery ids acted on.
+    webhooks: Webhooks,
+    /// The Wise API calls the handle makes itself (webhook subscriptions).
+    api: WiseApi,
 }
 
 impl fmt::Debug for Core {
@@ -83,6 +91,8 @@ pub struct WiseOAuthBuilder {
     cache_capacity: Option<u64>,
     revalidate_after: Option<Duration>,
     changes: Option<Arc<dyn LinkChanges>>,
+    webhook_keys: Option<Vec<WebhookKey>>,
+    webhook_dedup_capacity: Option<usize>,
 }
 
 /// The accepted range of [`WiseOAuthBuilder::lease_ttl`].
@@ -111,6 +121,8 @@ impl fmt::Debug for WiseOAuthBuilder {
             .field("cache_capacity", &self.cache_capacity)
             .field("revalidate_after", &self.revalidate_after)
             .field("changes", &self.changes)
+            .field("webhook_keys", &self.webhook_keys)
+            .field("webhook_dedup_capacity", &self.webhook_dedup_capacity)
             .finish()
     }
 }
@@ -277,6 +289,38 @@ impl WiseOAuthBuilder {
         self
     }
 
+    /// The keys webhook signatures are checked against (see
+    /// [`WiseOAuth::handle_webhook`]); replaces the default. Default: Wise's key of the
+    /// configured environment ([`WebhookKey::production`] or [`WebhookKey::sandbox`]); none
+    /// for a custom environment, whose deliveries are then all rejected. Use it for the
+    /// emulator's key, or to accept a new key Wise announces next to the current one.
+    ///
+    /// ```
+    /// # use wise_oauth_core::{ClientSecret, WebhookKey, WiseConfig, WiseOAuth};
+    /// # let config = WiseConfig::builder("id", ClientSecret::new("s"), "https://app.example.com/cb")
+    /// #     .build()
+    /// #     .unwrap();
+    /// let wise = WiseOAuth::builder(config)
+    ///     .webhook_keys([WebhookKey::sandbox()])
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = wise;
+    /// ```
+    pub fn webhook_keys(mut self, keys: impl IntoIterator<Item = WebhookKey>) -> Self {
+        self.webhook_keys = Some(keys.into_iter().collect());
+        self
+    }
+
+    /// How many webhook delivery ids (`X-Delivery-Id`) this instance remembers, to answer
+    /// Wise's retries of a delivery it already acted on without touching the store. The
+    /// memory is per instance; handling is idempotent, so a delivery that reaches a second
+    /// instance changes nothing there. Default: [`DEFAULT_WEBHOOK_DEDUP_CAPACITY`] (10,000);
+    /// [`build`](Self::build) accepts 0 (off) to 1,000,000.
+    pub fn webhook_dedup_capacity(mut self, ids: usize) -> Self {
+        self.webhook_dedup_capacity = Some(ids);
+        self
+    }
+
     /// Builds the handle: creates the HTTP client and checks the settings.
     pub fn build(self) -> Result<WiseOAuth, ConfigError> {
         let lease_ttl = self.lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
@@ -331,6 +375,20 @@ impl WiseOAuthBuilder {
                 reason: "must be between 1 second and 10 minutes",
             });
         }
+        let webhook_dedup_capacity = self
+            .webhook_dedup_capacity
+            .unwrap_or(DEFAULT_WEBHOOK_DEDUP_CAPACITY);
+        if webhook_dedup_capacity > MAX_WEBHOOK_DEDUP_CAPACITY {
+            return Err(ConfigError::Invalid {
+                setting: "webhook_dedup_capacity",
+                reason: "must be at most 1 000 000",
+            });
+        }
+        let webhooks = Webhooks::new(
+            self.webhook_keys
+                .unwrap_or_else(|| webhook::default_keys(self.config.environment())),
+            webhook_dedup_capacity,
+        );
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let sealer = Arc::new(
             Sealer::try_new(self.keys).map_err(|_| ConfigError::Invalid {
@@ -375,7 +433,7 @@ impl WiseOAuthBuilder {
         let flow = LinkFlow::new(LinkFlowParts {
             config: self.config.clone(),
             endpoint,
-            api,
+            api: api.clone(),
             manager: manager.clone(),
             pending,
             sealer,
@@ -389,6 +447,8 @@ impl WiseOAuthBuilder {
                 manager,
                 flow,
                 namespace,
+                webhooks,
+                api,
             }),
         })
     }
@@ -425,6 +485,8 @@ impl WiseOAuth {
             cache_capacity: None,
             revalidate_after: None,
             changes: None,
+            webhook_keys: None,
+            webhook_dedup_capacity: None,
         }
     }
 
@@ -669,6 +731,132 @@ impl WiseOAuth {
         self.core.manager.app_token().await
     }
 
+    // ----- webhooks -----------------------------------------------------------------
+
+    /// Handles one webhook delivery from Wise (the adapters' `POST {prefix}/webhooks` route
+    /// calls it): verifies `X-Signature-SHA256` over the raw body against the configured
+    /// [`WebhookKey`]s, skips a delivery id this instance already acted on, and acts on the
+    /// events that concern links: `users#state-change` → `DEACTIVATED` marks every link of
+    /// that Wise user granted before the event as needing a re-link (the events hook gets
+    /// [`WiseEvent::RelinkRequired`](crate::WiseEvent::RelinkRequired) for each). Answer
+    /// Wise 200 on `Ok`, and [`WebhookError::status`] on `Err` (a rejected delivery changed
+    /// nothing; on a 5xx Wise delivers again, which is harmless).
+    ///
+    /// ```no_run
+    /// use wise_oauth_core::WebhookDelivery;
+    /// # async fn run(wise: wise_oauth_core::WiseOAuth, body: &[u8], signature: Option<&str>, id: Option<&str>) {
+    /// let delivery = WebhookDelivery::new(body).signature(signature).delivery_id(id);
+    /// let status = match wise.handle_webhook(&delivery).await {
+    ///     Ok(_outcome) => 200,
+    ///     Err(error) => error.status(),
+    /// };
+    /// # let _ = status;
+    /// # }
+    /// ```
+    pub async fn handle_webhook(
+        &self,
+        delivery: &WebhookDelivery<'_>,
+    ) -> Result<WebhookOutcome, WebhookError> {
+        self.core
+            .webhooks
+            .handle(&self.core.manager, &self.core.namespace, delivery)
+            .await
+    }
+
+    /// Subscribes `url` (your `POST {prefix}/webhooks` route, public HTTPS on port 443) to
+    /// `users#state-change` for the whole application, with a client-credentials token:
+    /// `POST /v3/applications/{client_key}/subscriptions`. `client_key` is issued by Wise
+    /// with your credentials and is not always the client id. Returns the subscription id.
+    /// Call it once per environment (a deployment step, not at every start: each
+    /// subscription gets its own copy of every event).
+    ///
+    /// ```no_run
+    /// # async fn run(wise: wise_oauth_core::WiseOAuth) -> Result<(), Box<dyn std::error::Error>> {
+    /// let id = wise
+    ///     .subscribe_webhooks("my-client-key", "https://app.example.com/wise/webhooks")
+    ///     .await?;
+    /// println!("subscription {id}");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn subscribe_webhooks(
+        &self,
+        client_key: &str,
+        url: &str,
+    ) -> Result<String, ClientError> {
+        if client_key.is_empty() || url.is_empty() {
+            return Err(ClientError::InvalidRequest {
+                reason: "the client key and the URL must not be empty",
+            });
+        }
+        let token = self.app_token().await?;
+        let id = self
+            .core
+            .api
+            .subscribe(
+                &token,
+                client_key,
+                "wise-oauth: users#state-change",
+                "users#state-change",
+                url,
+            )
+            .await?;
+        Ok(id)
+    }
+
+    /// The Wise user `user`'s link belongs to, which ties Wise's webhooks to it. Links made
+    /// by this version record it at link time; for a link stored before (its
+    /// [`LinkRecord::wise_user_id`](crate::LinkRecord::wise_user_id) is `None`, also after
+    /// the store's migration) this asks Wise (`GET /v1/me` with the user's token) and
+    /// records the answer. Run it once over [`linked_users`](Self::linked_users) after
+    /// upgrading, so deactivations reach the old links too; a link that already has an id
+    /// costs one store read and no call to Wise.
+    ///
+    /// ```no_run
+    /// # async fn run(wise: wise_oauth_core::WiseOAuth) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut after = None;
+    /// loop {
+    ///     let page = wise.linked_users(after.as_ref(), 100).await?;
+    ///     for user in &page.users {
+    ///         if let Err(e) = wise.backfill_wise_user_id(user).await {
+    ///             eprintln!("{user}: {e}"); // e.g. a link that needs a re-link
+    ///         }
+    ///     }
+    ///     match page.next {
+    ///         Some(next) => after = Some(next),
+    ///         None => break,
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn backfill_wise_user_id(&self, user: &UserId) -> Result<u64, ClientError> {
+        let key = self.link_key(user);
+        match self.core.manager.store().load(&key).await {
+            Ok(Some(record)) => {
+                if let Some(known) = record.value.wise_user_id {
+                    return Ok(known);
+                }
+            }
+            Ok(None) => return Err(ClientError::Token(TokenError::NotLinked)),
+            Err(e) => {
+                return Err(ClientError::Token(match e {
+                    StoreError::Corrupt(_) => TokenError::Corrupt,
+                    _ => TokenError::Unavailable { retry_after: None },
+                }))
+            }
+        }
+        let me: serde_json::Value = self.client(user).get("/v1/me").await?;
+        let id = me
+            .get("id")
+            .and_then(serde_json::Value::as_u64)
+            .filter(|id| *id != 0)
+            .ok_or(ClientError::Wise(WiseError::MalformedResponse {
+                reason: "user id is missing or invalid",
+            }))?;
+        Ok(self.core.manager.backfill_wise_user_id(&key, id).await?)
+    }
+
     // ----- registration -------------------------------------------------------------
 
     /// Creates a Wise user for `user` with a registration code (partners whose KYC Wise
@@ -726,6 +914,89 @@ mod tests {
         .build()
         .unwrap();
         WiseOAuth::builder(config)
+    }
+
+    /// The published sandbox test vector (a `transfers#state-change` event).
+    const VECTOR_BODY: &str = r#"{"data":{"resource":{"id":49983981,"profile_id":16055450,"account_id":14124090,"type":"transfer"},"current_state":"incoming_payment_waiting","previous_state":null,"occurred_at":"2021-08-23T10:12:50Z"},"subscription_id":"90aa8e14-4ef1-4a56-861c-f3c9cde097ea","event_type":"transfers#state-change","schema_version":"2.0.0","sent_at":"2021-08-23T10:12:50Z"}"#;
+    const VECTOR_SIGNATURE: &str = "wKcKCYXAzxNgiu7xmoDm943NUni7Rz33QN8JkEA9dWSGebgndonabgSj18Y4C08OrwVmueGsED2s00M7DtJVcYKOS1i3G4TMVx+mgM3aL9djMBkQtiYNBFUd6wrPI7ZUNHv/TrlKSjTMc+6JFvUvJ7owY3z85e3I4jLRLJowMFvO8kvCJ60+1pY9wDwZvtZ//WS93LrwGjk9Dvwzpmu0w+P4J75tETT5qC3Uv0y5G2yO8SEoO3yNP/tg/BOli02niHb53vEOUWUb9bly6thnfMoXoiV/osoGxgF20R58RlvkAmezyyl1Sv542TfS2DpiwVnmjjjkCyXeSUcKookYLQ==";
+
+    async fn vector_outcome(wise: &WiseOAuth) -> Result<WebhookOutcome, WebhookError> {
+        let delivery = WebhookDelivery::new(VECTOR_BODY.as_bytes())
+            .signature(Some(VECTOR_SIGNATURE))
+            .delivery_id(Some("vector"));
+        wise.handle_webhook(&delivery).await
+    }
+
+    fn with_environment(environment: crate::config::Environment) -> WiseOAuthBuilder {
+        let config = WiseConfig::builder(
+            "client",
+            ClientSecret::new("secret"),
+            "https://app.example.com/wise/callback",
+        )
+        .environment(environment)
+        .build()
+        .unwrap();
+        WiseOAuth::builder(config)
+    }
+
+    #[tokio::test]
+    async fn webhooks_are_checked_against_the_environments_key_by_default() {
+        use crate::config::Environment;
+        let sandbox = builder().build().unwrap();
+        assert_eq!(vector_outcome(&sandbox).await, Ok(WebhookOutcome::Ignored));
+        assert_eq!(
+            vector_outcome(&sandbox).await,
+            Ok(WebhookOutcome::Duplicate),
+            "the same delivery id again"
+        );
+        let production = with_environment(Environment::Production).build().unwrap();
+        assert_eq!(
+            vector_outcome(&production).await,
+            Err(WebhookError::InvalidSignature)
+        );
+        // A custom environment has no key until one is configured.
+        let custom =
+            Environment::custom("emulator", "http://127.0.0.1:1", "http://127.0.0.1:1/a").unwrap();
+        let keyless = with_environment(custom.clone()).build().unwrap();
+        assert_eq!(
+            vector_outcome(&keyless).await,
+            Err(WebhookError::InvalidSignature)
+        );
+        let configured = with_environment(custom)
+            .webhook_keys([WebhookKey::production(), WebhookKey::sandbox()])
+            .build()
+            .unwrap();
+        assert_eq!(
+            vector_outcome(&configured).await,
+            Ok(WebhookOutcome::Ignored)
+        );
+        let replaced = builder()
+            .webhook_keys([WebhookKey::production()])
+            .build()
+            .unwrap();
+        assert_eq!(
+            vector_outcome(&replaced).await,
+            Err(WebhookError::InvalidSignature)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_webhook_dedup_capacity_is_checked_and_zero_turns_it_off() {
+        let err = builder()
+            .webhook_dedup_capacity(1_000_001)
+            .build()
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                setting: "webhook_dedup_capacity",
+                ..
+            }
+        ));
+        let off = builder().webhook_dedup_capacity(0).build().unwrap();
+        for _ in 0..2 {
+            assert_eq!(vector_outcome(&off).await, Ok(WebhookOutcome::Ignored));
+        }
     }
 
     #[test]

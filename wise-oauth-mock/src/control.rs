@@ -127,6 +127,8 @@ async fn user_action(
         "revoke" => app.lock().revoke(&email),
         "enable-2fa" => app.lock().enable_2fa(&email),
         "enhanced-security" => app.lock().enhanced_security(&email),
+        "deactivate" => crate::webhooks::deactivate(&app, &email),
+        "reactivate" => crate::webhooks::reactivate(&app, &email),
         "change-email" => match parse::<ChangeEmail>(&body) {
             Ok(c) => app.lock().change_email(&email, &c.new_email),
             Err(r) => return r,
@@ -134,7 +136,7 @@ async fn user_action(
         _ => {
             return json_response(
                 StatusCode::NOT_FOUND,
-                &json!({"error": "not_found", "error_description": "unknown user action; use reclaim, revoke, change-email, enable-2fa or enhanced-security"}),
+                &json!({"error": "not_found", "error_description": "unknown user action; use reclaim, revoke, deactivate, reactivate, change-email, enable-2fa or enhanced-security"}),
             )
         }
     };

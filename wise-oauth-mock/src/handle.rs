@@ -15,6 +15,7 @@ use crate::server::{router, serve, App};
 use crate::state::{ClientConfig, Config, State, ACCESS_TTL};
 use crate::stats::Stats;
 use crate::users::{CreatedUser, IssuedTokens, NewUser};
+use crate::webhooks::{WebhookDelivery, WebhookSubscription};
 
 /// Client id of the demo client registered when no client is configured.
 pub const DEMO_CLIENT_ID: &str = "wise-demo-client";
@@ -296,6 +297,61 @@ impl MockWiseHandle {
     /// The user revokes the app: refresh answers 400 `invalid_grant`, access tokens die.
     pub fn revoke(&self, email: &str) {
         expect(self.app().lock().revoke(email));
+    }
+
+    /// The user's Wise account is deactivated: every token is revoked (refresh answers 400
+    /// `invalid_grant`, API calls 401) and `users#state-change` → `DEACTIVATED` is
+    /// delivered, in the background, to every webhook subscription
+    /// ([`subscribe_webhooks`](Self::subscribe_webhooks)).
+    pub fn deactivate(&self, email: &str) {
+        expect(crate::webhooks::deactivate(self.app(), email));
+    }
+
+    /// The account is active again (its old tokens stay dead) and `users#state-change` →
+    /// `ACTIVE` is delivered to every subscription.
+    pub fn reactivate(&self, email: &str) {
+        expect(crate::webhooks::reactivate(self.app(), email));
+    }
+
+    /// Subscribes `url` (`https://…`, or `http://` to a loopback host) to
+    /// `users#state-change`; `None` for a URL the emulator does not deliver to.
+    pub fn subscribe_webhooks(&self, url: &str) -> Option<WebhookSubscription> {
+        self.app().lock().webhooks.subscribe(url)
+    }
+
+    /// Every webhook delivery made so far, oldest first.
+    pub fn webhook_deliveries(&self) -> Vec<WebhookDelivery> {
+        self.app().lock().webhooks.deliveries()
+    }
+
+    /// Waits until at least `n` webhook delivery attempts (first deliveries and
+    /// redeliveries) have finished.
+    pub async fn wait_for_webhook_deliveries(&self, n: u64) {
+        crate::webhooks::wait_for_deliveries(self.app(), n).await;
+    }
+
+    /// Sends a delivery again byte for byte (same `X-Delivery-Id` and signature), as a
+    /// retry of Wise's would; the receiver's status (`None`: unreachable).
+    ///
+    /// # Panics
+    ///
+    /// For an unknown delivery id.
+    pub async fn redeliver_webhook(&self, delivery_id: &str) -> Option<u16> {
+        expect(crate::webhooks::redeliver(self.app(), delivery_id).await)
+    }
+
+    /// Sends again every webhook delivery whose retry is due by the emulator clock (a
+    /// delivery not answered 200 is due 1, 2, 4 … minutes after each attempt, at most 25
+    /// attempts); how many were sent. Move the clock with
+    /// [`advance_clock`](Self::advance_clock) first.
+    pub async fn deliver_due_webhooks(&self) -> usize {
+        crate::webhooks::deliver_due(self.app()).await
+    }
+
+    /// `X-Signature-SHA256` for `body` with the emulator's test key (for tests that craft
+    /// their own deliveries); verify it with [`WEBHOOK_PUBLIC_KEY_PEM`](crate::WEBHOOK_PUBLIC_KEY_PEM).
+    pub fn sign_webhook(&self, body: &[u8]) -> String {
+        crate::webhooks::sign(body)
     }
 
     /// The user changes email: all tokens are revoked and refresh answers 403.

@@ -68,6 +68,11 @@
 //!   is held, then processed in a task of its own even after the client timed out and
 //!   left (Wise finishing an abandoned call); [`MockWiseHandle::wait_for_late_completions`]
 //!   awaits it.
+//! * Webhooks: `users#state-change` is delivered to every registered subscription when a
+//!   user is deactivated (every token revoked) or reactivated, signed
+//!   (`X-Signature-SHA256`, RSA-SHA256) with the emulator's own test key
+//!   ([`WEBHOOK_PUBLIC_KEY_PEM`], never Wise's) and carrying a fresh `X-Delivery-Id`. As at
+//!   Wise, the other user actions (revoke, reclaim, ...) send no webhook.
 //! * The clock is real time plus an offset that only moves forward
 //!   ([`MockWiseHandle::advance_clock`]); it can be frozen
 //!   ([`MockWiseHandle::freeze_clock`]) so that expiry and rate-limit windows do not
@@ -75,6 +80,12 @@
 //! * Control API: `GET /__mock/stats`, `GET /__mock/users/{email}/tokens`,
 //!   `POST /__mock/users/{email}/{reclaim|revoke|change-email|enable-2fa|enhanced-security}`,
 //!   `POST /__mock/users`, `POST|GET|DELETE /__mock/faults`,
+//!   `POST /__mock/users/{email}/{deactivate|reactivate}` (with a webhook),
+//!   `POST|GET /__mock/webhooks/subscriptions` (`{"url"}`), `GET /__mock/webhooks/deliveries`,
+//!   `POST /__mock/webhooks/deliveries/{id}/redeliver`, `POST /__mock/webhooks/deliver-due`
+//!   (retries due by the emulator clock), `GET /__mock/webhook-key`,
+//!   and Wise's own `/v3/applications/{clientKey}/subscriptions[/{id}[/test-notifications]]`
+//!   (client-credentials token; the client key is the client id),
 //!   `POST|GET /__mock/clock` (`{"advance_secs", "advance_ms", "frozen"}`),
 //!   `POST|GET /__mock/config` (`{"auto_approve", "rotate_refresh_tokens", "rate_limit":
 //!   {"per_second", "per_minute"} | null, "access_token_lifetime_secs"}`, fields optional),
@@ -97,6 +108,7 @@ mod stats;
 mod token;
 mod users;
 mod wallet;
+mod webhooks;
 
 pub use error::MockError;
 pub use faults::{Fault, FaultKind};
@@ -107,3 +119,4 @@ pub use handle::{
 pub use limits::RateLimit;
 pub use stats::{GrantStats, Stats};
 pub use users::{CreatedUser, IssuedTokens, NewProfile, NewUser, ProfileKind};
+pub use webhooks::{WebhookDelivery, WebhookSubscription, WEBHOOK_PUBLIC_KEY_PEM};

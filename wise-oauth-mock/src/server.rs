@@ -196,6 +196,7 @@ pub(crate) fn router(app: App) -> Router {
             post(balances::ott_sms_verify),
         )
         .merge(control::routes())
+        .merge(crate::webhooks::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(app.clone(), common))

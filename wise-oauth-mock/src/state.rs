@@ -185,6 +185,8 @@ pub(crate) struct State {
     next_profile_id: u64,
     /// Balances per profile and SCA one-time tokens.
     pub(crate) wallet: crate::wallet::Wallet,
+    /// Webhook subscriptions and the deliveries made.
+    pub(crate) webhooks: crate::webhooks::Registry,
 }
 
 /// A short opaque random string.
@@ -229,6 +231,7 @@ impl State {
             next_user_id: 10_000_001,
             next_profile_id: 30_000_000,
             wallet: crate::wallet::Wallet::default(),
+            webhooks: crate::webhooks::Registry::default(),
             config,
         };
         s.seed();

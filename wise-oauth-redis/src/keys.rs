@@ -123,6 +123,19 @@ impl Keys {
         self.tagged(&tag, "users")
     }
 
+    /// `{prefix}{environment:client_id}:wise-users`: the links of each Wise user, as
+    /// members `<wise user id>:<user id>` of a sorted set (every score 0), kept by the save
+    /// and unlink scripts for
+    /// [`links_of_wise_user`](wise_oauth_core::TokenStore::links_of_wise_user). Same tag
+    /// (and cluster slot) as the users index.
+    pub(crate) fn wise_users(&self, environment: &str, client_id: &str) -> String {
+        let mut tag = String::with_capacity(environment.len() + client_id.len() + 1);
+        encode_part(&mut tag, environment);
+        tag.push(':');
+        encode_part(&mut tag, client_id);
+        self.tagged(&tag, "wise-users")
+    }
+
     /// The index of the users of `key`'s environment and client (see [`Keys::users`]).
     pub(crate) fn users_of(&self, key: &LinkKey) -> String {
         self.users(key.environment(), key.client_id())

@@ -7,8 +7,9 @@ use wise_oauth_core::{
 };
 
 /// The fields of a link hash read by a load, in `HMGET` order. `v` (the version) stays
-/// after an unlink, the others are removed with it.
-pub(crate) const LOAD_FIELDS: [&str; 7] = [
+/// after an unlink, the others are removed with it. `wise_user_id` is optional: links
+/// saved before it existed (or without a known Wise user) have none.
+pub(crate) const LOAD_FIELDS: [&str; 8] = [
     "v",
     "profile_id",
     "status",
@@ -16,16 +17,18 @@ pub(crate) const LOAD_FIELDS: [&str; 7] = [
     "linked_at",
     "updated_at",
     "sealed_tokens",
+    "wise_user_id",
 ];
 
 /// The record fields an unlink removes (everything but `v`).
-pub(crate) const RECORD_FIELDS: [&str; 6] = [
+pub(crate) const RECORD_FIELDS: [&str; 7] = [
     "profile_id",
     "status",
     "access_expires_at",
     "linked_at",
     "updated_at",
     "sealed_tokens",
+    "wise_user_id",
 ];
 
 /// `SystemTime` as signed unix nanoseconds (covers the years 1678 to 2262).
@@ -71,6 +74,15 @@ fn number<T: std::str::FromStr>(bytes: &[u8], what: &'static str) -> Result<T, S
         .ok_or(StoreError::Corrupt(what))
 }
 
+/// The `wise_user_id` field a save writes: decimal, or empty for none (the save script
+/// then removes the field).
+pub(crate) fn encode_wise_user(record: &LinkRecord) -> String {
+    record
+        .wise_user_id
+        .map(|id| id.to_string())
+        .unwrap_or_default()
+}
+
 /// A version as returned by the save script or read from a hash.
 pub(crate) fn version(v: i64) -> Result<Version, StoreError> {
     if v < 1 {
@@ -86,8 +98,8 @@ pub(crate) fn decode(
     values: Vec<Option<Vec<u8>>>,
 ) -> Result<Option<Versioned<LinkRecord>>, StoreError> {
     let incomplete = StoreError::Corrupt("incomplete link record");
-    let Ok([v, profile, status, expires, linked, updated, sealed]) =
-        <[Option<Vec<u8>>; 7]>::try_from(values)
+    let Ok([v, profile, status, expires, linked, updated, sealed, wise_user]) =
+        <[Option<Vec<u8>>; 8]>::try_from(values)
     else {
         return Err(incomplete);
     };
@@ -121,7 +133,11 @@ pub(crate) fn decode(
         time(&linked)?,
         time(&updated)?,
         SealedTokens::new(sealed),
-    );
+    )
+    .with_wise_user_id(match wise_user {
+        Some(bytes) => Some(number(&bytes, "undecodable Wise user id")?),
+        None => None,
+    });
     Ok(Some(Versioned {
         version: version(number(&v, "undecodable version")?)?,
         value: record,
@@ -164,6 +180,8 @@ mod tests {
     fn stored(record: &LinkRecord, v: &str) -> Vec<Option<Vec<u8>>> {
         let mut values = vec![Some(v.as_bytes().to_vec())];
         values.extend(encode(record).unwrap().into_iter().map(Some));
+        let wise_user = encode_wise_user(record);
+        values.push((!wise_user.is_empty()).then(|| wise_user.into_bytes()));
         values
     }
 
@@ -172,12 +190,16 @@ mod tests {
         let got = decode(stored(&sample(), "42")).unwrap().unwrap();
         assert_eq!(got.version, Version::new(42));
         assert_eq!(got.value, sample());
+        assert_eq!(got.value.wise_user_id, None);
+        let with_user = sample().with_wise_user_id(Some(u64::MAX));
+        let got = decode(stored(&with_user, "43")).unwrap().unwrap();
+        assert_eq!(got.value, with_user);
     }
 
     #[test]
     fn absent_and_tombstones_are_none() {
-        assert_eq!(decode(vec![None; 7]).unwrap(), None);
-        let mut tombstone = vec![None; 7];
+        assert_eq!(decode(vec![None; 8]).unwrap(), None);
+        let mut tombstone = vec![None; 8];
         tombstone[0] = Some(b"3".to_vec());
         assert_eq!(decode(tombstone).unwrap(), None);
     }
@@ -197,6 +219,8 @@ mod tests {
             (4, Some(b"99999999999999999999")),
             (5, None),
             (6, None),
+            (7, Some(b"-1")),
+            (7, Some(b"x")),
         ] {
             let mut values = stored(&sample(), "1");
             values[index] = bad.map(<[u8]>::to_vec);

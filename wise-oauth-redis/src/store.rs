@@ -19,9 +19,10 @@ use crate::keys::{
 use crate::record::{self, LOAD_FIELDS, RECORD_FIELDS};
 
 /// Compare-and-swap write of a link hash. `KEYS[1]`: the link; `KEYS[2]`: the users index
-/// of its environment and client; `ARGV[1]`: the expected version (empty: insert only if
-/// no record); `ARGV[2..7]`: the record fields; `ARGV[8]`: the user id. Returns the new
-/// version, or nil on a conflict. The version lives in field `v`, which an unlink keeps, so
+/// of its environment and client; `KEYS[3]`: its Wise-users index; `ARGV[1]`: the expected
+/// version (empty: insert only if no record); `ARGV[2..7]`: the record fields; `ARGV[8]`:
+/// the user id; `ARGV[9]`: the Wise user id (empty: none). Returns the new version, or nil
+/// on a conflict. The version lives in field `v`, which an unlink keeps, so
 /// a link created again continues the sequence. The user joins the index in the same
 /// script, so a listing never misses a saved link.
 static SAVE: LazyLock<Script> = LazyLock::new(|| {
@@ -33,22 +34,32 @@ if ARGV[1] == '' then
 elseif not live or redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then
   return false
 end
+local old = redis.call('HGET', KEYS[1], 'wise_user_id')
 local v = redis.call('HINCRBY', KEYS[1], 'v', 1)
 redis.call('HSET', KEYS[1], 'profile_id', ARGV[2], 'status', ARGV[3],
   'access_expires_at', ARGV[4], 'linked_at', ARGV[5], 'updated_at', ARGV[6],
   'sealed_tokens', ARGV[7])
 redis.call('ZADD', KEYS[2], 0, ARGV[8])
+if old and old ~= ARGV[9] then redis.call('ZREM', KEYS[3], old .. ':' .. ARGV[8]) end
+if ARGV[9] == '' then
+  redis.call('HDEL', KEYS[1], 'wise_user_id')
+else
+  redis.call('HSET', KEYS[1], 'wise_user_id', ARGV[9])
+  redis.call('ZADD', KEYS[3], 0, ARGV[9] .. ':' .. ARGV[8])
+end
 return v
 ",
     )
 });
 
 /// Unlinks: removes the record fields `ARGV[2..]` of the link `KEYS[1]` (field `v` stays as
-/// the tombstone) and the user `ARGV[1]` from the users index `KEYS[2]`, atomically.
-/// Returns how many fields were removed.
+/// the tombstone) and the user `ARGV[1]` from the users index `KEYS[2]` and from the
+/// Wise-users index `KEYS[3]`, atomically. Returns how many fields were removed.
 static UNLINK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+local wise_user = redis.call('HGET', KEYS[1], 'wise_user_id')
+if wise_user then redis.call('ZREM', KEYS[3], wise_user .. ':' .. ARGV[1]) end
 local removed = redis.call('HDEL', KEYS[1], unpack(ARGV, 2))
 redis.call('ZREM', KEYS[2], ARGV[1])
 return removed
@@ -150,6 +161,9 @@ fn holder_arg(holder: LeaseHolder) -> String {
 ///   complete, without tombstones, and stable under concurrent writes (keyset cursors).
 ///   A `SCAN … MATCH` walk instead would read the whole keyspace for every page and return
 ///   keys in no order.
+/// - The links of each Wise user (for webhooks) are members `<wise user id>:<user id>` of
+///   `{prefix}{env:client}:wise-users`, kept by the same scripts. A link saved by an
+///   earlier version has no `wise_user_id` field and is not in it until the user links again.
 /// - The hash tag `{env:client:user}` (each part percent-encoded, so no two link keys share
 ///   one and it never contains a brace) keeps one link's keys in one cluster slot.
 /// - Every call is one command or one script; nothing stays locked across a call to Wise.
@@ -283,11 +297,16 @@ impl TokenStore for RedisTokenStore {
         let fields = record::encode(record)?;
         let expected = expected.map(|v| v.get().to_string()).unwrap_or_default();
         let mut invocation = SAVE.key(self.keys.link(key));
-        invocation.key(self.keys.users_of(key)).arg(expected);
+        invocation
+            .key(self.keys.users_of(key))
+            .key(self.keys.wise_users(key.environment(), key.client_id()))
+            .arg(expected);
         for field in &fields {
             invocation.arg(&field[..]);
         }
-        invocation.arg(key.user().as_str());
+        invocation
+            .arg(key.user().as_str())
+            .arg(record::encode_wise_user(record));
         let new_version: Option<i64> = invocation
             .invoke_async(&mut self.conn.clone())
             .await
@@ -304,6 +323,7 @@ impl TokenStore for RedisTokenStore {
         let removed: i64 = UNLINK
             .key(self.keys.link(key))
             .key(self.keys.users_of(key))
+            .key(self.keys.wise_users(key.environment(), key.client_id()))
             .arg(key.user().as_str())
             .arg(&RECORD_FIELDS[..])
             .invoke_async(&mut self.conn.clone())
@@ -369,6 +389,38 @@ impl TokenStore for RedisTokenStore {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(LinkPage::new(users, limit))
+    }
+
+    /// One `ZRANGE … BYLEX` on the Wise-users index: the members `<id>:<user>` of this
+    /// Wise user (the id is digits only, so `[<id>:` to `(<id>;` holds exactly them).
+    async fn links_of_wise_user(
+        &self,
+        environment: &str,
+        client_id: &str,
+        wise_user_id: u64,
+    ) -> Result<Vec<UserId>, StoreError> {
+        let prefix = format!("{wise_user_id}:");
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.keys.wise_users(environment, client_id))
+            .arg(format!("[{prefix}"))
+            .arg(format!("({wise_user_id};"))
+            .arg("BYLEX")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(MAX_LINK_PAGE)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(op_error)?;
+        members
+            .into_iter()
+            .map(|m| {
+                m.strip_prefix(&prefix)
+                    .and_then(|user| UserId::new(user).ok())
+                    .ok_or(StoreError::Corrupt(
+                        "invalid member in the Wise-users index",
+                    ))
+            })
+            .collect()
     }
 }
 

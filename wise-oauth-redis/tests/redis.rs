@@ -153,6 +153,17 @@ impl TokenStore for Guarded {
             .list_links(environment, client_id, after, limit)
             .await
     }
+
+    async fn links_of_wise_user(
+        &self,
+        environment: &str,
+        client_id: &str,
+        wise_user_id: u64,
+    ) -> Result<Vec<UserId>, StoreError> {
+        self.store
+            .links_of_wise_user(environment, client_id, wise_user_id)
+            .await
+    }
 }
 
 #[async_trait]
@@ -271,6 +282,17 @@ impl TokenStore for Shared {
             .list_links(environment, client_id, after, limit)
             .await
     }
+
+    async fn links_of_wise_user(
+        &self,
+        environment: &str,
+        client_id: &str,
+        wise_user_id: u64,
+    ) -> Result<Vec<UserId>, StoreError> {
+        self.0
+            .links_of_wise_user(environment, client_id, wise_user_id)
+            .await
+    }
 }
 
 #[async_trait]
@@ -308,6 +330,94 @@ async fn listing_is_supported() {
         .await
         .unwrap();
     assert_eq!(page.users, [k.user().clone()]);
+}
+
+/// The links of a Wise user are found through the Wise-users index, which follows
+/// re-saves (another Wise user) and unlinks.
+#[tokio::test]
+async fn links_are_found_by_wise_user() {
+    let Some(store) = fresh("links_are_found_by_wise_user").await else {
+        return;
+    };
+    let of = |id| record(1, b"x").with_wise_user_id(id);
+    let (a, b, c) = (key("wu-a"), key("wu:b"), key("wu-c"));
+    let elsewhere = LinkKey::new("production", "client-1", UserId::new("wu-e").unwrap());
+    store.save(&a, &of(Some(77)), None).await.unwrap();
+    store.save(&b, &of(Some(77)), None).await.unwrap();
+    store.save(&c, &of(Some(778)), None).await.unwrap();
+    store.save(&elsewhere, &of(Some(77)), None).await.unwrap();
+    let found = |id| {
+        let store = &store;
+        async move {
+            let mut users = store
+                .links_of_wise_user("sandbox", "client-1", id)
+                .await
+                .unwrap();
+            users.sort();
+            users
+                .iter()
+                .map(|u| u.as_str().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    // 778 shares the digits of 77 but is another user.
+    assert_eq!(found(77).await, ["wu-a", "wu:b"]);
+    assert_eq!(found(778).await, ["wu-c"]);
+    assert!(found(7).await.is_empty());
+    let loaded = store.load(&a).await.unwrap().unwrap();
+    assert_eq!(loaded.value.wise_user_id, Some(77));
+    store
+        .save(&a, &of(None), Some(loaded.version))
+        .await
+        .unwrap();
+    assert_eq!(found(77).await, ["wu:b"]);
+    assert_eq!(
+        store.load(&a).await.unwrap().unwrap().value.wise_user_id,
+        None
+    );
+    assert!(store.delete(&b).await.unwrap());
+    assert!(found(77).await.is_empty());
+}
+
+/// A link hash written before the Wise user id existed (no `wise_user_id` field) loads
+/// without one and joins the index when it is saved with one.
+#[tokio::test]
+async fn a_link_written_by_the_previous_version_reads_without_a_wise_user() {
+    let Some(url) = redis_url("a_link_written_by_the_previous_version_reads_without_a_wise_user")
+    else {
+        return;
+    };
+    let prefix = TestPrefix::new(url);
+    let store = prefix.store().await;
+    let mut conn = prefix.connection().await;
+    let link = format!("{}{{sandbox:client-1:old}}:link", prefix.prefix);
+    redis::cmd("HSET")
+        .arg(&link)
+        .arg(&[
+            ("v", "3"),
+            ("profile_id", "7"),
+            ("status", "active"),
+            ("access_expires_at", "1"),
+            ("linked_at", "1"),
+            ("updated_at", "1"),
+            ("sealed_tokens", "xy"),
+        ])
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let old = store.load(&key("old")).await.unwrap().unwrap();
+    assert_eq!(old.version, Version::new(3));
+    assert_eq!(old.value.wise_user_id, None);
+    let with_user = old.value.clone().with_wise_user_id(Some(10000001));
+    store
+        .save(&key("old"), &with_user, Some(old.version))
+        .await
+        .unwrap();
+    let found = store
+        .links_of_wise_user("sandbox", "client-1", 10000001)
+        .await
+        .unwrap();
+    assert_eq!(found, [key("old").user().clone()]);
 }
 
 /// The whole suites in one go, so a case added to the core later runs here too.

@@ -137,6 +137,8 @@ pub(crate) struct LinkRow {
     pub(crate) updated_at: i64,
     pub(crate) sealed_tokens: Vec<u8>,
     pub(crate) version: i64,
+    /// NULL for links stored before the column existed (or without a known Wise user).
+    pub(crate) wise_user_id: Option<i64>,
 }
 
 impl LinkRow {
@@ -153,7 +155,8 @@ impl LinkRow {
             nanos_to_time(self.linked_at)?,
             nanos_to_time(self.updated_at)?,
             SealedTokens::new(self.sealed_tokens),
-        );
+        )
+        .with_wise_user_id(self.wise_user_id.map(|id| id as u64).filter(|id| *id != 0));
         Ok(Versioned {
             version: version_from_db(self.version)?,
             value: record,
@@ -169,6 +172,7 @@ pub(crate) struct EncodedRecord<'a> {
     pub(crate) linked_at: i64,
     pub(crate) updated_at: i64,
     pub(crate) sealed_tokens: &'a [u8],
+    pub(crate) wise_user_id: Option<i64>,
 }
 
 impl<'a> EncodedRecord<'a> {
@@ -180,6 +184,8 @@ impl<'a> EncodedRecord<'a> {
             linked_at: time_to_nanos(record.linked_at)?,
             updated_at: time_to_nanos(record.updated_at)?,
             sealed_tokens: record.sealed_tokens.as_bytes(),
+            // Stored like the profile id: the u64's bits in a signed column.
+            wise_user_id: record.wise_user_id.map(|id| id as i64),
         })
     }
 }
@@ -206,11 +212,14 @@ pub(crate) fn page_after(after: Option<&UserId>) -> &str {
 
 /// A page from the user ids of the rows a listing read (already in order).
 pub(crate) fn link_page(rows: Vec<String>, limit: usize) -> Result<LinkPage, StoreError> {
-    let users = rows
-        .into_iter()
+    Ok(LinkPage::new(users(rows)?, limit))
+}
+
+/// The user ids of the rows a query read.
+pub(crate) fn users(rows: Vec<String>) -> Result<Vec<UserId>, StoreError> {
+    rows.into_iter()
         .map(|id| UserId::new(id).map_err(|_| StoreError::Corrupt("invalid user id in link row")))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(LinkPage::new(users, limit))
+        .collect()
 }
 
 #[cfg(test)]
@@ -259,6 +268,7 @@ mod tests {
             updated_at: 1,
             sealed_tokens: vec![1, 2, 3],
             version,
+            wise_user_id: Some(7),
         };
         assert!(row("active", 1, 7).decode().is_ok());
         assert!(row("needs_relink", 3, -1).decode().is_ok());

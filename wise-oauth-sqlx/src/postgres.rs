@@ -8,11 +8,11 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Row;
 use wise_oauth_core::{
     LeaseHolder, LinkKey, LinkPage, LinkRecord, PendingStore, StoreError, TokenStore, UserId,
-    Version, Versioned,
+    Version, Versioned, MAX_LINK_PAGE,
 };
 
 use crate::common::{
-    clamp_duration, holder_to_db, link_page, op_error, page_after, page_limit, pending_cap,
+    clamp_duration, holder_to_db, link_page, op_error, page_after, page_limit, pending_cap, users,
     validate_name, version_from_db, version_to_db, EncodedRecord, LinkRow, SetupError,
     DEFAULT_TABLE_PREFIX, MAX_TTL_SECS, PURGE_BATCH,
 };
@@ -64,6 +64,13 @@ const MIGRATIONS: &[&[&str]] = &[
         r#"CREATE INDEX IF NOT EXISTS "{i}links_listing"
         ON {t}links" (environment, client_id, user_id COLLATE "C")
         WHERE unlinked_at IS NULL"#,
+    ],
+    &[
+        // 3: the Wise user of each link, for webhooks (NULL on links stored before).
+        r#"ALTER TABLE {t}links" ADD COLUMN IF NOT EXISTS wise_user_id BIGINT"#,
+        r#"CREATE INDEX IF NOT EXISTS "{i}links_wise_user"
+        ON {t}links" (environment, client_id, wise_user_id)
+        WHERE wise_user_id IS NOT NULL AND unlinked_at IS NULL"#,
     ],
 ];
 
@@ -321,7 +328,7 @@ impl TokenStore for PostgresTokenStore {
     async fn load(&self, key: &LinkKey) -> Result<Option<Versioned<LinkRecord>>, StoreError> {
         let row = sqlx::query(&self.sql(
             r#"SELECT profile_id, status, access_expires_at, linked_at, updated_at,
-                    sealed_tokens, version
+                    sealed_tokens, version, wise_user_id
              FROM {t}links"
              WHERE environment = $1 AND client_id = $2 AND user_id = $3
                AND unlinked_at IS NULL"#,
@@ -341,6 +348,7 @@ impl TokenStore for PostgresTokenStore {
             updated_at: row.try_get(4).map_err(op_error)?,
             sealed_tokens: row.try_get(5).map_err(op_error)?,
             version: row.try_get(6).map_err(op_error)?,
+            wise_user_id: row.try_get(7).map_err(op_error)?,
         }
         .decode()
         .map(Some)
@@ -356,14 +364,15 @@ impl TokenStore for PostgresTokenStore {
         let new_version: Option<i64> = match expected {
             None => sqlx::query_scalar(&self.sql(
                 r#"INSERT INTO {t}links" AS l (environment, client_id, user_id, profile_id,
-                     status, access_expires_at, linked_at, updated_at, sealed_tokens, version)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1)
+                     status, access_expires_at, linked_at, updated_at, sealed_tokens, version,
+                     wise_user_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10)
                  ON CONFLICT (environment, client_id, user_id) DO UPDATE SET
                      profile_id = EXCLUDED.profile_id, status = EXCLUDED.status,
                      access_expires_at = EXCLUDED.access_expires_at,
                      linked_at = EXCLUDED.linked_at, updated_at = EXCLUDED.updated_at,
                      sealed_tokens = EXCLUDED.sealed_tokens, version = l.version + 1,
-                     unlinked_at = NULL
+                     wise_user_id = EXCLUDED.wise_user_id, unlinked_at = NULL
                  WHERE l.unlinked_at IS NOT NULL
                  RETURNING version"#,
             ))
@@ -376,12 +385,14 @@ impl TokenStore for PostgresTokenStore {
             .bind(r.linked_at)
             .bind(r.updated_at)
             .bind(r.sealed_tokens)
+            .bind(r.wise_user_id)
             .fetch_optional(&self.pool)
             .await
             .map_err(op_error)?,
             Some(v) => sqlx::query_scalar(&self.sql(
                 r#"UPDATE {t}links" SET profile_id = $4, status = $5, access_expires_at = $6,
-                     linked_at = $7, updated_at = $8, sealed_tokens = $9, version = version + 1
+                     linked_at = $7, updated_at = $8, sealed_tokens = $9, version = version + 1,
+                     wise_user_id = $11
                  WHERE environment = $1 AND client_id = $2 AND user_id = $3 AND version = $10
                    AND unlinked_at IS NULL
                  RETURNING version"#,
@@ -396,6 +407,7 @@ impl TokenStore for PostgresTokenStore {
             .bind(r.updated_at)
             .bind(r.sealed_tokens)
             .bind(version_to_db(v)?)
+            .bind(r.wise_user_id)
             .fetch_optional(&self.pool)
             .await
             .map_err(op_error)?,
@@ -410,7 +422,7 @@ impl TokenStore for PostgresTokenStore {
         // The row stays as a tombstone without tokens: a link created again continues the
         // version sequence, so a stale write of the old link can never match.
         let done = sqlx::query(&self.sql(
-            r#"UPDATE {t}links" SET sealed_tokens = ''::bytea, profile_id = 0,
+            r#"UPDATE {t}links" SET sealed_tokens = ''::bytea, profile_id = 0, wise_user_id = NULL,
                  unlinked_at = (extract(epoch FROM now()) * 1000000000)::bigint
              WHERE environment = $1 AND client_id = $2 AND user_id = $3
                AND unlinked_at IS NULL"#,
@@ -488,6 +500,30 @@ impl TokenStore for PostgresTokenStore {
         .await
         .map_err(op_error)?;
         link_page(rows, limit)
+    }
+
+    /// One range scan of the partial index `links_wise_user`.
+    async fn links_of_wise_user(
+        &self,
+        environment: &str,
+        client_id: &str,
+        wise_user_id: u64,
+    ) -> Result<Vec<UserId>, StoreError> {
+        let (_, sql_limit) = page_limit(MAX_LINK_PAGE);
+        let rows: Vec<String> = sqlx::query_scalar(&self.sql(
+            r#"SELECT user_id FROM {t}links"
+             WHERE environment = $1 AND client_id = $2 AND wise_user_id = $3
+               AND unlinked_at IS NULL
+             LIMIT $4"#,
+        ))
+        .bind(environment)
+        .bind(client_id)
+        .bind(wise_user_id as i64)
+        .bind(sql_limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(op_error)?;
+        users(rows)
     }
 }
 

@@ -9,19 +9,20 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::Row;
 use wise_oauth_core::{
     LeaseHolder, LinkKey, LinkPage, LinkRecord, PendingStore, StoreError, TokenStore, UserId,
-    Version, Versioned,
+    Version, Versioned, MAX_LINK_PAGE,
 };
 
 use crate::common::{
     clamp_duration, holder_to_db, link_page, op_error, page_after, page_limit, pending_cap,
-    time_to_nanos, validate_name, version_from_db, version_to_db, EncodedRecord, LinkRow,
+    time_to_nanos, users, validate_name, version_from_db, version_to_db, EncodedRecord, LinkRow,
     SetupError, DEFAULT_TABLE_PREFIX, MAX_TTL_SECS, PURGE_BATCH,
 };
 
 /// The migrations, in order; entry `i` brings the schema to version `i + 1`.
 /// `{p}` is replaced by the table prefix.
-const MIGRATIONS: &[&[&str]] = &[&[
-    "CREATE TABLE IF NOT EXISTS {p}links (
+const MIGRATIONS: &[&[&str]] = &[
+    &[
+        "CREATE TABLE IF NOT EXISTS {p}links (
         environment TEXT NOT NULL,
         client_id TEXT NOT NULL,
         user_id TEXT NOT NULL,
@@ -35,7 +36,7 @@ const MIGRATIONS: &[&[&str]] = &[&[
         unlinked_at INTEGER,
         PRIMARY KEY (environment, client_id, user_id)
     ) STRICT",
-    "CREATE TABLE IF NOT EXISTS {p}leases (
+        "CREATE TABLE IF NOT EXISTS {p}leases (
         environment TEXT NOT NULL,
         client_id TEXT NOT NULL,
         user_id TEXT NOT NULL,
@@ -43,7 +44,7 @@ const MIGRATIONS: &[&[&str]] = &[&[
         until INTEGER NOT NULL,
         PRIMARY KEY (environment, client_id, user_id)
     ) STRICT",
-    "CREATE TABLE IF NOT EXISTS {p}pending (
+        "CREATE TABLE IF NOT EXISTS {p}pending (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         state_hash BLOB NOT NULL UNIQUE,
         environment TEXT NOT NULL,
@@ -53,10 +54,18 @@ const MIGRATIONS: &[&[&str]] = &[&[
         created_at INTEGER NOT NULL,
         expires_at INTEGER NOT NULL
     ) STRICT",
-    "CREATE INDEX IF NOT EXISTS {p}pending_owner
+        "CREATE INDEX IF NOT EXISTS {p}pending_owner
         ON {p}pending (environment, client_id, user_id, seq)",
-    "CREATE INDEX IF NOT EXISTS {p}pending_expiry ON {p}pending (expires_at)",
-]];
+        "CREATE INDEX IF NOT EXISTS {p}pending_expiry ON {p}pending (expires_at)",
+    ],
+    &[
+        // 2: the Wise user of each link, for webhooks (NULL on links stored before).
+        "ALTER TABLE {p}links ADD COLUMN wise_user_id INTEGER",
+        "CREATE INDEX IF NOT EXISTS {p}links_wise_user
+        ON {p}links (environment, client_id, wise_user_id)
+        WHERE wise_user_id IS NOT NULL AND unlinked_at IS NULL",
+    ],
+];
 
 /// A durable [`TokenStore`] and [`PendingStore`] in one SQLite file, for a single instance
 /// of your app (several processes on one machine work too, but share nothing else: use
@@ -292,7 +301,7 @@ impl TokenStore for SqliteTokenStore {
     async fn load(&self, key: &LinkKey) -> Result<Option<Versioned<LinkRecord>>, StoreError> {
         let row = sqlx::query(&self.sql(
             "SELECT profile_id, status, access_expires_at, linked_at, updated_at,
-                    sealed_tokens, version
+                    sealed_tokens, version, wise_user_id
              FROM {p}links
              WHERE environment = ?1 AND client_id = ?2 AND user_id = ?3
                AND unlinked_at IS NULL",
@@ -312,6 +321,7 @@ impl TokenStore for SqliteTokenStore {
             updated_at: row.try_get(4).map_err(op_error)?,
             sealed_tokens: row.try_get(5).map_err(op_error)?,
             version: row.try_get(6).map_err(op_error)?,
+            wise_user_id: row.try_get(7).map_err(op_error)?,
         }
         .decode()
         .map(Some)
@@ -327,14 +337,15 @@ impl TokenStore for SqliteTokenStore {
         let new_version: Option<i64> = match expected {
             None => sqlx::query_scalar(&self.sql(
                 "INSERT INTO {p}links AS l (environment, client_id, user_id, profile_id, status,
-                     access_expires_at, linked_at, updated_at, sealed_tokens, version)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)
+                     access_expires_at, linked_at, updated_at, sealed_tokens, version,
+                     wise_user_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10)
                  ON CONFLICT (environment, client_id, user_id) DO UPDATE SET
                      profile_id = excluded.profile_id, status = excluded.status,
                      access_expires_at = excluded.access_expires_at,
                      linked_at = excluded.linked_at, updated_at = excluded.updated_at,
                      sealed_tokens = excluded.sealed_tokens, version = l.version + 1,
-                     unlinked_at = NULL
+                     wise_user_id = excluded.wise_user_id, unlinked_at = NULL
                  WHERE l.unlinked_at IS NOT NULL
                  RETURNING version",
             ))
@@ -347,12 +358,14 @@ impl TokenStore for SqliteTokenStore {
             .bind(r.linked_at)
             .bind(r.updated_at)
             .bind(r.sealed_tokens)
+            .bind(r.wise_user_id)
             .fetch_optional(&self.pool)
             .await
             .map_err(op_error)?,
             Some(v) => sqlx::query_scalar(&self.sql(
                 "UPDATE {p}links SET profile_id = ?4, status = ?5, access_expires_at = ?6,
-                     linked_at = ?7, updated_at = ?8, sealed_tokens = ?9, version = version + 1
+                     linked_at = ?7, updated_at = ?8, sealed_tokens = ?9, version = version + 1,
+                     wise_user_id = ?11
                  WHERE environment = ?1 AND client_id = ?2 AND user_id = ?3 AND version = ?10
                    AND unlinked_at IS NULL
                  RETURNING version",
@@ -367,6 +380,7 @@ impl TokenStore for SqliteTokenStore {
             .bind(r.updated_at)
             .bind(r.sealed_tokens)
             .bind(version_to_db(v)?)
+            .bind(r.wise_user_id)
             .fetch_optional(&self.pool)
             .await
             .map_err(op_error)?,
@@ -381,7 +395,8 @@ impl TokenStore for SqliteTokenStore {
         // The row stays as a tombstone without tokens: a link created again continues the
         // version sequence, so a stale write of the old link can never match.
         let done = sqlx::query(&self.sql(
-            "UPDATE {p}links SET sealed_tokens = X'', profile_id = 0, unlinked_at = ?4
+            "UPDATE {p}links SET sealed_tokens = X'', profile_id = 0, wise_user_id = NULL,
+                 unlinked_at = ?4
              WHERE environment = ?1 AND client_id = ?2 AND user_id = ?3
                AND unlinked_at IS NULL",
         ))
@@ -462,6 +477,30 @@ impl TokenStore for SqliteTokenStore {
         .await
         .map_err(op_error)?;
         link_page(rows, limit)
+    }
+
+    /// One range scan of the partial index `links_wise_user`.
+    async fn links_of_wise_user(
+        &self,
+        environment: &str,
+        client_id: &str,
+        wise_user_id: u64,
+    ) -> Result<Vec<UserId>, StoreError> {
+        let (_, sql_limit) = page_limit(MAX_LINK_PAGE);
+        let rows: Vec<String> = sqlx::query_scalar(&self.sql(
+            "SELECT user_id FROM {p}links
+             WHERE environment = ?1 AND client_id = ?2 AND wise_user_id = ?3
+               AND unlinked_at IS NULL
+             LIMIT ?4",
+        ))
+        .bind(environment)
+        .bind(client_id)
+        .bind(wise_user_id as i64)
+        .bind(sql_limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(op_error)?;
+        users(rows)
     }
 }
 

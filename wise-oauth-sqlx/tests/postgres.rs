@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::{assert_corrupt, assert_unavailable, key, record, unique_suffix, Guarded};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Connection;
-use wise_oauth_core::{LeaseHolder, PendingStore, StoreError, TokenStore, Version};
+use wise_oauth_core::{LeaseHolder, PendingStore, StoreError, TokenStore, UserId, Version};
 use wise_oauth_sqlx::{PostgresTokenStore, SetupError};
 
 fn database_url(test: &str) -> Option<String> {
@@ -169,6 +169,57 @@ async fn listing_is_supported() {
     common::assert_lists_links(&store).await;
 }
 
+#[tokio::test]
+async fn links_are_found_by_wise_user() {
+    let Some(store) = fresh("links_are_found_by_wise_user").await else {
+        return;
+    };
+    common::assert_finds_links_of_wise_user(&store).await;
+}
+
+/// A database made before the Wise user id existed (schema 2): the migration adds the
+/// column; the old row reads back without a Wise user id, and can then be given one.
+#[tokio::test]
+async fn an_old_schema_row_gains_the_wise_user_column() {
+    let Some(url) = database_url("an_old_schema_row_gains_the_wise_user_column") else {
+        return;
+    };
+    let schema = TestSchema::new(url);
+    let store = schema.store().await;
+    let s = &schema.name;
+    // Back to schema 2, with a link written by that version.
+    for statement in [
+        format!(r#"DROP INDEX "{s}".wise_oauth_links_wise_user"#),
+        format!(r#"ALTER TABLE "{s}".wise_oauth_links DROP COLUMN wise_user_id"#),
+        format!(r#"DELETE FROM "{s}".wise_oauth_migrations WHERE version > 2"#),
+        format!(
+            r#"INSERT INTO "{s}".wise_oauth_links (environment, client_id, user_id, profile_id,
+                 status, access_expires_at, linked_at, updated_at, sealed_tokens, version)
+             VALUES ('sandbox', 'client-1', 'old', 7, 'active', 1, 1, 1, '\x0102', 3)"#
+        ),
+    ] {
+        sqlx::query(&statement).execute(store.pool()).await.unwrap();
+    }
+    assert_eq!(migrations(store.pool(), s).await, vec![1, 2]);
+    let store = schema.store().await;
+    let expected: Vec<i64> = (1..=PostgresTokenStore::SCHEMA_VERSION).collect();
+    assert_eq!(migrations(store.pool(), s).await, expected);
+    let old = store.load(&key("old")).await.unwrap().unwrap();
+    assert_eq!(old.version, Version::new(3));
+    assert_eq!(old.value.wise_user_id, None);
+    assert_eq!(old.value.sealed_tokens.as_bytes(), [1, 2]);
+    let relinked = old.value.clone().with_wise_user_id(Some(10000001));
+    store
+        .save(&key("old"), &relinked, Some(old.version))
+        .await
+        .unwrap();
+    let found = store
+        .links_of_wise_user("sandbox", "client-1", 10000001)
+        .await
+        .unwrap();
+    assert_eq!(found, [key("old").user().clone()]);
+}
+
 /// The whole suites in one go, so a case added to the core later runs here too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn whole_conformance_suites() {
@@ -227,6 +278,17 @@ impl TokenStore for SharedStore {
     ) -> Result<wise_oauth_core::LinkPage, StoreError> {
         self.0
             .list_links(environment, client_id, after, limit)
+            .await
+    }
+
+    async fn links_of_wise_user(
+        &self,
+        environment: &str,
+        client_id: &str,
+        wise_user_id: u64,
+    ) -> Result<Vec<UserId>, StoreError> {
+        self.0
+            .links_of_wise_user(environment, client_id, wise_user_id)
             .await
     }
 }

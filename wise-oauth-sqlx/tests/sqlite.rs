@@ -35,6 +35,54 @@ async fn listing_is_supported() {
 }
 
 #[tokio::test]
+async fn links_are_found_by_wise_user() {
+    common::assert_finds_links_of_wise_user(&fresh().await).await;
+}
+
+/// A database made before the Wise user id existed (schema 1): the migration adds the
+/// column; the old row reads back without a Wise user id, and can then be given one.
+#[tokio::test]
+async fn an_old_schema_row_gains_the_wise_user_column() {
+    let dir = TempDir::new().unwrap();
+    let store = SqliteTokenStore::connect(&url(dir.path())).await.unwrap();
+    let pool = store.pool().clone();
+    // Back to schema 1, with a link written by that version.
+    for statement in [
+        "DROP INDEX wise_oauth_links_wise_user",
+        "ALTER TABLE wise_oauth_links DROP COLUMN wise_user_id",
+        "DELETE FROM wise_oauth_migrations WHERE version > 1",
+        "INSERT INTO wise_oauth_links (environment, client_id, user_id, profile_id, status,
+             access_expires_at, linked_at, updated_at, sealed_tokens, version)
+         VALUES ('sandbox', 'client-1', 'old', 7, 'active', 1, 1, 1, X'0102', 3)",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    assert_eq!(migrations(&pool, "wise_oauth_").await, vec![1]);
+    let store = SqliteTokenStore::connect(&url(dir.path())).await.unwrap();
+    let expected: Vec<i64> = (1..=SqliteTokenStore::SCHEMA_VERSION).collect();
+    assert_eq!(migrations(store.pool(), "wise_oauth_").await, expected);
+    let old = store.load(&key("old")).await.unwrap().unwrap();
+    assert_eq!(old.version, Version::new(3));
+    assert_eq!(old.value.wise_user_id, None);
+    assert_eq!(old.value.sealed_tokens.as_bytes(), [1, 2]);
+    assert!(store
+        .links_of_wise_user("sandbox", "client-1", 10000001)
+        .await
+        .unwrap()
+        .is_empty());
+    let relinked = old.value.clone().with_wise_user_id(Some(10000001));
+    store
+        .save(&key("old"), &relinked, Some(old.version))
+        .await
+        .unwrap();
+    let found = store
+        .links_of_wise_user("sandbox", "client-1", 10000001)
+        .await
+        .unwrap();
+    assert_eq!(found, [key("old").user().clone()]);
+}
+
+#[tokio::test]
 async fn restart_keeps_link_version_lease_and_pending_flow() {
     let dir = TempDir::new().unwrap();
     let k = key("restart");
@@ -148,7 +196,8 @@ async fn table_prefixes_are_separate_and_validated() {
         .unwrap();
     a.save(&key("u"), &record(1, b"a"), None).await.unwrap();
     assert_eq!(b.load(&key("u")).await.unwrap(), None);
-    assert_eq!(migrations(&pool, "app_a_").await, vec![1]);
+    let expected: Vec<i64> = (1..=SqliteTokenStore::SCHEMA_VERSION).collect();
+    assert_eq!(migrations(&pool, "app_a_").await, expected);
     for bad in ["x; DROP TABLE y", "Upper", "1x", "a\"b"] {
         match SqliteTokenStore::builder(pool.clone())
             .table_prefix(bad)

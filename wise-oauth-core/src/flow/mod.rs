@@ -600,8 +600,9 @@ impl LinkFlow {
             let profile_id = self
                 .verify_profile(user, &tokens.access_token, hint)
                 .await?;
+            let wise_user_id = self.wise_user_id(&tokens.access_token).await;
             self.manager
-                .install_link(&key, profile_id, tokens)
+                .install_link(&key, profile_id, wise_user_id, tokens)
                 .await
                 .map_err(FlowError::from_token_error)?;
             Ok::<_, FlowError>(profile_id)
@@ -658,6 +659,19 @@ impl LinkFlow {
             }
         }
         Ok(profile.id)
+    }
+
+    /// The Wise user the new token belongs to (`GET /v1/me`), which ties Wise's webhooks to
+    /// the link. Best effort: the grant is already issued (and a previous link's refresh
+    /// token dead), so a failed lookup stores the link without it rather than lose it.
+    async fn wise_user_id(&self, token: &AccessToken) -> Option<u64> {
+        match self.api.me(token).await {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::warn!(error = %e, "GET /v1/me failed: the link is stored without its Wise user id, so webhooks cannot reach it");
+                None
+            }
+        }
     }
 
     /// The link key of `user` in this configuration.

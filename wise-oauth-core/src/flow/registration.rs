@@ -51,7 +51,7 @@ impl LinkFlow {
             .app_token()
             .await
             .map_err(RegistrationError::from_token_error)?;
-        match self
+        let wise_user_id = match self
             .api
             .signup(&app_token, email, code, None)
             .await
@@ -61,8 +61,8 @@ impl LinkFlow {
                 tracing::info!(user = %user, "email already has a Wise account: use the link flow");
                 return Ok(Registration::UseLinkFlow);
             }
-            SignupOutcome::Created { .. } => {}
-        }
+            SignupOutcome::Created { wise_user_id } => wise_user_id,
+        };
         let work = async {
             let response = self
                 .endpoint
@@ -86,7 +86,7 @@ impl LinkFlow {
             )
             .ok_or(RegistrationError::NoProfile)?;
             self.manager
-                .install_link(&key, profile_id, tokens)
+                .install_link(&key, profile_id, Some(wise_user_id), tokens)
                 .await
                 .map_err(RegistrationError::from_token_error)?;
             Ok::<_, RegistrationError>(profile_id)

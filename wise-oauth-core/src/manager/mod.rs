@@ -15,6 +15,7 @@
 mod app_token;
 mod cache;
 mod changes;
+mod deactivation;
 mod error;
 mod lease;
 mod refresh;
@@ -442,12 +443,14 @@ impl TokenManager {
         Ok(out)
     }
 
-    /// Stores a new grant as the link's active record (the latest grant wins), updates the
-    /// cache and emits [`WiseEvent::Linked`]. Call it inside [`TokenManager::with_lease`].
+    /// Stores a new grant as the link's active record (the latest grant wins), with the
+    /// Wise user it belongs to when known, updates the cache and emits
+    /// [`WiseEvent::Linked`]. Call it inside [`TokenManager::with_lease`].
     pub(crate) async fn install_link(
         &self,
         key: &LinkKey,
         profile_id: ProfileId,
+        wise_user_id: Option<u64>,
         tokens: TokenSet,
     ) -> Result<(), TokenError> {
         let now = self.inner.clock.now();
@@ -463,7 +466,8 @@ impl TokenManager {
             now,
             now,
             sealed,
-        );
+        )
+        .with_wise_user_id(wise_user_id);
         let mut delay = Duration::from_millis(25);
         let mut last_error = TokenError::unavailable();
         let mut saved = None;

@@ -898,19 +898,7 @@ impl TokenManager {
             .await
         {
             Ok(version) => {
-                let entry = CacheEntry::needs_relink(
-                    record.profile_id,
-                    record.access_expires_at,
-                    version,
-                    now,
-                    self.inner.thresholds,
-                );
-                self.inner.cache.put(key, entry);
-                self.publish_change(key, Some(version));
-                self.inner.events.emit(&WiseEvent::RelinkRequired {
-                    user: key.user().clone(),
-                    profile_id: record.profile_id,
-                });
+                self.relink_marked(key, &record, version, now);
                 Err(TokenError::RelinkRequired)
             }
             Err(StoreError::Conflict) => self.adopt_stored(key).await,

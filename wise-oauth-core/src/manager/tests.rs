@@ -109,7 +109,7 @@ async fn fresh_cached_token_needs_no_store_read() {
     let m = manager(store.clone()).await;
     let k = key();
     let expires = SystemTime::now() + Duration::from_secs(12 * 3600);
-    m.install_link(&k, profile(), tokens(expires))
+    m.install_link(&k, profile(), None, tokens(expires))
         .await
         .unwrap();
     let loads = store.loads.load(Ordering::SeqCst);
@@ -127,7 +127,7 @@ async fn a_panicking_refresh_task_clears_its_flight() {
     let store = Arc::new(TestStore::default());
     let m = manager(store.clone()).await;
     let k = key();
-    m.install_link(&k, profile(), tokens(SystemTime::now()))
+    m.install_link(&k, profile(), None, tokens(SystemTime::now()))
         .await
         .unwrap();
     store.panic_leases.store(1, Ordering::SeqCst);

@@ -166,6 +166,31 @@ impl TokenStore for MemoryTokenStore {
         Ok(LinkPage::new(users, limit))
     }
 
+    /// A scan of the scope's links (webhooks are rare; the memory store is for one
+    /// instance and tests).
+    async fn links_of_wise_user(
+        &self,
+        environment: &str,
+        client_id: &str,
+        wise_user_id: u64,
+    ) -> Result<Vec<UserId>, StoreError> {
+        let inner = self.lock();
+        let Some(scope) = inner
+            .scopes
+            .iter()
+            .find(|s| *s.environment == *environment && *s.client_id == *client_id)
+        else {
+            return Ok(Vec::new());
+        };
+        Ok(scope
+            .links
+            .iter()
+            .filter(|(_, link)| link.value.wise_user_id == Some(wise_user_id))
+            .filter_map(|(user, _)| UserId::new(&**user).ok())
+            .take(MAX_LINK_PAGE)
+            .collect())
+    }
+
     async fn load(&self, key: &LinkKey) -> Result<Option<Versioned<LinkRecord>>, StoreError> {
         Ok(self.lock().get(key).cloned())
     }
@@ -298,6 +323,32 @@ mod tests {
         assert_eq!(b.load(&key("u")).await.unwrap().unwrap().value, record(1));
         assert_eq!(b.len(), 1);
         assert!(!format!("{b:?}").contains("SealedTokens"));
+    }
+
+    #[tokio::test]
+    async fn links_are_found_by_wise_user() {
+        let store = MemoryTokenStore::default();
+        let of = |id| record(1).with_wise_user_id(id);
+        store.save(&key("a"), &of(Some(7)), None).await.unwrap();
+        store.save(&key("b"), &of(Some(7)), None).await.unwrap();
+        store.save(&key("c"), &of(Some(8)), None).await.unwrap();
+        store.save(&key("d"), &of(None), None).await.unwrap();
+        let other = LinkKey::new("production", "c", UserId::new("e").unwrap());
+        store.save(&other, &of(Some(7)), None).await.unwrap();
+        let mut found = store.links_of_wise_user("sandbox", "c", 7).await.unwrap();
+        found.sort();
+        assert_eq!(
+            found,
+            [UserId::new("a").unwrap(), UserId::new("b").unwrap()]
+        );
+        assert!(store.delete(&key("a")).await.unwrap());
+        let found = store.links_of_wise_user("sandbox", "c", 7).await.unwrap();
+        assert_eq!(found, [UserId::new("b").unwrap()]);
+        assert!(store
+            .links_of_wise_user("sandbox", "other", 7)
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     #[tokio::test]

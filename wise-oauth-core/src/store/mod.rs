@@ -136,6 +136,10 @@ pub struct LinkRecord {
     pub updated_at: SystemTime,
     /// The token values, sealed by the library. Store them byte for byte.
     pub sealed_tokens: SealedTokens,
+    /// The Wise user the link belongs to (`GET /v1/me` → `id` at link time), which ties
+    /// Wise's `users#state-change` webhooks to links. `None` for links made before the
+    /// library recorded it, or when Wise did not answer at link time.
+    pub wise_user_id: Option<u64>,
 }
 
 impl LinkRecord {
@@ -155,7 +159,31 @@ impl LinkRecord {
             linked_at,
             updated_at,
             sealed_tokens,
+            wise_user_id: None,
         }
+    }
+
+    /// The record with its [`wise_user_id`](Self::wise_user_id) set (stores call it when
+    /// reading a row back; `None` for rows written before the column existed).
+    ///
+    /// ```
+    /// # use std::time::UNIX_EPOCH;
+    /// use wise_oauth_core::{LinkRecord, LinkStatus, ProfileId, SealedTokens};
+    /// let record = LinkRecord::new(
+    ///     ProfileId::new(30000000).unwrap(),
+    ///     LinkStatus::Active,
+    ///     UNIX_EPOCH,
+    ///     UNIX_EPOCH,
+    ///     UNIX_EPOCH,
+    ///     SealedTokens::new(vec![1]),
+    /// )
+    /// .with_wise_user_id(Some(10000001));
+    /// assert_eq!(record.wise_user_id, Some(10000001));
+    /// ```
+    #[must_use]
+    pub fn with_wise_user_id(mut self, wise_user_id: Option<u64>) -> Self {
+        self.wise_user_id = wise_user_id;
+        self
     }
 }
 
@@ -260,6 +288,21 @@ pub trait TokenStore: Send + Sync + Debug + 'static {
         let _ = (environment, client_id, after, limit);
         Err(StoreError::Unsupported("list_links"))
     }
+
+    /// The users of `environment` and `client_id` whose link belongs to the Wise user
+    /// `wise_user_id` ([`LinkRecord::wise_user_id`]), at most [`MAX_LINK_PAGE`], in any
+    /// order; unlinked users are not listed. Used to act on Wise's webhooks, which name the
+    /// Wise user. Optional: the default answers [`StoreError::Unsupported`] (webhooks then
+    /// answer 500, and Wise delivers again later).
+    async fn links_of_wise_user(
+        &self,
+        environment: &str,
+        client_id: &str,
+        wise_user_id: u64,
+    ) -> Result<Vec<UserId>, StoreError> {
+        let _ = (environment, client_id, wise_user_id);
+        Err(StoreError::Unsupported("links_of_wise_user"))
+    }
 }
 
 /// The server-side half of a link flow in progress, keyed by the hash of its `state`.
@@ -325,6 +368,17 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     ) -> Result<LinkPage, StoreError> {
         (**self)
             .list_links(environment, client_id, after, limit)
+            .await
+    }
+
+    async fn links_of_wise_user(
+        &self,
+        environment: &str,
+        client_id: &str,
+        wise_user_id: u64,
+    ) -> Result<Vec<UserId>, StoreError> {
+        (**self)
+            .links_of_wise_user(environment, client_id, wise_user_id)
             .await
     }
 }

@@ -13,7 +13,7 @@
 //! 4. it translates the returned [`Reply`] into its framework's response type.
 //!
 //! The route functions ([`connect`], [`callback`], [`status`], [`disconnect`],
-//! [`mobile_start`], [`mobile_complete`]) and [`token_rejection`] also work on their own,
+//! [`mobile_start`], [`mobile_complete`], [`webhooks`]) and [`token_rejection`] also work on their own,
 //! from a [`RequestInfo`] and a user resolved by the caller.
 //!
 //! # Rules the routes apply
@@ -43,6 +43,9 @@
 //!   recorded when the flow started, and every callback answer carries
 //!   `Cache-Control: no-store` and `Referrer-Policy: no-referrer`, so the code and state
 //!   never reach history, caches or third parties.
+//! * **The webhook route** is called by Wise, not by a user: it takes no user and no
+//!   cross-site check; the signature over the raw body is its authentication
+//!   ([`webhooks`]).
 
 mod builder;
 mod framework;
@@ -60,6 +63,7 @@ mod routes;
 mod setup;
 mod token;
 mod user;
+mod webhooks;
 
 pub use builder::PluginBuilder;
 pub use framework::Framework;
@@ -78,3 +82,4 @@ pub use routes::{
 pub use setup::SetupError;
 pub use token::{request_correlation_id, LinkedToken};
 pub use user::WiseUser;
+pub use webhooks::webhooks;

@@ -4,8 +4,9 @@ use super::framework::Framework;
 
 /// The request facts the routes and rejections decide on: method, path and query, and the
 /// few headers that matter (`Accept`, `Origin`, `Sec-Fetch-Site`, `X-Requested-With`,
-/// `Content-Type`, `Cookie`). Every other header is ignored; in particular the user is
-/// never taken from a header.
+/// `Content-Type`, `Cookie`, and Wise's webhook headers `X-Signature-SHA256`,
+/// `X-Delivery-Id`, `X-Test-Notification`). Every other header is ignored; in particular
+/// the user is never taken from a header.
 ///
 /// ```
 /// # mod wise_oauth { pub use wise_oauth_core::*; }
@@ -26,6 +27,9 @@ pub struct RequestInfo {
     x_requested_with: bool,
     content_type: Vec<String>,
     cookies: Vec<String>,
+    webhook_signature: Vec<String>,
+    delivery_id: Vec<String>,
+    test_notification: Vec<String>,
 }
 
 impl RequestInfo {
@@ -63,6 +67,9 @@ impl RequestInfo {
             "x-requested-with" => self.x_requested_with = true,
             "content-type" => self.content_type.push(value),
             "cookie" => self.cookies.push(value),
+            "x-signature-sha256" => self.webhook_signature.push(value),
+            "x-delivery-id" => self.delivery_id.push(value),
+            "x-test-notification" => self.test_notification.push(value),
             _ => {}
         }
         self
@@ -137,6 +144,27 @@ impl RequestInfo {
             .split(';')
             .next()
             .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")))
+    }
+
+    /// The `X-Signature-SHA256` header of a webhook delivery: `None` when absent or sent
+    /// more than once (an ambiguous signature is no signature).
+    pub(crate) fn webhook_signature(&self) -> Option<&str> {
+        match self.webhook_signature.as_slice() {
+            [one] => Some(one),
+            _ => None,
+        }
+    }
+
+    /// The `X-Delivery-Id` header (the first one).
+    pub(crate) fn delivery_id(&self) -> Option<&str> {
+        self.delivery_id.first().map(String::as_str)
+    }
+
+    /// Whether `X-Test-Notification: true` was sent.
+    pub(crate) fn is_test_notification(&self) -> bool {
+        self.test_notification
+            .iter()
+            .any(|v| v.eq_ignore_ascii_case("true"))
     }
 
     /// The value of a cookie. When the browser sent several cookies with that name, the

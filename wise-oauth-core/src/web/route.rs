@@ -5,6 +5,7 @@ use super::plugin::Plugin;
 use super::reply::Reply;
 use super::request::RequestInfo;
 use super::routes;
+use super::webhooks;
 
 /// One of the ready-made routes; an adapter registers each of [`Route::ALL`] at
 /// [`Plugin::routes`]' path with [`Route::method`], and answers it with [`Plugin::serve`].
@@ -15,6 +16,8 @@ use super::routes;
 /// assert_eq!(Route::Callback.path(), "/callback");
 /// assert_eq!(Route::Disconnect.method(), RouteMethod::Post);
 /// assert!(Route::MobileComplete.reads_body());
+/// assert_eq!(Route::Webhooks.path(), "/webhooks");
+/// assert_eq!(Route::Webhooks.body_limit(), wise_oauth_core::MAX_WEBHOOK_BODY);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -31,6 +34,8 @@ pub enum Route {
     MobileStart,
     /// `POST {prefix}/mobile/complete`: [`mobile_complete`](super::mobile_complete).
     MobileComplete,
+    /// `POST {prefix}/webhooks`: [`webhooks`](super::webhooks), called by Wise.
+    Webhooks,
 }
 
 /// The method a [`Route`] answers; GET routes also answer HEAD.
@@ -44,13 +49,14 @@ pub enum RouteMethod {
 
 impl Route {
     /// Every route, in the order adapters register them.
-    pub const ALL: [Route; 6] = [
+    pub const ALL: [Route; 7] = [
         Route::Connect,
         Route::Callback,
         Route::Status,
         Route::Disconnect,
         Route::MobileStart,
         Route::MobileComplete,
+        Route::Webhooks,
     ];
 
     /// The path under the mount, starting with `/`.
@@ -62,6 +68,7 @@ impl Route {
             Route::Disconnect => "/disconnect",
             Route::MobileStart => "/mobile/start",
             Route::MobileComplete => "/mobile/complete",
+            Route::Webhooks => "/webhooks",
         }
     }
 
@@ -69,16 +76,29 @@ impl Route {
     pub fn method(self) -> RouteMethod {
         match self {
             Route::Connect | Route::Callback | Route::Status => RouteMethod::Get,
-            Route::Disconnect | Route::MobileStart | Route::MobileComplete => RouteMethod::Post,
+            Route::Disconnect | Route::MobileStart | Route::MobileComplete | Route::Webhooks => {
+                RouteMethod::Post
+            }
         }
     }
 
-    /// Whether it reads the request body (at most
-    /// [`MAX_MOBILE_BODY`](super::MAX_MOBILE_BODY) bytes are needed; an adapter reads one
-    /// byte more, or passes a longer body, so the route answers 413). Other routes get an
-    /// empty body.
+    /// Whether it reads the request body (at most [`body_limit`](Self::body_limit) bytes
+    /// are needed; an adapter reads one byte more, or passes a longer body, so the route
+    /// answers 413). Other routes get an empty body.
     pub fn reads_body(self) -> bool {
-        self == Route::MobileComplete
+        matches!(self, Route::MobileComplete | Route::Webhooks)
+    }
+
+    /// The largest body the route accepts, in bytes:
+    /// [`MAX_MOBILE_BODY`](super::MAX_MOBILE_BODY) for [`Route::MobileComplete`],
+    /// [`MAX_WEBHOOK_BODY`](crate::MAX_WEBHOOK_BODY) for [`Route::Webhooks`], 0 for the
+    /// routes that read none.
+    pub fn body_limit(self) -> usize {
+        match self {
+            Route::MobileComplete => super::MAX_MOBILE_BODY,
+            Route::Webhooks => crate::MAX_WEBHOOK_BODY,
+            _ => 0,
+        }
     }
 }
 
@@ -88,9 +108,14 @@ impl<F: Framework> Plugin<F> {
     /// empty.
     pub async fn serve(&self, route: Route, req: &F::Request, body: &[u8]) -> Reply {
         let info = RequestInfo::of::<F>(req);
-        let user = self.user(req).await;
+        // Wise calls the webhook route, not a user: its signature is its authentication.
+        let user = match route {
+            Route::Webhooks => None,
+            _ => self.user(req).await,
+        };
         let (wise, user, mount, hooks) = (self.wise(), user.as_ref(), self.mount(), self.hooks());
         match route {
+            Route::Webhooks => webhooks::webhooks(wise, &info, body).await,
             Route::Connect => routes::connect(wise, user, &info, mount, hooks).await,
             Route::Callback => routes::callback(wise, user, &info, mount, hooks).await,
             Route::Status => routes::status(wise, user, &info, mount, hooks).await,

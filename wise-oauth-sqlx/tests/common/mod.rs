@@ -66,6 +66,17 @@ impl<S: TokenStore> TokenStore for Guarded<S> {
             .list_links(environment, client_id, after, limit)
             .await
     }
+
+    async fn links_of_wise_user(
+        &self,
+        environment: &str,
+        client_id: &str,
+        wise_user_id: u64,
+    ) -> Result<Vec<UserId>, StoreError> {
+        self.store
+            .links_of_wise_user(environment, client_id, wise_user_id)
+            .await
+    }
 }
 
 #[async_trait]
@@ -140,4 +151,49 @@ pub async fn assert_lists_links(store: &dyn TokenStore) {
         .unwrap();
     assert_eq!(after.users.len(), before.users.len() + 1);
     assert!(after.users.contains(k.user()));
+}
+
+/// The store finds the live links of a Wise user, in one environment and client, and keeps
+/// that in step with re-saves (another Wise user) and unlinks.
+pub async fn assert_finds_links_of_wise_user(store: &dyn TokenStore) {
+    let of = |id| record(1, b"x").with_wise_user_id(id);
+    let (a, b, c, d) = (key("wu-a"), key("wu-b"), key("wu-c"), key("wu-d"));
+    let elsewhere = LinkKey::new("production", "client-1", UserId::new("wu-e").unwrap());
+    store.save(&a, &of(Some(77)), None).await.unwrap();
+    store.save(&b, &of(Some(77)), None).await.unwrap();
+    store.save(&c, &of(Some(78)), None).await.unwrap();
+    store.save(&d, &of(None), None).await.unwrap();
+    store.save(&elsewhere, &of(Some(77)), None).await.unwrap();
+    let found = |id| async move {
+        let mut users = store
+            .links_of_wise_user("sandbox", "client-1", id)
+            .await
+            .expect("the store finds links by Wise user");
+        users.sort();
+        users
+            .iter()
+            .map(|u| u.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(found(77).await, ["wu-a", "wu-b"]);
+    assert_eq!(found(78).await, ["wu-c"]);
+    assert!(found(79).await.is_empty());
+    let loaded = store.load(&a).await.unwrap().unwrap();
+    assert_eq!(loaded.value.wise_user_id, Some(77));
+    assert_eq!(
+        store.load(&d).await.unwrap().unwrap().value.wise_user_id,
+        None
+    );
+    // A later grant of another Wise user moves the link.
+    store
+        .save(&a, &of(Some(78)), Some(loaded.version))
+        .await
+        .unwrap();
+    assert_eq!(found(77).await, ["wu-b"]);
+    assert_eq!(found(78).await, ["wu-a", "wu-c"]);
+    // An unlinked user is not found, nor is it after linking again without a Wise user.
+    assert!(store.delete(&b).await.unwrap());
+    assert!(found(77).await.is_empty());
+    store.save(&b, &of(None), None).await.unwrap();
+    assert!(found(77).await.is_empty());
 }
