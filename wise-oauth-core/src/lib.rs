@@ -132,7 +132,7 @@ pub use config::{
     ConfigError, Environment, WiseConfig, WiseConfigBuilder, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_ATTEMPTS, DEFAULT_REFRESH_WINDOW, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SKEW,
 };
-pub use endpoint::{OAuthErrorCode, TransportError, WiseError};
+pub use endpoint::{OAuthErrorCode, TlsProblem, TransportError, WiseError};
 pub use events::{EventHandler, WiseEvent};
 pub use flow::{
     CallbackProblem, FlowError, LinkCompleted, LinkOptions, LinkStart, MobileCallback,
