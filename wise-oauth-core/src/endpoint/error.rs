@@ -418,6 +418,53 @@ mod tests {
     }
 
     #[test]
+    fn tls_refusals_are_found_under_io_errors() {
+        use rustls::{AlertDescription, CertificateError};
+        let wrapped = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        for alert in [
+            AlertDescription::CertificateRequired,
+            AlertDescription::BadCertificate,
+            AlertDescription::UnknownCA,
+            AlertDescription::DecryptError,
+        ] {
+            let e = wrapped(rustls::Error::AlertReceived(alert));
+            assert_eq!(
+                TlsProblem::find(&e),
+                Some(TlsProblem::ClientCertificateRefused),
+                "{alert:?}"
+            );
+        }
+        let untrusted = wrapped(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        ));
+        assert_eq!(
+            TlsProblem::find(&untrusted),
+            Some(TlsProblem::ServerCertificateUntrusted)
+        );
+        // Other TLS failures and plain I/O errors stay transport errors.
+        for other in [
+            wrapped(rustls::Error::AlertReceived(
+                AlertDescription::InternalError,
+            )),
+            wrapped(rustls::Error::DecryptError),
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+        ] {
+            assert_eq!(TlsProblem::find(&other), None, "{other:?}");
+        }
+        let shown = WiseError::Tls {
+            problem: TlsProblem::ClientCertificateRefused,
+            source: None,
+        }
+        .to_string();
+        assert!(shown.contains("mTLS"), "{shown}");
+        let err = WiseError::Tls {
+            problem: TlsProblem::ServerCertificateUntrusted,
+            source: None,
+        };
+        assert!(err.is_configuration() && !err.is_transient() && !err.needs_relink());
+    }
+
+    #[test]
     fn display_is_fixed_text() {
         let e = WiseError::MalformedResponse {
             reason: "body is not JSON",
