@@ -304,6 +304,104 @@ async fn reseal_over_a_postgres_store_reports_counts() {
     reseal_reports_every_link(schema.store().await).await;
 }
 
+/// Links `user` to the Wise user `email` (auto-approved) through the flow.
+async fn link_as(wise: &WiseOAuth, emulator: &MockWiseHandle, user: &UserId, email: &str) {
+    let start = wise
+        .start_link(user, &Default::default(), None)
+        .await
+        .expect("start link");
+    let cookie = start
+        .set_cookie()
+        .split(';')
+        .next()
+        .and_then(|c| c.split_once('='))
+        .map(|(_, v)| v.to_owned());
+    emulator.set_auto_approve(Some(email));
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(start.authorize_url().clone())
+        .send()
+        .await
+        .expect("authorize");
+    let location = reqwest::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    wise.complete_link(user, location.query().unwrap(), cookie.as_deref())
+        .await
+        .expect("complete link");
+}
+
+/// A re-seal racing a herd of refreshes (Wise rotating refresh tokens, so a lost refresh
+/// result would leave a dead refresh token stored): every link ends under the primary key,
+/// each refreshed exactly once, and the stored refresh tokens still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reseal_racing_refreshes_loses_no_refresh_token() {
+    const USERS: usize = 6;
+    let emulator = start_emulator().await;
+    emulator.set_rotate_refresh_tokens(true);
+    let store = MemoryTokenStore::new();
+    let under_k1 = app(&emulator, &store, k1());
+    let mut users = Vec::new();
+    for i in 0..USERS {
+        let email = format!("racer{i}@example.com");
+        emulator
+            .create_user(wise_oauth_mock::NewUser::new(&email, "password1"))
+            .unwrap();
+        let u = user(&format!("racer-{i}"));
+        link_as(&under_k1, &emulator, &u, &email).await;
+        users.push(u);
+    }
+    let rotated = app(&emulator, &store, k2_k1());
+    emulator.advance_clock(PAST_EXPIRY);
+
+    let mut requests = Vec::new();
+    for u in &users {
+        for _ in 0..20 {
+            let (wise, u) = (rotated.clone(), u.clone());
+            requests.push(tokio::spawn(async move { wise.token(&u).await }));
+        }
+    }
+    let reseal = tokio::spawn({
+        let rotated = rotated.clone();
+        async move { rotated.reseal().await }
+    });
+    for request in requests {
+        request.await.unwrap().expect("a refreshed token");
+    }
+    let report = reseal.await.unwrap().expect("reseal");
+    assert_eq!(
+        report.resealed() + report.already_current(),
+        USERS as u64,
+        "{report}"
+    );
+    assert_eq!((report.unreadable(), report.skipped()), (0, 0), "{report}");
+    assert_eq!(
+        emulator.stats().token_successes("refresh_token"),
+        USERS as u64,
+        "one refresh per link"
+    );
+
+    // Under k2 now, and the stored refresh tokens are the live ones: one more expiry and a
+    // fresh k2-only instance refreshes every link.
+    emulator.advance_clock(PAST_EXPIRY);
+    let k2_only = app(&emulator, &store, k2());
+    for u in &users {
+        assert_eq!(
+            stored_key_id(&store, &rotated, u).await.as_deref(),
+            Some("k2")
+        );
+        let token = k2_only
+            .token(u)
+            .await
+            .expect("refresh with the stored token");
+        assert!(emulator.access_token_is_valid(token.access_token().expose_secret()));
+    }
+    assert_eq!(
+        emulator.stats().token_successes("refresh_token"),
+        2 * USERS as u64
+    );
+}
+
 #[tokio::test]
 async fn reseal_needs_a_store_that_lists() {
     #[derive(Debug, Clone, Default)]
