@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use manager_support::MockClock;
 use wise_oauth_core::{
-    ClientSecret, ConfigError, Environment, FlowError, TlsProblem, TokenError, UserId, WiseConfig,
-    WiseError, WiseOAuth,
+    ClientError, ClientSecret, ConfigError, Environment, FlowError, MemoryTokenStore, TlsProblem,
+    TokenError, TokenStore, UserId, WiseConfig, WiseError, WiseOAuth,
 };
 use wise_oauth_mock::{ClientAuth, ClientIdentity, MockWise, MockWiseHandle, DEMO_CLIENT_ID};
 
@@ -37,6 +37,16 @@ async fn mtls_emulator() -> MockWiseHandle {
 
 /// The library on the emulator, trusting its CA when `trust_ca`, presenting `identity`.
 fn wise(emulator: &MockWiseHandle, identity: Option<&ClientIdentity>, trust_ca: bool) -> WiseOAuth {
+    wise_on(emulator, identity, trust_ca, MemoryTokenStore::new())
+}
+
+/// Like [`wise`], on `store`.
+fn wise_on(
+    emulator: &MockWiseHandle,
+    identity: Option<&ClientIdentity>,
+    trust_ca: bool,
+    store: MemoryTokenStore,
+) -> WiseOAuth {
     let env = Environment::custom("emulator", &emulator.base_url(), &emulator.authorize_url())
         .expect("emulator URLs");
     let mut config = WiseConfig::builder(DEMO_CLIENT_ID, ClientSecret::new(SECRET), REDIRECT_URI)
@@ -49,6 +59,7 @@ fn wise(emulator: &MockWiseHandle, identity: Option<&ClientIdentity>, trust_ca: 
         config = config.root_certificate(emulator.ca_certificate_pem().expect("TLS on"));
     }
     WiseOAuth::builder(config.build().expect("configuration"))
+        .store(store)
         .clock(MockClock(emulator.clone()))
         .build()
         .expect("wise-oauth")
@@ -205,6 +216,48 @@ async fn with_the_right_certificate_link_refresh_and_api_calls_work() {
         profiles.iter().any(|p| p.id.get() == 30000000),
         "{profiles:?}"
     );
+    emulator.shutdown().await;
+}
+
+/// An instance that lost its client certificate (another deployment on the same store):
+/// its API calls and refreshes fail as configuration errors naming mTLS, and the link is
+/// neither marked for re-linking nor changed, so a correctly configured instance goes on.
+#[tokio::test]
+async fn a_missing_certificate_never_marks_the_link() {
+    let emulator = mtls_emulator().await;
+    let identity = emulator.issue_client_identity(DEMO_CLIENT_ID).unwrap();
+    let store = MemoryTokenStore::new();
+    let good = wise_on(&emulator, Some(&identity), true, store.clone());
+    let bad = wise_on(&emulator, None, true, store.clone());
+    let user = UserId::new("cert-lost").unwrap();
+    let (query, cookie) = authorize(&emulator, &good, &user).await;
+    good.complete_link(&user, &query, cookie.as_deref())
+        .await
+        .expect("link over mTLS");
+    let key = good.link_key(&user);
+    let stored = store.load(&key).await.unwrap().expect("linked");
+
+    // The token is still valid: the API call itself is refused at the handshake.
+    match bad.client(&user).profiles().await {
+        Err(ClientError::Wise(WiseError::Tls { problem, .. })) => {
+            assert_eq!(problem, TlsProblem::ClientCertificateRefused)
+        }
+        other => panic!("expected a TLS error, got {other:?}"),
+    }
+    // Expired: the refresh is refused at the handshake; a configuration error.
+    emulator.advance_clock(Duration::from_secs(13 * 3600));
+    assert_eq!(
+        bad.token(&user).await.unwrap_err(),
+        TokenError::Misconfigured
+    );
+    assert_eq!(emulator.stats().token_requests("refresh_token"), 0);
+    let status = bad.status(&user).await.unwrap().expect("still linked");
+    assert!(!status.relink_required);
+    assert_eq!(store.load(&key).await.unwrap(), Some(stored), "unchanged");
+    // The configured instance refreshes with the stored refresh token.
+    let token = good.token(&user).await.expect("refresh over mTLS");
+    assert!(emulator.access_token_is_valid(token.access_token().expose_secret()));
+    assert_eq!(emulator.stats().token_successes("refresh_token"), 1);
     emulator.shutdown().await;
 }
 
