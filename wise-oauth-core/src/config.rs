@@ -71,7 +71,7 @@ pub enum Environment {
     /// `https://wise-sandbox.com/oauth/authorize/`. Named `"sandbox"`, like
     /// [`Environment::Sandbox`].
     SandboxMtls,
-    /// Any other pair of URLs, e.g. an mTLS host, the legacy TransferWise hosts or the
+    /// Any other pair of URLs, e.g. the legacy TransferWise hosts, a gateway or the
     /// emulator. Plain `http` is accepted only for loopback hosts. `name` becomes part of
     /// every stored link's key, so keep it stable.
     Custom {
