@@ -18,7 +18,8 @@ use crate::wise::WiseOAuth;
 /// println!("{report}"); // "12 re-sealed, 988 already current, 0 unreadable, 0 skipped"
 /// if report.unreadable() > 0 {
 ///     // Sealed under keys that are not configured: add them back, or let the users link again.
-///     eprintln!("records under keys {:?} cannot be opened", report.unreadable_key_ids());
+///     let keys: Vec<&str> = report.unreadable_key_ids().collect();
+///     eprintln!("records under keys {keys:?} cannot be opened");
 /// }
 /// # Ok(())
 /// # }
