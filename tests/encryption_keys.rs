@@ -5,7 +5,8 @@
 //!   with `allow_unencrypted_store()`;
 //! - a record sealed under an older key is re-sealed under the primary key on its next
 //!   write (a refresh);
-//! - `WiseOAuth::reseal` walks every link of a listing store and reports what it did;
+//! - `WiseOAuth::reseal` walks every link of a listing store and reports what it did (also
+//!   racing refreshes, and moving a store written in clear to encryption);
 //! - a record the configured keys cannot open is reported (key ids, no key material) and
 //!   offered a re-link through the axum extractor, never a 500 and never deleted.
 //!
@@ -400,6 +401,63 @@ async fn reseal_racing_refreshes_loses_no_refresh_token() {
         emulator.stats().token_successes("refresh_token"),
         2 * USERS as u64
     );
+}
+
+/// A store written in clear, then keys: without the migration switch its links are
+/// unreadable (re-link); with it they keep working and `reseal` encrypts them all.
+#[tokio::test]
+async fn plain_records_move_to_encryption_with_open_unencrypted_records() {
+    let emulator = start_emulator().await;
+    let store = MemoryTokenStore::new();
+    let plain = WiseOAuth::builder(config(&emulator))
+        .store(store.clone())
+        .clock(EmulatorClock(emulator.clone()))
+        .build()
+        .unwrap();
+    let users: Vec<UserId> = ["p1", "p2"].into_iter().map(user).collect();
+    for u in &users {
+        link(&plain, &emulator, u).await;
+        assert_eq!(stored_key_id(&store, &plain, u).await, None, "plain");
+    }
+
+    // Keys only: the plain records do not open.
+    let strict = app(&emulator, &store, k1());
+    assert_eq!(
+        strict.token(&users[0]).await.unwrap_err(),
+        TokenError::RelinkRequired
+    );
+    let report = strict.reseal().await.unwrap();
+    assert_eq!((report.resealed(), report.unreadable()), (0, 2), "{report}");
+    assert_eq!(report.unreadable_key_ids().collect::<Vec<_>>(), ["(plain)"]);
+
+    // Keys plus the migration switch: they open, and reseal encrypts them.
+    let migrating = WiseOAuth::builder(config(&emulator))
+        .store(store.clone())
+        .encryption(k1())
+        .open_unencrypted_records()
+        .clock(EmulatorClock(emulator.clone()))
+        .build()
+        .unwrap();
+    migrating
+        .token(&users[0])
+        .await
+        .expect("a plain record opens");
+    let report = migrating.reseal().await.unwrap();
+    assert_eq!((report.resealed(), report.unreadable()), (2, 0), "{report}");
+    // A fresh instance with the keys alone opens them (`strict` keeps its cached re-link
+    // verdict until it re-reads the store).
+    let after = app(&emulator, &store, k1());
+    for u in &users {
+        assert_eq!(
+            stored_key_id(&store, &migrating, u).await.as_deref(),
+            Some("k1")
+        );
+        after
+            .token(u)
+            .await
+            .expect("encrypted now: keys alone open it");
+    }
+    assert_eq!(emulator.stats().token_requests("refresh_token"), 0);
 }
 
 #[tokio::test]

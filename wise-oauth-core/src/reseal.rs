@@ -34,8 +34,9 @@ pub struct ResealReport {
 }
 
 impl ResealReport {
-    /// Links that were sealed under an older key (or plain, when keys are configured and
-    /// the record still opened) and are now sealed under the primary key.
+    /// Links that were sealed under an older key (or stored in clear, with
+    /// [`open_unencrypted_records`](crate::WiseOAuthBuilder::open_unencrypted_records)) and
+    /// are now sealed under the primary key.
     pub fn resealed(&self) -> u64 {
         self.resealed
     }

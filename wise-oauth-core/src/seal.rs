@@ -406,6 +406,8 @@ impl fmt::Display for SealedWith {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Sealer {
     keys: Option<EncryptionKeys>,
+    /// With keys: still open plain values (a store written before keys were configured).
+    open_plain: bool,
 }
 
 impl Sealer {
@@ -427,8 +429,17 @@ impl Sealer {
     pub(crate) fn try_new(keys: Option<EncryptionKeys>) -> Result<Self, InvalidKeys> {
         match keys {
             Some(keys) if keys.is_empty() => Err(InvalidKeys::Empty),
-            keys => Ok(Self { keys }),
+            keys => Ok(Self {
+                keys,
+                open_plain: false,
+            }),
         }
+    }
+
+    /// With keys, also opens plain values (they are still written encrypted).
+    pub(crate) fn opening_plain(mut self, on: bool) -> Self {
+        self.open_plain = on;
+        self
     }
 
     /// The ids of the configured keys, primary first (empty without keys).
@@ -557,6 +568,7 @@ impl Sealer {
         };
         match (format, &self.keys) {
             (FORMAT_PLAIN, None) => Ok(rest.to_vec()),
+            (FORMAT_PLAIN, Some(_)) if self.open_plain => Ok(rest.to_vec()),
             (FORMAT_PLAIN, Some(_)) => Err(StoreError::Corrupt(
                 "plain record found but encryption keys are configured",
             )),
@@ -781,6 +793,24 @@ mod tests {
             corrupt(encrypted().open(&link("u"), pid(1), &sealed)),
             "plain record found but encryption keys are configured"
         );
+    }
+
+    #[test]
+    fn plain_records_open_with_keys_only_when_asked() {
+        let sealed = Sealer::new(None)
+            .seal(&link("u"), pid(1), &tokens())
+            .unwrap();
+        let migrating = encrypted().opening_plain(true);
+        assert_same(
+            &migrating.open(&link("u"), pid(1), &sealed).unwrap(),
+            &tokens(),
+        );
+        // Still written encrypted, and a plain value is not current.
+        let resealed = migrating.seal(&link("u"), pid(1), &tokens()).unwrap();
+        assert_eq!(resealed.0[0], FORMAT_XCHACHA);
+        assert!(!migrating.is_current(&sealed.0) && migrating.is_current(&resealed.0));
+        // Encrypted values are checked as ever.
+        corrupt(migrating.open(&link("other"), pid(1), &resealed));
     }
 
     #[test]

@@ -94,6 +94,7 @@ pub struct WiseOAuthBuilder {
     webhook_keys: Option<Vec<WebhookKey>>,
     webhook_dedup_capacity: Option<usize>,
     allow_unencrypted_store: bool,
+    open_unencrypted_records: bool,
 }
 
 /// The accepted range of [`WiseOAuthBuilder::lease_ttl`].
@@ -125,6 +126,7 @@ impl fmt::Debug for WiseOAuthBuilder {
             .field("webhook_keys", &self.webhook_keys)
             .field("webhook_dedup_capacity", &self.webhook_dedup_capacity)
             .field("allow_unencrypted_store", &self.allow_unencrypted_store)
+            .field("open_unencrypted_records", &self.open_unencrypted_records)
             .finish()
     }
 }
@@ -206,6 +208,17 @@ impl WiseOAuthBuilder {
     /// ```
     pub fn allow_unencrypted_store(mut self) -> Self {
         self.allow_unencrypted_store = true;
+        self
+    }
+
+    /// For the move to [`encryption`](Self::encryption) of a store that already holds
+    /// links in clear: those records keep opening (and are encrypted on their next write,
+    /// or all at once by [`WiseOAuth::reseal`]) instead of asking their users to link
+    /// again. Turn it off once `reseal` reports no link left under `"(plain)"`: while it
+    /// is on, a record written in clear into the store is accepted for the user of its
+    /// row. Default: off (with keys, a plain record does not open). No effect without keys.
+    pub fn open_unencrypted_records(mut self) -> Self {
+        self.open_unencrypted_records = true;
         self
     }
 
@@ -448,10 +461,12 @@ impl WiseOAuthBuilder {
         }
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let sealer = Arc::new(
-            Sealer::try_new(self.keys).map_err(|_| ConfigError::Invalid {
-                setting: "encryption",
-                reason: "the key list is empty",
-            })?,
+            Sealer::try_new(self.keys)
+                .map_err(|_| ConfigError::Invalid {
+                    setting: "encryption",
+                    reason: "the key list is empty",
+                })?
+                .opening_plain(self.open_unencrypted_records),
         );
         let endpoint = Arc::new(TokenEndpoint::new(&self.config, clock.clone())?);
         let api = WiseApi::new(&self.config, &endpoint);
@@ -545,6 +560,7 @@ impl WiseOAuth {
             webhook_keys: None,
             webhook_dedup_capacity: None,
             allow_unencrypted_store: false,
+            open_unencrypted_records: false,
         }
     }
 
