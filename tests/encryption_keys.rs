@@ -231,7 +231,29 @@ async fn reseal_reports_every_link(store: impl TokenStore + Clone) {
         tokens_before.push(rotated.token(u).await.unwrap());
     }
 
+    let a_key = rotated.link_key(&users[0]);
+    let a_before = store.load(&a_key).await.unwrap().unwrap().value;
+    assert!(a_before.wise_user_id.is_some(), "recorded at link time");
     let report = rotated.reseal().await.expect("reseal");
+    // Only the sealing (and the write time) changed.
+    let a_after = store.load(&a_key).await.unwrap().unwrap().value;
+    assert_ne!(a_after.sealed_tokens, a_before.sealed_tokens);
+    assert_eq!(
+        (
+            a_after.profile_id,
+            a_after.status,
+            a_after.access_expires_at,
+            a_after.linked_at,
+            a_after.wise_user_id
+        ),
+        (
+            a_before.profile_id,
+            a_before.status,
+            a_before.access_expires_at,
+            a_before.linked_at,
+            a_before.wise_user_id
+        )
+    );
     assert_eq!(
         (
             report.resealed(),

@@ -7,7 +7,7 @@ use std::fmt;
 use crate::ids::{LinkKey, UserId};
 use crate::manager::TokenManager;
 use crate::seal::{SealedWith, Sealer};
-use crate::store::{LinkRecord, StoreError, MAX_LINK_PAGE};
+use crate::store::{StoreError, MAX_LINK_PAGE};
 use crate::wise::WiseOAuth;
 
 /// What [`WiseOAuth::reseal`] did, link by link.
@@ -158,14 +158,10 @@ async fn reseal_one(manager: &TokenManager, key: &LinkKey) -> Result<Outcome, St
     if sealer.is_current(sealed) {
         return Ok(Outcome::Current);
     }
-    let resealed = LinkRecord::new(
-        record.profile_id,
-        record.status,
-        record.access_expires_at,
-        record.linked_at,
-        manager.clock().now(),
-        sealer.seal(key, record.profile_id, &tokens)?,
-    );
+    // Everything else stays as it is (status, times, Wise user id, ...).
+    let mut resealed = record.clone();
+    resealed.sealed_tokens = sealer.seal(key, record.profile_id, &tokens)?;
+    resealed.updated_at = manager.clock().now();
     store.save(key, &resealed, Some(current.version)).await?;
     Ok(Outcome::Resealed)
 }
