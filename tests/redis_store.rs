@@ -258,8 +258,8 @@ async fn redis_records_are_sealed_with_keys_and_plain_without() {
             let wrong_keys = instance(&emulator, prefix.store().await, Some(wrong), ttl);
             for (what, wise) in [("no keys", no_keys), ("a wrong key", wrong_keys)] {
                 match wise.token(&user).await {
-                    Err(TokenError::Corrupt) => {}
-                    other => panic!("with {what}: expected TokenError::Corrupt, got {other:?}"),
+                    Err(TokenError::RelinkRequired) => {}
+                    other => panic!("with {what}: expected TokenError::RelinkRequired (the record does not open), got {other:?}"),
                 }
             }
         }

@@ -18,6 +18,10 @@ static SANDBOX_API: LazyLock<Url> =
     LazyLock::new(|| Url::parse("https://api.wise-sandbox.com").expect("static URL"));
 static SANDBOX_AUTHORIZE: LazyLock<Url> =
     LazyLock::new(|| Url::parse("https://wise-sandbox.com/oauth/authorize/").expect("static URL"));
+static PRODUCTION_MTLS_API: LazyLock<Url> =
+    LazyLock::new(|| Url::parse("https://api-mtls.transferwise.com").expect("static URL"));
+static SANDBOX_MTLS_API: LazyLock<Url> =
+    LazyLock::new(|| Url::parse("https://api-mtls.wise-sandbox.com").expect("static URL"));
 
 /// The default proactive refresh window (refresh this long before expiry).
 pub const DEFAULT_REFRESH_WINDOW: Duration = Duration::from_secs(6 * 3600);
@@ -42,6 +46,12 @@ pub(crate) const MAX_ATTEMPTS_LIMIT: u32 = 10;
 /// assert_eq!(env.api_url().as_str(), "https://api.wise-sandbox.com/");
 /// assert_eq!(env.authorize_url().as_str(), "https://wise-sandbox.com/oauth/authorize/");
 /// assert_eq!(Environment::legacy_sandbox().name(), "sandbox-legacy");
+///
+/// // The mTLS hosts are the same Wise environment: same name, so the same stored links.
+/// let mtls = Environment::ProductionMtls;
+/// assert_eq!(mtls.name(), "production");
+/// assert_eq!(mtls.api_url().as_str(), "https://api-mtls.transferwise.com/");
+/// assert!(mtls.is_production() && !Environment::SandboxMtls.is_production());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -51,7 +61,17 @@ pub enum Environment {
     /// `https://api.wise-sandbox.com` + `https://wise-sandbox.com/oauth/authorize/` (the default).
     #[default]
     Sandbox,
-    /// Any other pair of URLs, e.g. an mTLS host, the legacy TransferWise hosts or the
+    /// Production over mTLS: `https://api-mtls.transferwise.com` (Wise has no
+    /// `api-mtls.wise.com`) + `https://wise.com/oauth/authorize/`. Needs a client
+    /// certificate ([`WiseConfigBuilder::client_identity`]) and Wise's CA
+    /// ([`WiseConfigBuilder::root_certificate`]). Named `"production"`: links stored while
+    /// using [`Environment::Production`] keep working.
+    ProductionMtls,
+    /// The sandbox over mTLS: `https://api-mtls.wise-sandbox.com` +
+    /// `https://wise-sandbox.com/oauth/authorize/`. Named `"sandbox"`, like
+    /// [`Environment::Sandbox`].
+    SandboxMtls,
+    /// Any other pair of URLs, e.g. the legacy TransferWise hosts, a gateway or the
     /// emulator. Plain `http` is accepted only for loopback hosts. `name` becomes part of
     /// every stored link's key, so keep it stable.
     Custom {
@@ -109,8 +129,8 @@ impl Environment {
     /// The stable name (`"production"`, `"sandbox"` or the custom name), used in link keys.
     pub fn name(&self) -> &str {
         match self {
-            Self::Production => "production",
-            Self::Sandbox => "sandbox",
+            Self::Production | Self::ProductionMtls => "production",
+            Self::Sandbox | Self::SandboxMtls => "sandbox",
             Self::Custom { name, .. } => name,
         }
     }
@@ -120,6 +140,8 @@ impl Environment {
         match self {
             Self::Production => &PRODUCTION_API,
             Self::Sandbox => &SANDBOX_API,
+            Self::ProductionMtls => &PRODUCTION_MTLS_API,
+            Self::SandboxMtls => &SANDBOX_MTLS_API,
             Self::Custom { api_url, .. } => api_url,
         }
     }
@@ -127,10 +149,15 @@ impl Environment {
     /// The authorization page URL.
     pub fn authorize_url(&self) -> &Url {
         match self {
-            Self::Production => &PRODUCTION_AUTHORIZE,
-            Self::Sandbox => &SANDBOX_AUTHORIZE,
+            Self::Production | Self::ProductionMtls => &PRODUCTION_AUTHORIZE,
+            Self::Sandbox | Self::SandboxMtls => &SANDBOX_AUTHORIZE,
             Self::Custom { authorize_url, .. } => authorize_url,
         }
+    }
+
+    /// Whether this is Wise's production (over its TLS-only or its mTLS host).
+    pub fn is_production(&self) -> bool {
+        matches!(self, Self::Production | Self::ProductionMtls)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -315,6 +342,7 @@ pub struct WiseConfig {
     request_timeout: Duration,
     max_attempts: u32,
     client_identity: Option<Vec<u8>>,
+    root_certificates: Vec<Vec<u8>>,
     user_agent: String,
     token_url: Url,
 }
@@ -338,6 +366,7 @@ impl fmt::Debug for WiseConfig {
                 "client_identity",
                 &self.client_identity.as_ref().map(|_| "[redacted]"),
             )
+            .field("root_certificates", &self.root_certificates.len())
             .field("user_agent", &self.user_agent)
             .finish()
     }
@@ -360,6 +389,7 @@ pub struct WiseConfigBuilder {
     request_timeout: Duration,
     max_attempts: u32,
     client_identity: Option<Vec<u8>>,
+    root_certificates: Vec<Vec<u8>>,
     user_agent: Option<String>,
 }
 
@@ -431,10 +461,22 @@ impl WiseConfigBuilder {
         self
     }
 
-    /// A client certificate and its private key (PEM, concatenated) for mTLS to the API
-    /// host, such as `api-mtls.wise.com`. Default: none.
+    /// A client certificate and its private key (PEM, concatenated: the certificate chain,
+    /// then the PKCS#8, RSA or SEC1 key) for mTLS to Wise's `api-mtls.*` hosts
+    /// ([`Environment::ProductionMtls`], [`Environment::SandboxMtls`]). Wise issues the
+    /// certificate from your CSR, with the client id as its CN. Sent to every host the
+    /// client calls (token endpoint and API). Default: none.
     pub fn client_identity(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.client_identity = Some(pem.into());
+        self
+    }
+
+    /// Trusts one more certificate authority (PEM; a bundle of several works too) on top of
+    /// the built-in web roots: Wise's mTLS hosts need the per-environment "Wise
+    /// certificate" from the Developer Hub. May be called several times. Default: none
+    /// (only the built-in roots).
+    pub fn root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates.push(pem.into());
         self
     }
 
@@ -506,10 +548,28 @@ impl WiseConfigBuilder {
             });
         }
         if let Some(pem) = &self.client_identity {
-            if reqwest::Identity::from_pem(pem).is_err() {
+            // Loading it into a TLS client also checks the key type and that the key
+            // belongs to the certificate.
+            let usable = reqwest::Identity::from_pem(pem).is_ok_and(|identity| {
+                reqwest::Client::builder()
+                    .use_rustls_tls()
+                    .tls_built_in_root_certs(false)
+                    .identity(identity)
+                    .build()
+                    .is_ok()
+            });
+            if !usable {
                 return Err(ConfigError::Invalid {
                     setting: "client_identity",
                     reason: "must be a PEM certificate chain followed by its private key",
+                });
+            }
+        }
+        for pem in &self.root_certificates {
+            if !reqwest::Certificate::from_pem_bundle(pem).is_ok_and(|certs| !certs.is_empty()) {
+                return Err(ConfigError::Invalid {
+                    setting: "root_certificate",
+                    reason: "must be one or more PEM certificates",
                 });
             }
         }
@@ -538,10 +598,64 @@ impl WiseConfigBuilder {
             request_timeout: self.request_timeout,
             max_attempts: self.max_attempts,
             client_identity: self.client_identity,
+            root_certificates: self.root_certificates,
             user_agent,
             token_url,
         })
     }
+}
+
+const PEM_CERT_EXPECTED: &str = "PEM certificate text, or the path of a readable file holding it";
+
+/// The PEM text of a variable: its value when it looks like PEM, else the file it names.
+/// Errors name the variable, never its content.
+fn read_pem(
+    var: &'static str,
+    value: &str,
+    expected: &'static str,
+) -> Result<Vec<u8>, ConfigError> {
+    let value = value.trim();
+    if value.starts_with("-----BEGIN ") {
+        return Ok(value.as_bytes().to_vec());
+    }
+    match std::fs::read(value) {
+        Ok(bytes) if !bytes.is_empty() => Ok(bytes),
+        _ => Err(ConfigError::InvalidEnv { var, expected }),
+    }
+}
+
+/// `WISE_MTLS_CERT` + `WISE_MTLS_KEY` (both or neither) and `WISE_CA_CERT`.
+fn pem_from_env(
+    get: &impl Fn(&str) -> Option<String>,
+    mut builder: WiseConfigBuilder,
+) -> Result<WiseConfigBuilder, ConfigError> {
+    const KEY_EXPECTED: &str =
+        "the PEM private key of WISE_MTLS_CERT, or the path of a readable file holding it";
+    match (get("WISE_MTLS_CERT"), get("WISE_MTLS_KEY")) {
+        (Some(cert), Some(key)) => {
+            let mut pem = read_pem("WISE_MTLS_CERT", &cert, PEM_CERT_EXPECTED)?;
+            pem.push(b'\n');
+            pem.extend_from_slice(&read_pem("WISE_MTLS_KEY", &key, KEY_EXPECTED)?);
+            builder = builder.client_identity(pem);
+        }
+        (Some(_), None) => {
+            return Err(ConfigError::MissingEnv {
+                var: "WISE_MTLS_KEY",
+                expected: KEY_EXPECTED,
+            })
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::MissingEnv {
+                var: "WISE_MTLS_CERT",
+                expected: "the PEM client certificate Wise issued (set with WISE_MTLS_KEY)",
+            })
+        }
+        (None, None) => {}
+    }
+    if let Some(ca) = get("WISE_CA_CERT") {
+        builder = builder.root_certificate(read_pem("WISE_CA_CERT", &ca, PEM_CERT_EXPECTED)?);
+    }
+    Ok(builder)
 }
 
 fn is_api_version(v: &str) -> bool {
@@ -637,6 +751,7 @@ impl WiseConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             client_identity: None,
+            root_certificates: Vec::new(),
             user_agent: None,
         }
     }
@@ -653,6 +768,12 @@ impl WiseConfig {
     /// | `WISE_API_URL`, `WISE_AUTHORIZE_URL` | required with `WISE_ENV=custom`, refused otherwise |
     /// | `WISE_ENV_NAME` | optional name of a custom environment (default `custom`) |
     /// | `WISE_API_VERSION` | optional, e.g. `2026Q3` |
+    /// | `WISE_MTLS_CERT`, `WISE_MTLS_KEY` | optional, together: the mTLS client certificate (chain) and its private key |
+    /// | `WISE_CA_CERT` | optional: one more trusted CA, e.g. Wise's mTLS CA |
+    ///
+    /// `WISE_ENV` also takes `production-mtls` and `sandbox-mtls` (the `api-mtls.*` hosts,
+    /// see [`Environment::ProductionMtls`]). The three PEM variables hold either the PEM
+    /// text itself or the path of a file holding it.
     ///
     /// An error names the variable and says what it should contain.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -678,7 +799,8 @@ impl WiseConfig {
         let required = |var: &'static str, expected: &'static str| {
             get(var).ok_or(ConfigError::MissingEnv { var, expected })
         };
-        const ENV_EXPECTED: &str = "one of sandbox, production, sandbox-legacy, custom";
+        const ENV_EXPECTED: &str =
+            "one of sandbox, production, sandbox-mtls, production-mtls, sandbox-legacy, custom";
         const API_EXPECTED: &str =
             "an https URL (http only for loopback hosts) of the Wise API, e.g. https://api.wise.com";
         const AUTH_EXPECTED: &str =
@@ -698,6 +820,8 @@ impl WiseConfig {
         let environment = match env_name.as_deref() {
             None | Some("sandbox") => Environment::Sandbox,
             Some("production") => Environment::Production,
+            Some("production-mtls") => Environment::ProductionMtls,
+            Some("sandbox-mtls") => Environment::SandboxMtls,
             Some("sandbox-legacy") => Environment::legacy_sandbox(),
             Some("custom") => {
                 let api = required("WISE_API_URL", API_EXPECTED)?;
@@ -766,6 +890,7 @@ impl WiseConfig {
             }
             builder = builder.api_version(version);
         }
+        builder = pem_from_env(&get, builder)?;
         builder.build().map_err(|e| match e {
             ConfigError::Invalid {
                 setting: "client_id",
@@ -780,6 +905,20 @@ impl WiseConfig {
             } => ConfigError::InvalidEnv {
                 var: "WISE_CLIENT_SECRET",
                 expected: "1 to 1024 bytes without control characters",
+            },
+            ConfigError::Invalid {
+                setting: "client_identity",
+                ..
+            } => ConfigError::InvalidEnv {
+                var: "WISE_MTLS_CERT",
+                expected: "a PEM certificate (chain) matching the private key in WISE_MTLS_KEY",
+            },
+            ConfigError::Invalid {
+                setting: "root_certificate",
+                ..
+            } => ConfigError::InvalidEnv {
+                var: "WISE_CA_CERT",
+                expected: PEM_CERT_EXPECTED,
             },
             other => other,
         })
@@ -864,6 +1003,11 @@ impl WiseConfig {
     /// The mTLS identity PEM (private key inside: crate-internal).
     pub(crate) fn client_identity(&self) -> Option<&[u8]> {
         self.client_identity.as_deref()
+    }
+
+    /// The extra trusted CAs (PEM), in the order given.
+    pub fn root_certificates(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.root_certificates.iter().map(Vec::as_slice)
     }
 
     /// The API base URL (from the environment).

@@ -93,6 +93,7 @@
 // api      - the few Wise API calls the library makes (profiles, signup)
 // client   - WiseClient: calls to Wise as a linked user (401 recovery, typed outcomes), tower layer
 // seal     - sealing token records (plain or AEAD-encrypted) for stores
+// reseal   - WiseOAuth::reseal: every stored link under the primary key, with a report
 // store    - TokenStore / PendingStore traits and the built-in stores
 // manager  - the hot path: cache, proactive refresh, single flight, leases
 // events   - hooks for linked / refreshed / relink required / unlinked
@@ -110,6 +111,7 @@ mod events;
 mod flow;
 mod ids;
 mod manager;
+mod reseal;
 mod seal;
 mod secret;
 mod store;
@@ -132,7 +134,7 @@ pub use config::{
     ConfigError, Environment, WiseConfig, WiseConfigBuilder, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_ATTEMPTS, DEFAULT_REFRESH_WINDOW, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SKEW,
 };
-pub use endpoint::{OAuthErrorCode, TransportError, WiseError};
+pub use endpoint::{OAuthErrorCode, TlsProblem, TransportError, WiseError};
 pub use events::{EventHandler, WiseEvent};
 pub use flow::{
     CallbackProblem, FlowError, LinkCompleted, LinkOptions, LinkStart, MobileCallback,
@@ -141,6 +143,7 @@ pub use flow::{
 };
 pub use ids::{InvalidProfileId, InvalidUserId, LinkKey, ProfileId, UserId, MAX_USER_ID_LEN};
 pub use manager::{LinkView, TokenError, ValidToken};
+pub use reseal::ResealReport;
 pub use seal::{EncryptionKeys, InvalidKeys};
 pub use secret::{AccessToken, ClientSecret, CsrfState, RegistrationCode};
 #[cfg(any(test, feature = "test-util"))]

@@ -48,7 +48,10 @@ const TOKENS_AAD_LABEL: &[u8] = b"wise-oauth/tokens/v1";
 ///
 /// The first key is the *primary* key: every new record is sealed with it. The others only
 /// open records written before a rotation. To rotate, put the new key first and keep the old
-/// one after it until every record has been rewritten (each refresh rewrites a record).
+/// one after it until every record has been rewritten: each write of a link (a refresh, a
+/// re-link) seals it under the primary key, and
+/// [`WiseOAuth::reseal`](crate::WiseOAuth::reseal) rewrites them all at once and reports
+/// what is left under other keys.
 ///
 /// `Debug` shows the key ids only, never key material. Keys are 32 random bytes, e.g. from
 /// `openssl rand -base64 32`.
@@ -374,6 +377,27 @@ fn token_aad(key: &LinkKey, profile_id: ProfileId) -> Vec<u8> {
     aad
 }
 
+/// How a stored value was sealed, as its header says (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SealedWith {
+    /// Format byte 0: stored in clear.
+    Plain,
+    /// Encrypted under the key with this id.
+    Key(String),
+    /// Empty, truncated, an unknown format, or a key id no valid key can have.
+    Unknown,
+}
+
+impl fmt::Display for SealedWith {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Plain => f.write_str("(plain)"),
+            Self::Key(id) => f.write_str(id),
+            Self::Unknown => f.write_str("(unrecognised)"),
+        }
+    }
+}
+
 /// Seals and opens what the library hands to stores: token sets (bound to their link and
 /// profile) and opaque bytes (bound to caller-chosen associated data).
 ///
@@ -382,6 +406,8 @@ fn token_aad(key: &LinkKey, profile_id: ProfileId) -> Vec<u8> {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Sealer {
     keys: Option<EncryptionKeys>,
+    /// With keys: still open plain values (a store written before keys were configured).
+    open_plain: bool,
 }
 
 impl Sealer {
@@ -403,7 +429,50 @@ impl Sealer {
     pub(crate) fn try_new(keys: Option<EncryptionKeys>) -> Result<Self, InvalidKeys> {
         match keys {
             Some(keys) if keys.is_empty() => Err(InvalidKeys::Empty),
-            keys => Ok(Self { keys }),
+            keys => Ok(Self {
+                keys,
+                open_plain: false,
+            }),
+        }
+    }
+
+    /// With keys, also opens plain values (they are still written encrypted).
+    pub(crate) fn opening_plain(mut self, on: bool) -> Self {
+        self.open_plain = on;
+        self
+    }
+
+    /// The ids of the configured keys, primary first (empty without keys).
+    pub(crate) fn key_ids(&self) -> Vec<&str> {
+        self.keys.iter().flat_map(EncryptionKeys::ids).collect()
+    }
+
+    /// How `sealed` was sealed, read from its header only (nothing is decrypted).
+    pub(crate) fn sealed_with(sealed: &[u8]) -> SealedWith {
+        match sealed.split_first() {
+            Some((&FORMAT_PLAIN, _)) => SealedWith::Plain,
+            Some((&FORMAT_XCHACHA, rest)) => {
+                let id = rest
+                    .split_first()
+                    .and_then(|(&len, rest)| rest.get(..usize::from(len)))
+                    .and_then(|id| std::str::from_utf8(id).ok())
+                    .filter(|id| valid_key_id(id));
+                match id {
+                    Some(id) => SealedWith::Key(id.to_owned()),
+                    None => SealedWith::Unknown,
+                }
+            }
+            _ => SealedWith::Unknown,
+        }
+    }
+
+    /// Whether a value sealed like `sealed` is what [`Sealer::seal`] writes now: plain
+    /// without keys, under the primary key with keys. Says nothing about whether it opens.
+    pub(crate) fn is_current(&self, sealed: &[u8]) -> bool {
+        match (Self::sealed_with(sealed), &self.keys) {
+            (SealedWith::Plain, None) => true,
+            (SealedWith::Key(id), Some(keys)) => keys.primary_id() == Some(id.as_str()),
+            _ => false,
         }
     }
 
@@ -499,6 +568,7 @@ impl Sealer {
         };
         match (format, &self.keys) {
             (FORMAT_PLAIN, None) => Ok(rest.to_vec()),
+            (FORMAT_PLAIN, Some(_)) if self.open_plain => Ok(rest.to_vec()),
             (FORMAT_PLAIN, Some(_)) => Err(StoreError::Corrupt(
                 "plain record found but encryption keys are configured",
             )),
@@ -726,6 +796,24 @@ mod tests {
     }
 
     #[test]
+    fn plain_records_open_with_keys_only_when_asked() {
+        let sealed = Sealer::new(None)
+            .seal(&link("u"), pid(1), &tokens())
+            .unwrap();
+        let migrating = encrypted().opening_plain(true);
+        assert_same(
+            &migrating.open(&link("u"), pid(1), &sealed).unwrap(),
+            &tokens(),
+        );
+        // Still written encrypted, and a plain value is not current.
+        let resealed = migrating.seal(&link("u"), pid(1), &tokens()).unwrap();
+        assert_eq!(resealed.0[0], FORMAT_XCHACHA);
+        assert!(!migrating.is_current(&sealed.0) && migrating.is_current(&resealed.0));
+        // Encrypted values are checked as ever.
+        corrupt(migrating.open(&link("other"), pid(1), &resealed));
+    }
+
+    #[test]
     fn encrypted_record_without_keys_is_corrupt() {
         let sealed = encrypted().seal(&link("u"), pid(1), &tokens()).unwrap();
         corrupt(Sealer::new(None).open(&link("u"), pid(1), &sealed));
@@ -769,6 +857,31 @@ mod tests {
             &retired.open(&link("u"), pid(1), &k2_record).unwrap(),
             &tokens(),
         );
+    }
+
+    #[test]
+    fn the_header_tells_which_key_sealed_a_value() {
+        let k1 = Sealer::new(Some(keys1()));
+        let rotated = Sealer::new(Some(
+            EncryptionKeys::new().key("k2", [2; 32]).key("k1", [1; 32]),
+        ));
+        let plain = Sealer::new(None);
+        let by_k1 = k1.seal(&link("u"), pid(1), &tokens()).unwrap();
+        let by_k2 = rotated.seal(&link("u"), pid(1), &tokens()).unwrap();
+        let clear = plain.seal(&link("u"), pid(1), &tokens()).unwrap();
+        assert_eq!(Sealer::sealed_with(&by_k1.0), SealedWith::Key("k1".into()));
+        assert_eq!(Sealer::sealed_with(&by_k2.0), SealedWith::Key("k2".into()));
+        assert_eq!(Sealer::sealed_with(&clear.0), SealedWith::Plain);
+        for bad in [&[][..], &[1], &[1, 5, b'k'], &[7, 0], &[1, 2, b' ', b' ']] {
+            assert_eq!(Sealer::sealed_with(bad), SealedWith::Unknown, "{bad:?}");
+        }
+        // Current: what each sealer writes now.
+        assert!(k1.is_current(&by_k1.0) && !k1.is_current(&by_k2.0));
+        assert!(rotated.is_current(&by_k2.0) && !rotated.is_current(&by_k1.0));
+        assert!(plain.is_current(&clear.0) && !plain.is_current(&by_k1.0));
+        assert!(!k1.is_current(&clear.0));
+        assert_eq!(rotated.key_ids(), ["k2", "k1"]);
+        assert!(plain.key_ids().is_empty());
     }
 
     #[test]

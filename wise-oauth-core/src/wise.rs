@@ -93,6 +93,8 @@ pub struct WiseOAuthBuilder {
     changes: Option<Arc<dyn LinkChanges>>,
     webhook_keys: Option<Vec<WebhookKey>>,
     webhook_dedup_capacity: Option<usize>,
+    allow_unencrypted_store: bool,
+    open_unencrypted_records: bool,
 }
 
 /// The accepted range of [`WiseOAuthBuilder::lease_ttl`].
@@ -123,6 +125,8 @@ impl fmt::Debug for WiseOAuthBuilder {
             .field("changes", &self.changes)
             .field("webhook_keys", &self.webhook_keys)
             .field("webhook_dedup_capacity", &self.webhook_dedup_capacity)
+            .field("allow_unencrypted_store", &self.allow_unencrypted_store)
+            .field("open_unencrypted_records", &self.open_unencrypted_records)
             .finish()
     }
 }
@@ -159,9 +163,62 @@ impl WiseOAuthBuilder {
     }
 
     /// Encrypts tokens and pending flows at rest with these keys. Default: none (stored
-    /// plain; recommended only with the in-memory stores).
+    /// plain; recommended only with the in-memory stores). In
+    /// [production](crate::Environment::is_production), [`build`](Self::build) refuses a
+    /// durable store ([`TokenStore::is_durable`]) without keys, unless
+    /// [`allow_unencrypted_store`](Self::allow_unencrypted_store) was called.
+    ///
+    /// Records sealed under an older key (listed after the primary one) are re-sealed
+    /// under the primary key on their next write, or all at once by [`WiseOAuth::reseal`].
     pub fn encryption(mut self, keys: EncryptionKeys) -> Self {
         self.keys = Some(keys);
+        self
+    }
+
+    /// Lets a production handle keep refresh tokens in a durable store without
+    /// [`encryption`](Self::encryption) keys: the store then holds them in clear, readable
+    /// by anyone who can read the database or its backups. Default: refused (a
+    /// configuration error naming `encryption`).
+    ///
+    /// ```
+    /// # use wise_oauth_core::{ClientSecret, Environment, WiseConfig, WiseOAuth};
+    /// # #[derive(Debug)] struct MyDatabaseStore(wise_oauth_core::MemoryTokenStore);
+    /// # #[wise_oauth_core::async_trait]
+    /// # impl wise_oauth_core::TokenStore for MyDatabaseStore {
+    /// #     async fn load(&self, k: &wise_oauth_core::LinkKey) -> Result<Option<wise_oauth_core::Versioned<wise_oauth_core::LinkRecord>>, wise_oauth_core::StoreError> { self.0.load(k).await }
+    /// #     async fn save(&self, k: &wise_oauth_core::LinkKey, r: &wise_oauth_core::LinkRecord, e: Option<wise_oauth_core::Version>) -> Result<wise_oauth_core::Version, wise_oauth_core::StoreError> { self.0.save(k, r, e).await }
+    /// #     async fn delete(&self, k: &wise_oauth_core::LinkKey) -> Result<bool, wise_oauth_core::StoreError> { self.0.delete(k).await }
+    /// #     async fn acquire_lease(&self, k: &wise_oauth_core::LinkKey, h: wise_oauth_core::LeaseHolder, t: std::time::Duration) -> Result<bool, wise_oauth_core::StoreError> { self.0.acquire_lease(k, h, t).await }
+    /// #     async fn release_lease(&self, k: &wise_oauth_core::LinkKey, h: wise_oauth_core::LeaseHolder) -> Result<(), wise_oauth_core::StoreError> { self.0.release_lease(k, h).await }
+    /// # }
+    /// let config = WiseConfig::builder("id", ClientSecret::new("s"), "https://app.example.com/cb")
+    ///     .environment(Environment::Production)
+    ///     .build()
+    ///     .unwrap();
+    /// let store = || MyDatabaseStore(Default::default());
+    /// // A durable store in production without keys is refused ...
+    /// assert!(WiseOAuth::builder(config.clone()).store(store()).build().is_err());
+    /// // ... unless the app says so in so many words.
+    /// let wise = WiseOAuth::builder(config)
+    ///     .store(store())
+    ///     .allow_unencrypted_store()
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = wise;
+    /// ```
+    pub fn allow_unencrypted_store(mut self) -> Self {
+        self.allow_unencrypted_store = true;
+        self
+    }
+
+    /// For the move to [`encryption`](Self::encryption) of a store that already holds
+    /// links in clear: those records keep opening (and are encrypted on their next write,
+    /// or all at once by [`WiseOAuth::reseal`]) instead of asking their users to link
+    /// again. Turn it off once `reseal` reports no link left under `"(plain)"`: while it
+    /// is on, a record written in clear into the store is accepted for the user of its
+    /// row. Default: off (with keys, a plain record does not open). No effect without keys.
+    pub fn open_unencrypted_records(mut self) -> Self {
+        self.open_unencrypted_records = true;
         self
     }
 
@@ -389,12 +446,27 @@ impl WiseOAuthBuilder {
                 .unwrap_or_else(|| webhook::default_keys(self.config.environment())),
             webhook_dedup_capacity,
         );
+        let durable = self.store.as_ref().is_some_and(|store| store.is_durable());
+        if durable
+            && self.keys.is_none()
+            && self.config.environment().is_production()
+            && !self.allow_unencrypted_store
+        {
+            return Err(ConfigError::Invalid {
+                setting: "encryption",
+                reason: "a durable token store in production needs encryption keys \
+                         (WiseOAuthBuilder::encryption, e.g. from WISE_TOKEN_KEYS); to store \
+                         refresh tokens in clear anyway, call allow_unencrypted_store()",
+            });
+        }
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let sealer = Arc::new(
-            Sealer::try_new(self.keys).map_err(|_| ConfigError::Invalid {
-                setting: "encryption",
-                reason: "the key list is empty",
-            })?,
+            Sealer::try_new(self.keys)
+                .map_err(|_| ConfigError::Invalid {
+                    setting: "encryption",
+                    reason: "the key list is empty",
+                })?
+                .opening_plain(self.open_unencrypted_records),
         );
         let endpoint = Arc::new(TokenEndpoint::new(&self.config, clock.clone())?);
         let api = WiseApi::new(&self.config, &endpoint);
@@ -487,6 +559,8 @@ impl WiseOAuth {
             changes: None,
             webhook_keys: None,
             webhook_dedup_capacity: None,
+            allow_unencrypted_store: false,
+            open_unencrypted_records: false,
         }
     }
 

@@ -14,6 +14,7 @@ use crate::limits::RateLimit;
 use crate::server::{router, serve, App};
 use crate::state::{ClientConfig, Config, State, ACCESS_TTL};
 use crate::stats::Stats;
+use crate::tls::{ClientAuth, ClientIdentity, TlsServer};
 use crate::users::{CreatedUser, IssuedTokens, NewUser};
 use crate::webhooks::{WebhookDelivery, WebhookSubscription};
 
@@ -50,6 +51,7 @@ pub struct MockWiseBuilder {
     rotate: bool,
     rate_limit: Option<RateLimit>,
     access_ttl: Duration,
+    tls: Option<ClientAuth>,
 }
 
 impl Default for MockWiseBuilder {
@@ -61,6 +63,7 @@ impl Default for MockWiseBuilder {
             rotate: false,
             rate_limit: None,
             access_ttl: ACCESS_TTL,
+            tls: None,
         }
     }
 }
@@ -119,6 +122,32 @@ impl MockWiseBuilder {
         self
     }
 
+    /// Serves HTTPS instead of plain HTTP, with a certificate authority made at start
+    /// ([`MockWiseHandle::ca_certificate_pem`]) and a server certificate it signs for
+    /// `localhost`, `127.0.0.1` and `::1`. With [`ClientAuth::Required`] every connection
+    /// must present a client certificate issued by that CA
+    /// ([`MockWiseHandle::issue_client_identity`]), like Wise's `api-mtls.*` hosts.
+    /// Default: plain HTTP.
+    ///
+    /// ```
+    /// use wise_oauth_mock::{ClientAuth, MockWise};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let wise = MockWise::builder().tls(ClientAuth::Required).start().await?;
+    /// assert!(wise.base_url().starts_with("https://127.0.0.1:"));
+    /// assert!(wise.ca_certificate_pem().unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+    /// let identity = wise.issue_client_identity("wise-demo-client").unwrap();
+    /// assert!(identity.private_key_pem().contains("PRIVATE KEY"));
+    /// wise.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn tls(mut self, client_auth: ClientAuth) -> Self {
+        self.tls = Some(client_auth);
+        self
+    }
+
     /// Binds the address and spawns the server on the current tokio runtime.
     pub async fn start(self) -> std::io::Result<MockWiseHandle> {
         let clients = if self.clients.is_empty() {
@@ -137,15 +166,17 @@ impl MockWiseBuilder {
             rate_limit: self.rate_limit,
             access_ttl: self.access_ttl,
         };
+        let tls = self.tls.map(TlsServer::new).transpose()?.map(Arc::new);
         let listener = TcpListener::bind(self.addr).await?;
         let addr = listener.local_addr()?;
         let app = App::new(State::new(config));
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(serve(listener, router(app.clone()), rx));
+        let task = tokio::spawn(serve(listener, router(app.clone()), tls.clone(), rx));
         Ok(MockWiseHandle {
             inner: Arc::new(Inner {
                 app,
                 addr,
+                tls,
                 shutdown: Mutex::new(Some(tx)),
                 task: Mutex::new(Some(task)),
             }),
@@ -157,6 +188,7 @@ impl MockWiseBuilder {
 struct Inner {
     app: App,
     addr: SocketAddr,
+    tls: Option<Arc<TlsServer>>,
     shutdown: Mutex<Option<oneshot::Sender<()>>>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -178,14 +210,49 @@ fn expect<T>(r: Result<T, MockError>) -> T {
 }
 
 impl MockWiseHandle {
-    /// `http://HOST:PORT` without a trailing slash; the API and token endpoint live here.
+    /// `http://HOST:PORT` (`https://` with [`MockWiseBuilder::tls`]) without a trailing
+    /// slash; the API and token endpoint live here.
     pub fn base_url(&self) -> String {
         let ip = match self.inner.addr.ip() {
             IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
             IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
             ip => ip,
         };
-        format!("http://{}", SocketAddr::new(ip, self.inner.addr.port()))
+        let scheme = if self.inner.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", SocketAddr::new(ip, self.inner.addr.port()))
+    }
+
+    /// The certificate (PEM) of the CA behind the emulator's HTTPS, made at start: trust it
+    /// in the client. `None` when the emulator serves plain HTTP.
+    pub fn ca_certificate_pem(&self) -> Option<String> {
+        self.inner.tls.as_ref().map(|tls| tls.ca_pem())
+    }
+
+    /// Whether connections must present a client certificate ([`ClientAuth::Required`]).
+    pub fn requires_client_certificate(&self) -> bool {
+        self.inner
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.client_auth() == ClientAuth::Required)
+    }
+
+    /// Issues a client certificate (and a fresh key) for mTLS, signed by the emulator's CA,
+    /// with `common_name` as its CN (Wise puts the client id there). `None` when the
+    /// emulator serves plain HTTP.
+    ///
+    /// # Panics
+    ///
+    /// If the certificate cannot be made (`common_name` empty, or not encodable).
+    pub fn issue_client_identity(&self, common_name: &str) -> Option<ClientIdentity> {
+        let tls = self.inner.tls.as_ref()?;
+        match tls.issue(common_name) {
+            Ok(identity) => Some(identity),
+            Err(e) => panic!("{e}"),
+        }
     }
 
     /// The authorization page: `base_url() + "/oauth/authorize"`.

@@ -105,6 +105,7 @@ mod limits;
 mod server;
 mod state;
 mod stats;
+mod tls;
 mod token;
 mod users;
 mod wallet;
@@ -118,5 +119,6 @@ pub use handle::{
 };
 pub use limits::RateLimit;
 pub use stats::{GrantStats, Stats};
+pub use tls::{ClientAuth, ClientIdentity};
 pub use users::{CreatedUser, IssuedTokens, NewProfile, NewUser, ProfileKind};
 pub use webhooks::{WebhookDelivery, WebhookSubscription, WEBHOOK_PUBLIC_KEY_PEM};

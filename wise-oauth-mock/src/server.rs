@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt as _;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 use tower::Service as _;
@@ -22,6 +22,7 @@ use tower::Service as _;
 use crate::error::{json_response, OAuthError};
 use crate::faults::{ConnKill, Fault};
 use crate::state::State;
+use crate::tls::TlsServer;
 use crate::{api, authorize, balances, control, token};
 
 /// Largest request body the emulator accepts.
@@ -262,10 +263,12 @@ async fn common(AxState(app): AxState<App>, req: Request, next: Next) -> Respons
     resp
 }
 
-/// Accepts connections until `shutdown` fires; each connection can be killed by a fault.
+/// Accepts connections until `shutdown` fires (over TLS when `tls` is set); each
+/// connection can be killed by a fault.
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: Option<Arc<TlsServer>>,
     mut shutdown: oneshot::Receiver<()>,
 ) {
     let mut conns = JoinSet::new();
@@ -273,9 +276,16 @@ pub(crate) async fn serve(
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    conns.spawn(serve_conn(stream, router.clone()));
-                }
+                Ok((stream, _)) => match &tls {
+                    Some(tls) => {
+                        let (tls, router) = (tls.clone(), router.clone());
+                        conns.spawn(async move { tls.serve(stream, router).await });
+                    }
+                    None => {
+                        let _ = stream.set_nodelay(true);
+                        conns.spawn(serve_conn(stream, router.clone()));
+                    }
+                },
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -287,8 +297,11 @@ pub(crate) async fn serve(
     conns.shutdown().await;
 }
 
-async fn serve_conn(stream: TcpStream, router: Router) {
-    let _ = stream.set_nodelay(true);
+/// Serves HTTP/1.1 on one connection (plain TCP or TLS).
+pub(crate) async fn serve_conn<S>(stream: S, router: Router)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let kill = ConnKill::default();
     let k = kill.clone();
     let svc = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {

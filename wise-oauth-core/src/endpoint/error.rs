@@ -182,12 +182,93 @@ pub enum WiseError {
         /// What was wrong (a fixed phrase, never a body excerpt).
         reason: &'static str,
     },
+    /// The TLS handshake with Wise failed in a way only the app's setup can fix (see
+    /// [`TlsProblem`]): an mTLS client certificate Wise refused or that is missing, or a
+    /// server certificate we do not trust. Never retried; never a reason to touch a link.
+    #[error("TLS with Wise failed: {problem}")]
+    Tls {
+        /// What was refused, and by which side.
+        problem: TlsProblem,
+        /// The transport failure.
+        #[source]
+        source: Option<TransportError>,
+    },
     /// Wise answered with a redirect, which is never followed.
     #[error("Wise answered with a redirect (HTTP {status}), not followed")]
     Redirected {
         /// The 3xx status.
         status: u16,
     },
+}
+
+/// Which side of a TLS handshake refused the other (see [`WiseError::Tls`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TlsProblem {
+    /// The server refused our client certificate: none is configured (an `api-mtls.*` host
+    /// requires one), it expired, or its CA is not the one the server trusts (a TLS alert
+    /// such as `certificate_required`, `bad_certificate`, `unknown_ca` or `decrypt_error`
+    /// during the handshake).
+    ClientCertificateRefused,
+    /// Our client does not trust the server's certificate (Wise's mTLS hosts need Wise's
+    /// CA added with [`WiseConfigBuilder::root_certificate`](crate::WiseConfigBuilder::root_certificate)).
+    ServerCertificateUntrusted,
+}
+
+impl fmt::Display for TlsProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ClientCertificateRefused => {
+                "mTLS: the server refused the client certificate (none configured, expired, \
+                 or not issued by the CA the server trusts)"
+            }
+            Self::ServerCertificateUntrusted => {
+                "the server's certificate is not trusted (for Wise's mTLS hosts, add Wise's CA \
+                 as a root certificate)"
+            }
+        })
+    }
+}
+
+impl TlsProblem {
+    /// Finds a TLS handshake refusal in `err`'s chain of sources (rustls errors wrapped in
+    /// I/O errors included).
+    fn find(err: &(dyn std::error::Error + 'static)) -> Option<Self> {
+        use rustls::AlertDescription as Alert;
+        let mut next = Some(err);
+        while let Some(e) = next {
+            match e.downcast_ref::<rustls::Error>() {
+                Some(rustls::Error::InvalidCertificate(_)) => {
+                    return Some(Self::ServerCertificateUntrusted)
+                }
+                Some(rustls::Error::AlertReceived(
+                    Alert::CertificateRequired
+                    | Alert::BadCertificate
+                    | Alert::UnsupportedCertificate
+                    | Alert::CertificateRevoked
+                    | Alert::CertificateExpired
+                    | Alert::CertificateUnknown
+                    | Alert::UnknownCA
+                    | Alert::AccessDenied
+                    | Alert::DecryptError
+                    | Alert::HandshakeFailure,
+                )) => return Some(Self::ClientCertificateRefused),
+                Some(_) => return None,
+                None => {}
+            }
+            // An I/O error's `source` skips the error it wraps: look at that one too.
+            if let Some(inner) = e
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+            {
+                if let Some(found) = Self::find(inner) {
+                    return Some(found);
+                }
+            }
+            next = e.source();
+        }
+        None
+    }
 }
 
 impl WiseError {
@@ -234,8 +315,11 @@ impl WiseError {
     /// A transport-level failure (no usable response).
     pub(crate) fn transport(err: reqwest::Error) -> Self {
         let (connect, timeout) = (err.is_connect(), err.is_timeout());
+        let tls = TlsProblem::find(&err);
         let source = Some(TransportError::new(err));
-        if connect {
+        if let Some(problem) = tls {
+            Self::Tls { problem, source }
+        } else if connect {
             Self::Connect { source }
         } else if timeout {
             Self::Timeout { source }
@@ -267,10 +351,13 @@ impl WiseError {
         )
     }
 
-    /// The application's configuration is wrong (client credentials, or a Wise URL that
-    /// redirects).
+    /// The application's configuration is wrong (client credentials, a Wise URL that
+    /// redirects, or a TLS handshake refused: mTLS certificate, trusted CAs).
     pub fn is_configuration(&self) -> bool {
-        matches!(self, Self::Client { .. } | Self::Redirected { .. })
+        matches!(
+            self,
+            Self::Client { .. } | Self::Redirected { .. } | Self::Tls { .. }
+        )
     }
 
     /// How long Wise asked us to wait, if it said.
@@ -328,6 +415,53 @@ mod tests {
         assert!(!c(403, None).needs_relink());
         assert!(c(403, None).is_transient());
         assert!(c(401, Some(OAuthErrorCode::InvalidClient)).is_configuration());
+    }
+
+    #[test]
+    fn tls_refusals_are_found_under_io_errors() {
+        use rustls::{AlertDescription, CertificateError};
+        let wrapped = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        for alert in [
+            AlertDescription::CertificateRequired,
+            AlertDescription::BadCertificate,
+            AlertDescription::UnknownCA,
+            AlertDescription::DecryptError,
+        ] {
+            let e = wrapped(rustls::Error::AlertReceived(alert));
+            assert_eq!(
+                TlsProblem::find(&e),
+                Some(TlsProblem::ClientCertificateRefused),
+                "{alert:?}"
+            );
+        }
+        let untrusted = wrapped(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        ));
+        assert_eq!(
+            TlsProblem::find(&untrusted),
+            Some(TlsProblem::ServerCertificateUntrusted)
+        );
+        // Other TLS failures and plain I/O errors stay transport errors.
+        for other in [
+            wrapped(rustls::Error::AlertReceived(
+                AlertDescription::InternalError,
+            )),
+            wrapped(rustls::Error::DecryptError),
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+        ] {
+            assert_eq!(TlsProblem::find(&other), None, "{other:?}");
+        }
+        let shown = WiseError::Tls {
+            problem: TlsProblem::ClientCertificateRefused,
+            source: None,
+        }
+        .to_string();
+        assert!(shown.contains("mTLS"), "{shown}");
+        let err = WiseError::Tls {
+            problem: TlsProblem::ServerCertificateUntrusted,
+            source: None,
+        };
+        assert!(err.is_configuration() && !err.is_transient() && !err.needs_relink());
     }
 
     #[test]

@@ -13,7 +13,8 @@ pub(crate) const CORRELATION_HEADER: &str = "x-external-correlation-id";
 /// Wise's per-request id, for support tickets.
 pub(crate) const TRACE_HEADER: &str = "x-trace-id";
 
-/// Builds the shared client: rustls, no redirects, connect + total timeouts, optional mTLS.
+/// Builds the shared client: rustls, no redirects, connect + total timeouts, optional mTLS
+/// identity and extra trusted CAs.
 pub(crate) fn build_client(config: &WiseConfig) -> Result<reqwest::Client, ConfigError> {
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
@@ -28,6 +29,16 @@ pub(crate) fn build_client(config: &WiseConfig) -> Result<reqwest::Client, Confi
             reason: "must be a PEM certificate chain followed by its private key",
         })?;
         builder = builder.identity(identity);
+    }
+    for pem in config.root_certificates() {
+        let roots =
+            reqwest::Certificate::from_pem_bundle(pem).map_err(|_| ConfigError::Invalid {
+                setting: "root_certificate",
+                reason: "must be one or more PEM certificates",
+            })?;
+        for root in roots {
+            builder = builder.add_root_certificate(root);
+        }
     }
     builder.build().map_err(|_| ConfigError::HttpClient)
 }

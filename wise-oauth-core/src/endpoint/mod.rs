@@ -23,7 +23,7 @@ use crate::config::{ConfigError, WiseConfig};
 use crate::secret::{AuthorizationCode, PkceVerifier, RefreshToken, RegistrationCode};
 
 use self::http::{read_bounded, trace_id, BodyError, CORRELATION_HEADER};
-pub use error::{OAuthErrorCode, TransportError, WiseError};
+pub use error::{OAuthErrorCode, TlsProblem, TransportError, WiseError};
 pub(crate) use response::{AppToken, TokenResponse};
 use retry::{next_wait, parse_retry_after, Repeatable, RETRY_BUDGET};
 

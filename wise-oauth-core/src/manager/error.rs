@@ -14,7 +14,10 @@ pub enum TokenError {
     #[error("the user has not linked a Wise account")]
     NotLinked,
     /// Wise rejected the link (`invalid_grant`, revoked or changed account): the user must
-    /// link again. The stored record is kept, marked as needing a re-link.
+    /// link again. The stored record is kept, marked as needing a re-link. Also the answer
+    /// for a stored record the configured encryption keys cannot open (sealed under a key
+    /// that is no longer configured, or tampered with): that record is kept unchanged (an
+    /// error log names the key ids), and linking again replaces it.
     #[error("the Wise link must be renewed: the user has to link again")]
     RelinkRequired,
     /// Wise or the token store is unavailable right now; try again later.
@@ -28,9 +31,9 @@ pub enum TokenError {
     /// configuration.
     #[error("the OAuth client configuration was rejected by Wise")]
     Misconfigured,
-    /// The stored link cannot be opened (wrong or removed encryption key, or a tampered
-    /// record). Fix the key configuration, or unlink and link again.
-    #[error("the stored link cannot be decrypted or decoded")]
+    /// The store returned a link it cannot decode (a damaged row: the store's own
+    /// columns, not the sealed tokens). Repair or delete the row.
+    #[error("the stored link cannot be decoded")]
     Corrupt,
 }
 

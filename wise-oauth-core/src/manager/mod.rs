@@ -403,7 +403,8 @@ impl TokenManager {
             Ok(Some(record)) => Ok(Some(LinkView {
                 profile_id: record.value.profile_id,
                 expires_at: record.value.access_expires_at,
-                relink_required: record.value.status == LinkStatus::NeedsRelink,
+                relink_required: record.value.status == LinkStatus::NeedsRelink
+                    || !self.opens(key, &record),
             })),
             Err(e) => match self.inner.cache.get(key.user()) {
                 Some(entry) if !matches!(e, StoreError::Corrupt(_)) => Ok(Some(LinkView {
@@ -559,35 +560,64 @@ impl TokenManager {
         now: SystemTime,
     ) -> Result<CacheEntry, TokenError> {
         let r = &record.value;
-        match r.status {
-            LinkStatus::NeedsRelink => Ok(CacheEntry::needs_relink(
+        let needs_relink = || {
+            CacheEntry::needs_relink(
                 r.profile_id,
                 r.access_expires_at,
                 record.version,
                 now,
                 self.inner.thresholds,
+            )
+        };
+        if r.status == LinkStatus::NeedsRelink {
+            return Ok(needs_relink());
+        }
+        match self.open(key, record) {
+            Ok(tokens) => Ok(CacheEntry::active(
+                &tokens,
+                r.profile_id,
+                record.version,
+                now,
+                self.inner.thresholds,
             )),
-            _ => {
-                let tokens = self.open(key, record)?;
-                Ok(CacheEntry::active(
-                    &tokens,
-                    r.profile_id,
-                    record.version,
-                    now,
-                    self.inner.thresholds,
-                ))
-            }
+            // A record the configured keys cannot open is offered a re-link, like a link
+            // Wise rejected: cached as such until the next revalidation, kept in the store.
+            Err(_) => Ok(needs_relink()),
         }
     }
 
+    /// Opens a stored record's tokens. A record that does not open (sealed under a key
+    /// that is not configured, plain while keys are, or tampered) is reported with the key
+    /// ids involved (never key material) and answered [`TokenError::RelinkRequired`]: the
+    /// user links again, which replaces it. The record itself is left as it is, so
+    /// configuring the missing key brings the link back.
     fn open(&self, key: &LinkKey, record: &Versioned<LinkRecord>) -> Result<TokenSet, TokenError> {
+        let sealed = &record.value.sealed_tokens;
         self.inner
             .sealer
-            .open(key, record.value.profile_id, &record.value.sealed_tokens)
+            .open(key, record.value.profile_id, sealed)
             .map_err(|e| {
-                tracing::error!(error = %e, "stored link cannot be opened");
-                TokenError::Corrupt
+                tracing::error!(
+                    user = %key.user(),
+                    record_key = %Sealer::sealed_with(sealed.as_bytes()),
+                    configured_keys = ?self.inner.sealer.key_ids(),
+                    error = %e,
+                    "a stored link cannot be opened with the configured encryption keys; \
+                     the user is asked to link again (the record is kept)"
+                );
+                TokenError::RelinkRequired
             })
+    }
+
+    /// Whether the record's tokens open (see [`TokenManager::open`], which reports those
+    /// that do not).
+    fn opens(&self, key: &LinkKey, record: &Versioned<LinkRecord>) -> bool {
+        self.open(key, record).is_ok()
+    }
+
+    /// The sealer of token records (for re-sealing).
+    pub(crate) fn sealer(&self) -> &Sealer {
+        &self.inner.sealer
     }
 
     /// The store the links live in.

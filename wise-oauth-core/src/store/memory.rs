@@ -135,6 +135,11 @@ impl fmt::Debug for MemoryTokenStore {
 
 #[async_trait]
 impl TokenStore for MemoryTokenStore {
+    /// `false`: links live only as long as the process.
+    fn is_durable(&self) -> bool {
+        false
+    }
+
     async fn list_links(
         &self,
         environment: &str,

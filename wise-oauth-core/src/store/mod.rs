@@ -303,6 +303,16 @@ pub trait TokenStore: Send + Sync + Debug + 'static {
         let _ = (environment, client_id, wise_user_id);
         Err(StoreError::Unsupported("links_of_wise_user"))
     }
+
+    /// Whether links outlive the process (a database, a file, a server). The library
+    /// refuses to keep durable links unencrypted in [production](crate::Environment::is_production)
+    /// unless the app says so (see
+    /// [`WiseOAuthBuilder::allow_unencrypted_store`](crate::WiseOAuthBuilder::allow_unencrypted_store)).
+    /// Default: `true`; only stores that lose everything on restart, like
+    /// [`MemoryTokenStore`], answer `false`.
+    fn is_durable(&self) -> bool {
+        true
+    }
 }
 
 /// The server-side half of a link flow in progress, keyed by the hash of its `state`.
@@ -380,6 +390,10 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
         (**self)
             .links_of_wise_user(environment, client_id, wise_user_id)
             .await
+    }
+
+    fn is_durable(&self) -> bool {
+        (**self).is_durable()
     }
 }
 
