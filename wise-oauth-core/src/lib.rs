@@ -92,6 +92,7 @@
 // events   - hooks for linked / refreshed / relink required / unlinked
 // flow     - the link state machine (start, callback, mobile)
 // wise     - the WiseOAuth handle and its builder
+// metrics  - counters, gauges, histograms through the `metrics` crate (feature `metrics`)
 // web      - everything the adapters share: routes, token extraction, rejections, plugin
 
 mod api;
@@ -109,6 +110,7 @@ mod store;
 mod token;
 mod wise;
 
+pub mod metrics;
 pub mod web;
 
 pub use api::{ProfileKind, ProfileSummary};

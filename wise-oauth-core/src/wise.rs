@@ -83,6 +83,7 @@ pub struct WiseOAuthBuilder {
     cache_capacity: Option<u64>,
     revalidate_after: Option<Duration>,
     changes: Option<Arc<dyn LinkChanges>>,
+    max_concurrent_exchanges: Option<usize>,
 }
 
 /// The accepted range of [`WiseOAuthBuilder::lease_ttl`].
@@ -90,6 +91,10 @@ const MIN_LEASE_TTL: Duration = Duration::from_secs(2);
 const MAX_LEASE_TTL: Duration = Duration::from_secs(5 * 60);
 /// The largest [`WiseOAuthBuilder::max_concurrent_refreshes`].
 const MAX_CONCURRENT_REFRESHES: usize = 10_000;
+/// The default of [`WiseOAuthBuilder::max_concurrent_exchanges`].
+pub(crate) const DEFAULT_MAX_CONCURRENT_EXCHANGES: usize = 64;
+/// The largest [`WiseOAuthBuilder::max_concurrent_exchanges`].
+const MAX_CONCURRENT_EXCHANGES: usize = 10_000;
 /// The accepted range of [`WiseOAuthBuilder::revalidate_after`].
 const MIN_REVALIDATE_AFTER: Duration = Duration::from_secs(1);
 const MAX_REVALIDATE_AFTER: Duration = Duration::from_secs(10 * 60);
@@ -111,6 +116,7 @@ impl fmt::Debug for WiseOAuthBuilder {
             .field("cache_capacity", &self.cache_capacity)
             .field("revalidate_after", &self.revalidate_after)
             .field("changes", &self.changes)
+            .field("max_concurrent_exchanges", &self.max_concurrent_exchanges)
             .finish()
     }
 }
@@ -221,6 +227,25 @@ impl WiseOAuthBuilder {
         self
     }
 
+    /// How many link callbacks this instance completes at once (each exchanges a code, looks
+    /// up the profile and stores the link). A callback beyond the cap is answered
+    /// [`FlowError::Busy`] (503 with `Retry-After`) *before* its state is consumed, so the
+    /// same callback URL still works when repeated (Wise's code lives 30 minutes): no code is
+    /// lost. Bounds the work a flood of callbacks can cause. Default: 64;
+    /// [`build`](Self::build) accepts 1 to 10 000.
+    ///
+    /// ```
+    /// # use wise_oauth_core::{ClientSecret, WiseConfig, WiseOAuth};
+    /// # let config = WiseConfig::builder("id", ClientSecret::new("s"), "https://app.example.com/cb")
+    /// #     .build()
+    /// #     .unwrap();
+    /// let wise = WiseOAuth::builder(config).max_concurrent_exchanges(16).build().unwrap();
+    /// ```
+    pub fn max_concurrent_exchanges(mut self, n: usize) -> Self {
+        self.max_concurrent_exchanges = Some(n);
+        self
+    }
+
     /// How many links the manager's in-memory cache holds at most. A link outside the cache
     /// costs one store read on its next use; when the cache is full, the links used again
     /// and again stay and the ones used once go first (S3-FIFO eviction). Default: 100,000;
@@ -317,6 +342,15 @@ impl WiseOAuthBuilder {
                 reason: "must be between 1 and 10 000",
             });
         }
+        let max_concurrent_exchanges = self
+            .max_concurrent_exchanges
+            .unwrap_or(DEFAULT_MAX_CONCURRENT_EXCHANGES);
+        if !(1..=MAX_CONCURRENT_EXCHANGES).contains(&max_concurrent_exchanges) {
+            return Err(ConfigError::Invalid {
+                setting: "max_concurrent_exchanges",
+                reason: "must be between 1 and 10 000",
+            });
+        }
         let cache_capacity = self.cache_capacity.unwrap_or(DEFAULT_CACHE_CAPACITY);
         if cache_capacity == 0 {
             return Err(ConfigError::Invalid {
@@ -382,6 +416,7 @@ impl WiseOAuthBuilder {
             clock,
             profile_check: self.profile_check,
             namespace: namespace.clone(),
+            max_concurrent_exchanges,
         });
         Ok(WiseOAuth {
             core: Arc::new(Core {
@@ -425,6 +460,7 @@ impl WiseOAuth {
             cache_capacity: None,
             revalidate_after: None,
             changes: None,
+            max_concurrent_exchanges: None,
         }
     }
 

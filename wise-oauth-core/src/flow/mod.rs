@@ -268,6 +268,8 @@ pub(crate) struct LinkFlow {
     clock: Arc<dyn Clock>,
     profile_check: Option<Arc<dyn ProfileCheck>>,
     namespace: LinkNamespace,
+    /// Permits of the link completions running at once (the exchange cap).
+    exchanges: tokio::sync::Semaphore,
 }
 
 /// The parts a [`LinkFlow`] is made of.
@@ -281,6 +283,8 @@ pub(crate) struct LinkFlowParts {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) profile_check: Option<Arc<dyn ProfileCheck>>,
     pub(crate) namespace: LinkNamespace,
+    /// How many link completions may run at once.
+    pub(crate) max_concurrent_exchanges: usize,
 }
 
 impl fmt::Debug for LinkFlow {
@@ -304,6 +308,7 @@ impl LinkFlow {
             clock,
             profile_check,
             namespace,
+            max_concurrent_exchanges,
         } = parts;
         Self {
             config,
@@ -315,6 +320,7 @@ impl LinkFlow {
             clock,
             profile_check,
             namespace,
+            exchanges: tokio::sync::Semaphore::new(max_concurrent_exchanges),
         }
     }
 
@@ -487,6 +493,7 @@ impl LinkFlow {
         let result = self
             .complete_inner(user, parsed, binding_cookie, kind)
             .await;
+        crate::metrics::link_outcome(result.as_ref().map(|_| ()).map_err(FlowError::reason));
         match &result {
             Ok(done) => {
                 tracing::info!(user = %user, profile_id = %done.profile_id, "Wise account linked");
@@ -519,6 +526,11 @@ impl LinkFlow {
         if !state::is_well_formed(callback.state.expose_secret()) {
             return Err(FlowError::UnknownState);
         }
+        // The exchange cap, before the state is consumed: a refused callback can be repeated.
+        let Ok(_permit) = self.exchanges.try_acquire() else {
+            return Err(FlowError::Busy);
+        };
+        let _exchanging = crate::metrics::Live::exchange();
         let state_hash = state::hash(callback.state.expose_secret());
         let sealed = self.pending.take(&state_hash).await.map_err(|e| {
             tracing::warn!(error = %e, "pending store unavailable at link completion");

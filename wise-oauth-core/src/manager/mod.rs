@@ -226,18 +226,23 @@ impl TokenManager {
                         usable_until,
                         refresh_at,
                     } if now < *usable_until => {
+                        crate::metrics::cache_hit();
                         if now >= *refresh_at {
                             self.background_refresh(&key(), now);
                         }
                         return Ok(valid.clone());
                     }
-                    CacheState::NeedsRelink { .. } => return Err(TokenError::RelinkRequired),
+                    CacheState::NeedsRelink { .. } => {
+                        crate::metrics::cache_hit();
+                        return Err(TokenError::RelinkRequired);
+                    }
                     CacheState::Active { .. } => {}
                 }
             }
         }
         // Boxed: the slow path's state (store reads, the refresh) would otherwise make every
         // caller's future as large as itself, and the fast path pays to move that around.
+        crate::metrics::cache_miss();
         Box::pin(self.token_slow(&key(), now, cached)).await
     }
 

@@ -250,6 +250,10 @@ fn flow_error_reply(error: &FlowError, req: &RequestInfo, mount: &Mount) -> Repl
             "Wise account not connected",
             "This link was started in another browser. Please start again here.",
         ),
+        "busy" => (
+            "Wise account not connected yet",
+            "Many accounts are being connected right now. Please reload this page in a moment.",
+        ),
         "unknown_state" => (
             "Wise account not connected",
             "This link has expired or was already used. Please start again.",
