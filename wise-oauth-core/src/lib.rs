@@ -19,7 +19,8 @@
 //! let user = UserId::new("user-42")?;
 //!
 //! // GET /wise/connect: redirect (303) to Wise with the browser-binding cookie.
-//! let browser_cookie: Option<&str> = None; // value of the BINDING_COOKIE_NAME cookie
+//! // value of the cookie named wise.binding_cookie_name() (`__Host-wise_oauth_binding` with https)
+//! let browser_cookie: Option<&str> = None;
 //! let options = LinkOptions::default().return_to("/settings");
 //! let start = wise.start_link(&user, &options, browser_cookie).await?;
 //! let (location, set_cookie) = (start.authorize_url().as_str(), start.set_cookie());
@@ -131,7 +132,7 @@ pub use events::{EventHandler, WiseEvent};
 pub use flow::{
     CallbackProblem, FlowError, LinkCompleted, LinkOptions, LinkStart, MobileCallback,
     MobileLinkStart, ProfileCheck, ProviderErrorCode, Registration, RegistrationError,
-    BINDING_COOKIE_NAME, DEFAULT_RETURN_TO,
+    BINDING_COOKIE_NAME, DEFAULT_RETURN_TO, SECURE_BINDING_COOKIE_NAME,
 };
 pub use ids::{InvalidProfileId, InvalidUserId, LinkKey, ProfileId, UserId, MAX_USER_ID_LEN};
 pub use manager::{LinkView, TokenError, ValidToken};

@@ -539,7 +539,7 @@ impl WiseOAuth {
     ///
     /// `options` may name a local path to land on afterwards and a `claim_account_code`
     /// ([`LinkOptions::default`] for none); `binding_cookie` is the value of the browser's
-    /// [`BINDING_COOKIE_NAME`](crate::BINDING_COOKIE_NAME) cookie, if any (it is reused so
+    /// [`binding_cookie_name`](Self::binding_cookie_name) cookie, if any (it is reused so
     /// several tabs can link at once). Redirect the browser (303) to
     /// [`LinkStart::authorize_url`] and send [`LinkStart::set_cookie`] as `Set-Cookie`.
     pub async fn start_link(
@@ -558,7 +558,7 @@ impl WiseOAuth {
     ///
     /// `raw_query` is the callback's query string exactly as received (still
     /// percent-encoded, without or with the leading `?`); `binding_cookie` the value of
-    /// the [`BINDING_COOKIE_NAME`](crate::BINDING_COOKIE_NAME) cookie. The state is consumed whatever the outcome. On
+    /// the [`binding_cookie_name`](Self::binding_cookie_name) cookie. The state is consumed whatever the outcome. On
     /// success redirect (303) to [`LinkCompleted::return_to`] with
     /// `Referrer-Policy: no-referrer` and `Cache-Control: no-store`.
     pub async fn complete_link(
@@ -581,6 +581,15 @@ impl WiseOAuth {
     /// redirect URI is plain `http`).
     pub fn clear_binding_cookie(&self) -> String {
         FlowCookie::clear(self.core.flow.secure_cookie())
+    }
+
+    /// The name of the browser-binding cookie this handle sets:
+    /// [`SECURE_BINDING_COOKIE_NAME`](crate::SECURE_BINDING_COOKIE_NAME)
+    /// (`__Host-wise_oauth_binding`) when the redirect URI is `https`, else
+    /// [`BINDING_COOKIE_NAME`](crate::BINDING_COOKIE_NAME). Read that cookie's value for
+    /// [`start_link`](Self::start_link) and [`complete_link`](Self::complete_link).
+    pub fn binding_cookie_name(&self) -> &'static str {
+        FlowCookie::name(self.core.flow.secure_cookie())
     }
 
     // ----- mobile link flow ---------------------------------------------------------

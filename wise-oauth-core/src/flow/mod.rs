@@ -36,8 +36,9 @@ use crate::secret::{AccessToken, CsrfState};
 use crate::store::PendingStore;
 
 pub(crate) use cookie::FlowCookie;
-pub use cookie::BINDING_COOKIE_NAME;
+pub use cookie::{BINDING_COOKIE_NAME, SECURE_BINDING_COOKIE_NAME};
 pub use error::{CallbackProblem, FlowError, ProviderErrorCode, Registration, RegistrationError};
+pub(crate) use return_to::local_or_root;
 pub use return_to::DEFAULT_RETURN_TO;
 pub use veto::ProfileCheck;
 

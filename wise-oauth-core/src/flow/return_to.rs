@@ -22,6 +22,17 @@ pub(crate) fn sanitize(raw: Option<&str>) -> String {
     }
 }
 
+/// `raw` when it is a safe local path (see [`sanitize`]), otherwise [`DEFAULT_RETURN_TO`]:
+/// for every link and `Location` the library renders, so none is ever protocol-relative
+/// (`//evil.com`) or carries a scheme.
+pub(crate) fn local_or_root(raw: &str) -> &str {
+    if is_safe_local_path(raw) {
+        raw
+    } else {
+        DEFAULT_RETURN_TO
+    }
+}
+
 fn is_safe_local_path(raw: &str) -> bool {
     if raw.is_empty() || raw.len() > MAX_RETURN_TO_LEN || !raw.is_ascii() {
         return false;
@@ -90,6 +101,12 @@ mod tests {
             "/"
         );
         assert_eq!(sanitize(None), "/");
+        assert_eq!(local_or_root("//evil.com/x"), "/");
+        assert_eq!(local_or_root("/%2F%2Fevil.com"), "/");
+        assert_eq!(
+            local_or_root("/wise/connect?return_to=%2Fa"),
+            "/wise/connect?return_to=%2Fa"
+        );
     }
 
     #[test]

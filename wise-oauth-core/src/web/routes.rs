@@ -10,10 +10,7 @@ use super::html;
 use super::mount::Mount;
 use super::reply::Reply;
 use super::request::RequestInfo;
-use crate::{
-    FlowError, LinkOptions, LinkView, MobileCallback, TokenError, UserId, WiseOAuth,
-    BINDING_COOKIE_NAME,
-};
+use crate::{FlowError, LinkOptions, LinkView, MobileCallback, TokenError, UserId, WiseOAuth};
 
 /// The largest JSON body [`mobile_complete`] accepts, in bytes.
 pub const MAX_MOBILE_BODY: usize = 8 * 1024;
@@ -298,7 +295,7 @@ pub async fn connect(
         options = options.return_to(return_to);
     }
     match wise
-        .start_link(user, &options, req.cookie(BINDING_COOKIE_NAME))
+        .start_link(user, &options, req.cookie(wise.binding_cookie_name()))
         .await
     {
         Ok(start) => Reply::see_other(start.authorize_url().as_str())
@@ -324,7 +321,11 @@ pub async fn callback(
         return not_logged_in(req).no_referrer();
     };
     match wise
-        .complete_link(user, req.raw_query(), req.cookie(BINDING_COOKIE_NAME))
+        .complete_link(
+            user,
+            req.raw_query(),
+            req.cookie(wise.binding_cookie_name()),
+        )
         .await
     {
         // The binding cookie stays: it identifies the browser, not one flow, so a flow
