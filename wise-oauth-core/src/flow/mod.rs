@@ -386,7 +386,11 @@ impl LinkFlow {
             .await
             .map_err(|e| {
                 tracing::warn!(user = %user, error = %e, "pending store unavailable at link start");
-                FlowError::Unavailable { retry_after: None }
+                // A full store frees room as flows complete or expire (30 minutes at most).
+                let full = matches!(e, crate::store::StoreError::Full);
+                FlowError::Unavailable {
+                    retry_after: full.then_some(std::time::Duration::from_secs(60)),
+                }
             })?;
 
         let mut url = self.config.authorize_url().clone();
