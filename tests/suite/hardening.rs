@@ -287,3 +287,41 @@ where
         assert_eq!(location(&res), "/", "{hostile}");
     }
 }
+
+/// With the `metrics` feature the demo serves `/metrics` in the Prometheus text format,
+/// with the library's figures and no user id; without it there is no such page.
+pub(crate) async fn metrics_page_in_prometheus_format<F, Fut>(start: F)
+where
+    F: Fn(Setup) -> Fut,
+    Fut: Future<Output = TestApp>,
+{
+    let app = start(Setup::default()).await;
+    let b = app.browser("mona").await;
+    let res = b.link(ALICE, 30000000).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (status, _) = b.api_profile().await;
+    assert_eq!(status, StatusCode::OK);
+    let res = b.get_json("/metrics").await;
+    #[cfg(feature = "metrics")]
+    {
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(
+            header(&res, "content-type"),
+            Some("text/plain; version=0.0.4; charset=utf-8")
+        );
+        let text = res.text().await.expect("metrics");
+        for expected in [
+            "# TYPE wise_oauth_link_total counter",
+            "wise_oauth_link_total{outcome=\"linked\"}",
+            "wise_oauth_token_cache_total{result=\"hit\"}",
+            "wise_oauth_wise_request_duration_seconds{endpoint=\"token\"",
+            "wise_oauth_wise_request_duration_seconds{endpoint=\"profile\"",
+            "wise_oauth_wise_request_duration_seconds{endpoint=\"api\"",
+        ] {
+            assert!(text.contains(expected), "{expected} in\n{text}");
+        }
+        assert!(!text.contains("mona") && !text.contains("alice"), "{text}");
+    }
+    #[cfg(not(feature = "metrics"))]
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}

@@ -135,6 +135,7 @@ macro_rules! hardening_suite {
             exchange_cap_answers_busy_and_loses_no_code,
             one_browser_flooding_connect_leaves_other_users_flows_intact,
             error_pages_link_only_to_local_paths,
+            metrics_page_in_prometheus_format,
         );
     };
     (@tests $start_with:path; $($name:ident),* $(,)?) => {
