@@ -233,3 +233,100 @@ impl Drop for Live {
         self.gauge.decrement(1.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_operations_map_to_their_endpoint() {
+        assert_eq!(WiseEndpoint::of_operation("profile"), WiseEndpoint::Profile);
+        assert_eq!(
+            WiseEndpoint::of_operation("profiles"),
+            WiseEndpoint::Profiles
+        );
+        assert_eq!(WiseEndpoint::of_operation("signup"), WiseEndpoint::Signup);
+        assert_eq!(WiseEndpoint::of_operation("get"), WiseEndpoint::Api);
+    }
+
+    #[test]
+    fn a_lease_acquisition_counts_its_first_contention_only() {
+        let mut waited = false;
+        lease_contended(&mut waited);
+        assert!(waited);
+        lease_contended(&mut waited);
+        assert!(waited);
+    }
+
+    /// Without the feature the gauge guards are zero-sized: nothing is compiled in.
+    #[cfg(not(feature = "metrics"))]
+    #[test]
+    fn without_the_feature_nothing_is_kept() {
+        assert_eq!(std::mem::size_of::<Live>(), 0);
+    }
+
+    /// With the feature, each figure lands under its documented name and fixed labels.
+    #[cfg(feature = "metrics")]
+    #[test]
+    fn figures_use_the_documented_names_and_labels() {
+        use std::sync::{Arc, Mutex};
+
+        use ::metrics::{
+            Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+        };
+
+        #[derive(Default)]
+        struct Names(Mutex<Vec<String>>);
+        impl Names {
+            fn add(&self, key: &Key) {
+                let labels: Vec<String> = key
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push(format!("{}{:?}", key.name(), labels));
+            }
+        }
+        #[derive(Default, Clone)]
+        struct Rec(Arc<Names>);
+        impl Recorder for Rec {
+            fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+            fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+            fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+            fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+                self.0.add(key);
+                Counter::noop()
+            }
+            fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+                self.0.add(key);
+                Gauge::noop()
+            }
+            fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+                self.0.add(key);
+                Histogram::noop()
+            }
+        }
+        let rec = Rec::default();
+        ::metrics::with_local_recorder(&rec, || {
+            cache_hit();
+            cache_miss();
+            refresh(RefreshOutcome::Fenced);
+            relink_required();
+            link_outcome(Err("busy"));
+            drop(Live::refresh());
+        });
+        assert_eq!(
+            *rec.0 .0.lock().unwrap(),
+            [
+                r#"wise_oauth_token_cache_total["result=hit"]"#,
+                r#"wise_oauth_token_cache_total["result=miss"]"#,
+                r#"wise_oauth_refresh_total["outcome=fenced"]"#,
+                "wise_oauth_relink_required_total[]",
+                r#"wise_oauth_link_total["outcome=busy"]"#,
+                "wise_oauth_refresh_in_flight[]",
+            ]
+        );
+    }
+}
