@@ -381,6 +381,8 @@ where
 
     // One owner floods the full store: only its own oldest flows go.
     let mut newest = None;
+    // Far more than the per-owner cap.
+    const { assert!(MAX_PENDING_PER_USER < 100) };
     for _ in 0..100 {
         newest = Some(
             wise.start_link(&mallory, &Default::default(), None)
@@ -405,5 +407,4 @@ where
         .await
         .expect("an accepted sybil flow completes");
     assert_eq!(emulator.stats().token_requests("authorization_code"), 3);
-    assert!(MAX_PENDING_PER_USER < 100);
 }

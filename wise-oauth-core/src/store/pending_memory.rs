@@ -339,10 +339,11 @@ mod tests {
             }
         }
         assert_eq!(refused, 10_000 - 100);
-        let inner = store.lock();
-        assert_eq!(inner.owners.len(), 100);
-        assert_eq!(inner.entries.len(), 100);
-        drop(inner);
+        {
+            let inner = store.lock();
+            assert_eq!(inner.owners.len(), 100);
+            assert_eq!(inner.entries.len(), 100);
+        }
         // The first 100 owners kept their flows.
         assert!(store.take(&hash(0)).await.unwrap().is_some());
         assert!(store.take(&hash(99)).await.unwrap().is_some());
