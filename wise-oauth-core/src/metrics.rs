@@ -1,4 +1,4 @@
-//! Metrics: what the library counts and measures, through the [`metrics`] facade crate.
+//! Metrics: what the library counts and measures, through the [`metrics`](https://docs.rs/metrics/0.24) facade crate.
 //!
 //! With the `metrics` feature (off by default), the library records the figures below with
 //! the `metrics` 0.24 macros; the app installs the recorder/exporter it wants (Prometheus,
