@@ -730,6 +730,27 @@ mod tests {
     }
 
     #[test]
+    fn the_exchange_cap_is_checked_and_reaches_the_flow() {
+        for bad in [0, 10_001] {
+            let err = builder()
+                .max_concurrent_exchanges(bad)
+                .build()
+                .expect_err("out of range");
+            assert!(
+                err.to_string().contains("max_concurrent_exchanges"),
+                "{err}"
+            );
+        }
+        let default = builder().build().unwrap();
+        assert_eq!(
+            default.core.flow.exchange_permits(),
+            DEFAULT_MAX_CONCURRENT_EXCHANGES
+        );
+        let one = builder().max_concurrent_exchanges(1).build().unwrap();
+        assert_eq!(one.core.flow.exchange_permits(), 1);
+    }
+
+    #[test]
     fn the_revalidation_period_reaches_the_manager_and_is_checked() {
         let default = builder().build().unwrap();
         assert_eq!(

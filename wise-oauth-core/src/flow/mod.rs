@@ -325,6 +325,12 @@ impl LinkFlow {
         }
     }
 
+    /// How many link completions may start now (the exchange cap's free permits).
+    #[cfg(test)]
+    pub(crate) fn exchange_permits(&self) -> usize {
+        self.exchanges.available_permits()
+    }
+
     /// Whether the binding cookie carries `Secure`.
     pub(crate) fn secure_cookie(&self) -> bool {
         cookie::secure_for(self.config.redirect_uri())
