@@ -7,7 +7,8 @@
 //! With `WISE_CLIENT_ID`, `WISE_CLIENT_SECRET` and `WISE_REDIRECT_URI` (and optionally
 //! `WISE_ENV`, see `WiseConfig::from_env`) it talks to Wise instead; the redirect URI must
 //! then be `http://127.0.0.1:PORT/wise/callback` or your public URL's `/wise/callback`.
-//! `PORT` sets the app's port (default 3000).
+//! `PORT` sets the app's port (default 3000). With `--features metrics` the app serves the
+//! library's figures at `/metrics` (Prometheus text format).
 //!
 //! `DATABASE_URL` (`sqlite:/path/wise.db?mode=rwc`, `postgres://...` or `redis://...`)
 //! keeps links in that database instead of memory, encrypted at rest with the keys of

@@ -31,20 +31,26 @@ fn spawn_server(server: actix_web::dev::Server) {
     tokio::spawn(async move { server.await.expect("serve") });
 }
 
+fn serve_demo(listener: std::net::TcpListener, demo: std::sync::Arc<demo::shared::Demo>) {
+    let server = HttpServer::new(move || demo::actix_app::app(demo.clone()))
+        .workers(2)
+        .disable_signals()
+        .listen(listener)
+        .expect("listen")
+        .run();
+    spawn_server(server);
+}
+
 async fn start() -> suite::TestApp {
-    suite::TestApp::start(|listener, demo| {
-        let server = HttpServer::new(move || demo::actix_app::app(demo.clone()))
-            .workers(2)
-            .disable_signals()
-            .listen(listener)
-            .expect("listen")
-            .run();
-        spawn_server(server);
-    })
-    .await
+    suite::TestApp::start(serve_demo).await
+}
+
+async fn start_with(setup: suite::Setup) -> suite::TestApp {
+    suite::TestApp::start_with(setup, serve_demo).await
 }
 
 suite::behaviour_suite!(start);
+suite::hardening_suite!(start_with);
 
 /// Serves an app built by `factory` on a free port; returns its base URL.
 fn serve<F, T>(factory: F) -> String

@@ -11,16 +11,22 @@ use reqwest::StatusCode;
 use wise_oauth::axum::{WiseRoutes, WiseToken};
 use wise_oauth::UserId;
 
+fn serve_demo(listener: std::net::TcpListener, demo: std::sync::Arc<demo::shared::Demo>) {
+    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+    let app = demo::axum_app::app(demo);
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+}
+
 async fn start() -> suite::TestApp {
-    suite::TestApp::start(|listener, demo| {
-        let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-        let app = demo::axum_app::app(demo);
-        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    })
-    .await
+    suite::TestApp::start(serve_demo).await
+}
+
+async fn start_with(setup: suite::Setup) -> suite::TestApp {
+    suite::TestApp::start_with(setup, serve_demo).await
 }
 
 suite::behaviour_suite!(start);
+suite::hardening_suite!(start_with);
 
 /// Serves `router` on a free port; returns its base URL.
 async fn serve(router: Router) -> String {

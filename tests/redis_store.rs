@@ -329,3 +329,27 @@ async fn demo_storage_connects_to_redis_urls() {
     assert_eq!(storage.kind, "Redis");
     assert!(storage.is_durable());
 }
+
+// ----- pending-flow floods -----------------------------------------------------------------
+
+/// The flood scenario of `tests/pending_flood.rs` on Redis: one owner flooding pushes out
+/// only its own oldest flows, new owners beyond `max_pending_owners` are refused, a flow
+/// started before the flood completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_pending_store_flood() {
+    let Some(url) = redis_url("redis_pending_store_flood") else {
+        return;
+    };
+    let prefix = TestPrefix::new(url);
+    let client = redis::Client::open(prefix.url.as_str()).expect("a valid Redis URL");
+    let conn = ConnectionManager::new(client)
+        .await
+        .expect("connect to the test Redis");
+    let store = RedisTokenStore::builder(conn)
+        .key_prefix(&prefix.prefix)
+        .max_pending_owners(6)
+        .build()
+        .expect("build the store");
+    let emulator = start_emulator().await;
+    flood_spares_other_owners(&emulator, store.clone(), store).await;
+}

@@ -27,8 +27,10 @@ pub(crate) fn app(
     >,
 > {
     let wise_routes = WiseRoutes::new(demo.wise.clone());
-    App::new()
-        .app_data(web::Data::from(demo))
+    let app = App::new();
+    #[cfg(feature = "metrics")]
+    let app = app.route("/metrics", get().to(metrics_text));
+    app.app_data(web::Data::from(demo))
         .configure(|cfg| wise_routes.configure(cfg))
         .route("/", get().to(home))
         .route("/demo/login", get().to(login))
@@ -61,6 +63,17 @@ async fn demo_auth(
         req.extensions_mut().insert(WiseUser::new(user));
     }
     next.call(req).await
+}
+
+/// `GET /metrics`: the library's figures in the Prometheus text format.
+#[cfg(feature = "metrics")]
+async fn metrics_text() -> HttpResponse {
+    match shared::metrics_text() {
+        Some(text) => HttpResponse::Ok()
+            .content_type(shared::METRICS_CONTENT_TYPE)
+            .body(text),
+        None => HttpResponse::NotFound().finish(),
+    }
 }
 
 fn html(status: actix_web::http::StatusCode, page: String) -> HttpResponse {

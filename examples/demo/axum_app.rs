@@ -37,7 +37,10 @@ impl FromRef<AppState> for WisePlugin {
 /// The whole demo app: its own pages and login, plus the plugin's routes under `/wise`.
 pub(crate) fn app(demo: Arc<Demo>) -> Router {
     let wise_routes = WiseRoutes::new(demo.wise.clone());
-    Router::new()
+    let router = Router::new();
+    #[cfg(feature = "metrics")]
+    let router = router.route("/metrics", get(metrics_text));
+    router
         .route("/", get(home))
         .route("/demo/login", get(login))
         .route("/demo/logout", post(logout))
@@ -114,6 +117,15 @@ async fn logout() -> Response {
 }
 
 /// A shared page answer as an axum response.
+/// `GET /metrics`: the library's figures in the Prometheus text format.
+#[cfg(feature = "metrics")]
+async fn metrics_text() -> Response {
+    match shared::metrics_text() {
+        Some(text) => ([(CONTENT_TYPE, shared::METRICS_CONTENT_TYPE)], text).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 fn answer(answer: shared::Answer) -> Response {
     match answer {
         shared::Answer::Page(status, page) => (

@@ -13,6 +13,7 @@
 //! | `GET /api/profile` | the same as JSON: `{"user", "profile_id", "token_fingerprint", "profile", "balances"}` |
 //! | `GET /statement?balance=&currency=` | an SCA-protected call: the statement, or Wise's challenge explained (with an approve button on the emulator) |
 //! | `POST /statement/approve` | approves the one-time token at the emulator, repeats the call with `with_sca_approval`, shows the statement |
+//! | `GET /metrics` | with `--features metrics`: the library's figures in the Prometheus text format (`metrics-exporter-prometheus`) |
 //! | `/wise/...` | the plugin's routes |
 #![allow(dead_code)]
 

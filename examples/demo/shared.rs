@@ -43,8 +43,39 @@ pub(crate) struct Demo {
     pub(crate) on_emulator: bool,
 }
 
+/// The demo's Prometheus exporter (with `--features metrics`): the process's global
+/// `metrics` recorder, installed by the first [`Demo::new`]. `None` when another recorder
+/// was installed first.
+#[cfg(feature = "metrics")]
+fn prometheus() -> Option<&'static metrics_exporter_prometheus::PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .ok()
+        })
+        .as_ref()
+}
+
+/// The body of `GET /metrics` (Prometheus text format 0.0.4), or `None` without an
+/// exporter. Histogram upkeep runs at each scrape.
+#[cfg(feature = "metrics")]
+pub(crate) fn metrics_text() -> Option<String> {
+    let handle = prometheus()?;
+    handle.run_upkeep();
+    Some(handle.render())
+}
+
+/// The content type of [`metrics_text`].
+#[cfg(feature = "metrics")]
+pub(crate) const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 impl Demo {
     pub(crate) fn new(wise: WiseOAuth) -> Arc<Self> {
+        #[cfg(feature = "metrics")]
+        let _ = prometheus();
         let api_base = wise
             .config()
             .api_url()

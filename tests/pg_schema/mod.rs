@@ -52,6 +52,11 @@ impl TestSchema {
             .expect("connect to the test database")
     }
 
+    /// The schema's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// A new store (own pool) on this test's schema.
     pub async fn store(&self) -> PostgresTokenStore {
         PostgresTokenStore::builder(self.pool().await)

@@ -11,8 +11,8 @@ use reqwest::StatusCode;
 use crate::demo::shared::{self, Demo, EmulatorClock, Storage};
 use crate::suite::{Browser, TestApp};
 use wise_oauth::{
-    ClientSecret, EncryptionKeys, Environment, PendingStore, TokenStore, UserId, WiseConfig,
-    WiseOAuth,
+    ClientSecret, EncryptionKeys, Environment, FlowError, LinkStart, PendingStore, TokenStore,
+    UserId, WiseConfig, WiseOAuth, MAX_PENDING_PER_USER,
 };
 use wise_oauth_mock::{MockWise, MockWiseHandle, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
 
@@ -295,4 +295,116 @@ pub async fn fingerprint(browser: &Browser) -> String {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["profile_id"], PERSONAL);
     body["token_fingerprint"].as_str().unwrap().to_owned()
+}
+
+// ----- pending-flow floods ----------------------------------------------------------------
+
+/// A started flow, approved at the emulator: what the callback will carry.
+struct Approved {
+    query: String,
+    binding: String,
+}
+
+async fn start_and_approve(wise: &WiseOAuth, user: &UserId) -> Approved {
+    let start = wise
+        .start_link(user, &Default::default(), None)
+        .await
+        .expect("start");
+    approve(&start).await
+}
+
+async fn approve(start: &LinkStart) -> Approved {
+    let binding = start
+        .set_cookie()
+        .split(';')
+        .next()
+        .and_then(|c| c.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .expect("binding cookie");
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(start.authorize_url().clone())
+        .send()
+        .await
+        .expect("authorize");
+    assert!(response.status().is_redirection(), "{}", response.status());
+    let location = reqwest::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    Approved {
+        query: location.query().expect("callback query").to_owned(),
+        binding,
+    }
+}
+
+async fn complete(wise: &WiseOAuth, user: &UserId, flow: &Approved) -> Result<(), FlowError> {
+    wise.complete_link(user, &flow.query, Some(&flow.binding))
+        .await
+        .map(|_| ())
+}
+
+/// The victim and mallory start a flow each; 40 other owners fill the (small) store until
+/// it refuses them; mallory floods the full store with 100 more starts; then the victim's
+/// flow, mallory's newest and an accepted owner's flow complete, mallory's oldest does not.
+pub async fn flood_spares_other_owners<T, P>(emulator: &MockWiseHandle, tokens: T, pending: P)
+where
+    T: TokenStore,
+    P: PendingStore,
+{
+    emulator.set_auto_approve(Some(ALICE));
+    let wise = WiseOAuth::builder(config(emulator))
+        .store(tokens)
+        .pending_store(pending)
+        .build()
+        .expect("wise-oauth");
+    let victim = user("victim");
+    let mallory = user("mallory");
+    let victim_flow = start_and_approve(&wise, &victim).await;
+    let mallory_first = start_and_approve(&wise, &mallory).await;
+
+    // Many owners fill the store: the late ones are refused, nobody is evicted.
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for i in 0..40 {
+        let sybil = user(&format!("sybil-{i}"));
+        match wise.start_link(&sybil, &Default::default(), None).await {
+            Ok(start) => accepted.push((sybil, start)),
+            Err(FlowError::Unavailable { retry_after }) => {
+                assert_eq!(retry_after, Some(Duration::from_secs(60)));
+                refused += 1;
+            }
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert!(refused > 0, "the store filled up");
+    assert!(!accepted.is_empty(), "until it was full");
+
+    // One owner floods the full store: only its own oldest flows go.
+    let mut newest = None;
+    // Far more than the per-owner cap.
+    const { assert!(MAX_PENDING_PER_USER < 100) };
+    for _ in 0..100 {
+        newest = Some(
+            wise.start_link(&mallory, &Default::default(), None)
+                .await
+                .expect("an owner with flows may start more"),
+        );
+    }
+    let mallory_newest = approve(&newest.expect("a flow")).await;
+
+    complete(&wise, &victim, &victim_flow)
+        .await
+        .expect("the victim's flow completes");
+    assert!(matches!(
+        complete(&wise, &mallory, &mallory_first).await,
+        Err(FlowError::UnknownState)
+    ));
+    complete(&wise, &mallory, &mallory_newest)
+        .await
+        .expect("mallory's newest flow completes");
+    let (sybil, start) = &accepted[0];
+    complete(&wise, sybil, &approve(start).await)
+        .await
+        .expect("an accepted sybil flow completes");
+    assert_eq!(emulator.stats().token_requests("authorization_code"), 3);
 }

@@ -19,14 +19,15 @@
 
 pub(crate) mod browser;
 pub(crate) mod cases;
+pub(crate) mod hardening;
 pub(crate) mod hooks;
 
 use std::sync::Arc;
 
 use wise_oauth::{ClientSecret, Environment, WiseConfig, WiseOAuth};
-use wise_oauth_mock::{MockWiseHandle, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
+use wise_oauth_mock::{MockWise, MockWiseHandle, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
 
-use crate::demo::shared::{self, Demo};
+use crate::demo::shared::{self, Demo, EmulatorClock};
 
 pub(crate) use browser::Browser;
 
@@ -47,6 +48,46 @@ impl TestApp {
         listener.set_nonblocking(true).expect("nonblocking");
         let base_url = format!("http://{}", listener.local_addr().expect("addr"));
         let (wise, emulator) = shared::emulator_backend(&base_url).await;
+        serve(listener, Demo::new(wise.clone()));
+        TestApp {
+            base_url,
+            emulator,
+            wise,
+        }
+    }
+
+    /// Like [`TestApp::start`], with the library built as `setup` says.
+    pub(crate) async fn start_with(
+        setup: Setup,
+        serve: impl FnOnce(std::net::TcpListener, Arc<Demo>),
+    ) -> TestApp {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let base_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let emulator = MockWise::builder()
+            .start()
+            .await
+            .expect("start the emulator");
+        let redirect_uri = setup
+            .redirect_uri
+            .unwrap_or_else(|| format!("{base_url}/wise/callback"));
+        emulator.register_redirect_uri(DEMO_CLIENT_ID, &redirect_uri);
+        let environment =
+            Environment::custom("emulator", &emulator.base_url(), &emulator.authorize_url())
+                .expect("emulator URLs");
+        let config = WiseConfig::builder(
+            DEMO_CLIENT_ID,
+            ClientSecret::new(DEMO_CLIENT_SECRET),
+            redirect_uri,
+        )
+        .environment(environment)
+        .build()
+        .expect("configuration");
+        let mut builder = WiseOAuth::builder(config).clock(EmulatorClock(emulator.clone()));
+        if let Some(n) = setup.max_concurrent_exchanges {
+            builder = builder.max_concurrent_exchanges(n);
+        }
+        let wise = builder.build().expect("wise-oauth");
         serve(listener, Demo::new(wise.clone()));
         TestApp {
             base_url,
@@ -98,6 +139,39 @@ impl TestApp {
         self.emulator.stats().token_requests("authorization_code")
     }
 }
+
+/// How a hardening case wants the library built (see [`TestApp::start_with`]).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Setup {
+    /// The configured (and registered) redirect URI instead of the app's own `http` one;
+    /// the app still listens on plain `http` on loopback.
+    pub(crate) redirect_uri: Option<String>,
+    /// [`wise_oauth::WiseOAuthBuilder::max_concurrent_exchanges`].
+    pub(crate) max_concurrent_exchanges: Option<usize>,
+}
+
+/// Expands to one `#[tokio::test]` per hardening case (tests/suite/hardening.rs); each
+/// case builds its app with `$start_with(Setup)`.
+macro_rules! hardening_suite {
+    ($start_with:path) => {
+        $crate::suite::hardening_suite!(@tests $start_with;
+            secure_binding_cookie_has_the_host_prefix,
+            exchange_cap_answers_busy_and_loses_no_code,
+            one_browser_flooding_connect_leaves_other_users_flows_intact,
+            error_pages_link_only_to_local_paths,
+            metrics_page_in_prometheus_format,
+        );
+    };
+    (@tests $start_with:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                suite::hardening::$name($start_with).await;
+            }
+        )*
+    };
+}
+pub(crate) use hardening_suite;
 
 /// Expands to one `#[tokio::test]` per behaviour, each on a fresh app from `$start`.
 macro_rules! behaviour_suite {

@@ -311,7 +311,8 @@ impl WiseApi {
                         .header(::http::header::CONTENT_TYPE, "application/json")
                         .body(body.clone());
                 }
-                let result = self.attempt(request).await;
+                let endpoint = crate::metrics::WiseEndpoint::of_operation(operation);
+                let result = crate::metrics::timed(endpoint, self.attempt(request)).await;
                 let err = match result {
                     Ok(raw) => match classify_retryable(&raw) {
                         None => return Ok(raw),

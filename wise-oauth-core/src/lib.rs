@@ -24,7 +24,8 @@
 //! let user = UserId::new("user-42")?;
 //!
 //! // GET /wise/connect: redirect (303) to Wise with the browser-binding cookie.
-//! let browser_cookie: Option<&str> = None; // value of the BINDING_COOKIE_NAME cookie
+//! // value of the cookie named wise.binding_cookie_name() (`__Host-wise_oauth_binding` with https)
+//! let browser_cookie: Option<&str> = None;
 //! let options = LinkOptions::default().return_to("/settings");
 //! let start = wise.start_link(&user, &options, browser_cookie).await?;
 //! let (location, set_cookie) = (start.authorize_url().as_str(), start.set_cookie());
@@ -100,6 +101,7 @@
 // flow     - the link state machine (start, callback, mobile)
 // webhook  - Wise's webhooks: signature check, dedup, deactivations mark links for re-link
 // wise     - the WiseOAuth handle and its builder
+// metrics  - counters, gauges, histograms through the `metrics` crate (feature `metrics`)
 // web      - everything the adapters share: routes, token extraction, rejections, plugin
 
 mod api;
@@ -119,6 +121,7 @@ mod token;
 mod webhook;
 mod wise;
 
+pub mod metrics;
 pub mod web;
 
 pub use api::{ProfileKind, ProfileSummary};
@@ -139,7 +142,7 @@ pub use events::{EventHandler, WiseEvent};
 pub use flow::{
     CallbackProblem, FlowError, LinkCompleted, LinkOptions, LinkStart, MobileCallback,
     MobileLinkStart, ProfileCheck, ProviderErrorCode, Registration, RegistrationError,
-    BINDING_COOKIE_NAME, DEFAULT_RETURN_TO,
+    BINDING_COOKIE_NAME, DEFAULT_RETURN_TO, SECURE_BINDING_COOKIE_NAME,
 };
 pub use ids::{InvalidProfileId, InvalidUserId, LinkKey, ProfileId, UserId, MAX_USER_ID_LEN};
 pub use manager::{LinkView, TokenError, ValidToken};

@@ -95,6 +95,7 @@ pub struct WiseOAuthBuilder {
     webhook_dedup_capacity: Option<usize>,
     allow_unencrypted_store: bool,
     open_unencrypted_records: bool,
+    max_concurrent_exchanges: Option<usize>,
 }
 
 /// The accepted range of [`WiseOAuthBuilder::lease_ttl`].
@@ -102,6 +103,10 @@ const MIN_LEASE_TTL: Duration = Duration::from_secs(2);
 const MAX_LEASE_TTL: Duration = Duration::from_secs(5 * 60);
 /// The largest [`WiseOAuthBuilder::max_concurrent_refreshes`].
 const MAX_CONCURRENT_REFRESHES: usize = 10_000;
+/// The default of [`WiseOAuthBuilder::max_concurrent_exchanges`].
+pub(crate) const DEFAULT_MAX_CONCURRENT_EXCHANGES: usize = 64;
+/// The largest [`WiseOAuthBuilder::max_concurrent_exchanges`].
+const MAX_CONCURRENT_EXCHANGES: usize = 10_000;
 /// The accepted range of [`WiseOAuthBuilder::revalidate_after`].
 const MIN_REVALIDATE_AFTER: Duration = Duration::from_secs(1);
 const MAX_REVALIDATE_AFTER: Duration = Duration::from_secs(10 * 60);
@@ -127,6 +132,7 @@ impl fmt::Debug for WiseOAuthBuilder {
             .field("webhook_dedup_capacity", &self.webhook_dedup_capacity)
             .field("allow_unencrypted_store", &self.allow_unencrypted_store)
             .field("open_unencrypted_records", &self.open_unencrypted_records)
+            .field("max_concurrent_exchanges", &self.max_concurrent_exchanges)
             .finish()
     }
 }
@@ -290,6 +296,25 @@ impl WiseOAuthBuilder {
         self
     }
 
+    /// How many link callbacks this instance completes at once (each exchanges a code, looks
+    /// up the profile and stores the link). A callback beyond the cap is answered
+    /// [`FlowError::Busy`] (503 with `Retry-After`) *before* its state is consumed, so the
+    /// same callback URL still works when repeated (Wise's code lives 30 minutes): no code is
+    /// lost. Bounds the work a flood of callbacks can cause. Default: 64;
+    /// [`build`](Self::build) accepts 1 to 10 000.
+    ///
+    /// ```
+    /// # use wise_oauth_core::{ClientSecret, WiseConfig, WiseOAuth};
+    /// # let config = WiseConfig::builder("id", ClientSecret::new("s"), "https://app.example.com/cb")
+    /// #     .build()
+    /// #     .unwrap();
+    /// let wise = WiseOAuth::builder(config).max_concurrent_exchanges(16).build().unwrap();
+    /// ```
+    pub fn max_concurrent_exchanges(mut self, n: usize) -> Self {
+        self.max_concurrent_exchanges = Some(n);
+        self
+    }
+
     /// How many links the manager's in-memory cache holds at most. A link outside the cache
     /// costs one store read on its next use; when the cache is full, the links used again
     /// and again stay and the ones used once go first (S3-FIFO eviction). Default: 100,000;
@@ -418,6 +443,15 @@ impl WiseOAuthBuilder {
                 reason: "must be between 1 and 10 000",
             });
         }
+        let max_concurrent_exchanges = self
+            .max_concurrent_exchanges
+            .unwrap_or(DEFAULT_MAX_CONCURRENT_EXCHANGES);
+        if !(1..=MAX_CONCURRENT_EXCHANGES).contains(&max_concurrent_exchanges) {
+            return Err(ConfigError::Invalid {
+                setting: "max_concurrent_exchanges",
+                reason: "must be between 1 and 10 000",
+            });
+        }
         let cache_capacity = self.cache_capacity.unwrap_or(DEFAULT_CACHE_CAPACITY);
         if cache_capacity == 0 {
             return Err(ConfigError::Invalid {
@@ -512,6 +546,7 @@ impl WiseOAuthBuilder {
             clock,
             profile_check: self.profile_check,
             namespace: namespace.clone(),
+            max_concurrent_exchanges,
         });
         Ok(WiseOAuth {
             core: Arc::new(Core {
@@ -561,6 +596,7 @@ impl WiseOAuth {
             webhook_dedup_capacity: None,
             allow_unencrypted_store: false,
             open_unencrypted_records: false,
+            max_concurrent_exchanges: None,
         }
     }
 
@@ -639,7 +675,7 @@ impl WiseOAuth {
     ///
     /// `options` may name a local path to land on afterwards and a `claim_account_code`
     /// ([`LinkOptions::default`] for none); `binding_cookie` is the value of the browser's
-    /// [`BINDING_COOKIE_NAME`](crate::BINDING_COOKIE_NAME) cookie, if any (it is reused so
+    /// [`binding_cookie_name`](Self::binding_cookie_name) cookie, if any (it is reused so
     /// several tabs can link at once). Redirect the browser (303) to
     /// [`LinkStart::authorize_url`] and send [`LinkStart::set_cookie`] as `Set-Cookie`.
     pub async fn start_link(
@@ -658,7 +694,7 @@ impl WiseOAuth {
     ///
     /// `raw_query` is the callback's query string exactly as received (still
     /// percent-encoded, without or with the leading `?`); `binding_cookie` the value of
-    /// the [`BINDING_COOKIE_NAME`](crate::BINDING_COOKIE_NAME) cookie. The state is consumed whatever the outcome. On
+    /// the [`binding_cookie_name`](Self::binding_cookie_name) cookie. The state is consumed whatever the outcome. On
     /// success redirect (303) to [`LinkCompleted::return_to`] with
     /// `Referrer-Policy: no-referrer` and `Cache-Control: no-store`.
     pub async fn complete_link(
@@ -702,6 +738,15 @@ impl WiseOAuth {
     /// redirect URI is plain `http`).
     pub fn clear_binding_cookie(&self) -> String {
         FlowCookie::clear(self.core.flow.secure_cookie())
+    }
+
+    /// The name of the browser-binding cookie this handle sets:
+    /// [`SECURE_BINDING_COOKIE_NAME`](crate::SECURE_BINDING_COOKIE_NAME)
+    /// (`__Host-wise_oauth_binding`) when the redirect URI is `https`, else
+    /// [`BINDING_COOKIE_NAME`](crate::BINDING_COOKIE_NAME). Read that cookie's value for
+    /// [`start_link`](Self::start_link) and [`complete_link`](Self::complete_link).
+    pub fn binding_cookie_name(&self) -> &'static str {
+        FlowCookie::name(self.core.flow.secure_cookie())
     }
 
     // ----- mobile link flow ---------------------------------------------------------
@@ -1080,6 +1125,27 @@ mod tests {
         let small = builder().cache_capacity(5).build().unwrap();
         assert_eq!(small.core.manager.settings().cache_capacity, 5);
         assert_eq!(small.core.manager.cache_capacity(), 5);
+    }
+
+    #[test]
+    fn the_exchange_cap_is_checked_and_reaches_the_flow() {
+        for bad in [0, 10_001] {
+            let err = builder()
+                .max_concurrent_exchanges(bad)
+                .build()
+                .expect_err("out of range");
+            assert!(
+                err.to_string().contains("max_concurrent_exchanges"),
+                "{err}"
+            );
+        }
+        let default = builder().build().unwrap();
+        assert_eq!(
+            default.core.flow.exchange_permits(),
+            DEFAULT_MAX_CONCURRENT_EXCHANGES
+        );
+        let one = builder().max_concurrent_exchanges(1).build().unwrap();
+        assert_eq!(one.core.flow.exchange_permits(), 1);
     }
 
     #[test]

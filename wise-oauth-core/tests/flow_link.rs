@@ -124,9 +124,11 @@ async fn https_redirect_uri_makes_the_cookie_secure() {
     assert!(start
         .set_cookie()
         .ends_with("; Path=/; Max-Age=1800; HttpOnly; SameSite=Lax; Secure"));
+    assert!(start.set_cookie().starts_with("__Host-wise_oauth_binding="));
+    assert_eq!(env.wise.binding_cookie_name(), "__Host-wise_oauth_binding");
     assert_eq!(
         env.wise.clear_binding_cookie(),
-        "wise_oauth_binding=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax; Secure"
+        "__Host-wise_oauth_binding=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax; Secure"
     );
 }
 

@@ -146,6 +146,12 @@ impl Keys {
         self.tagged(tag, "flows")
     }
 
+    /// `{prefix}flow-owners`: the owners with pending flows (sorted set, scored by when
+    /// their newest flow expires, Redis server time in ms), for the global cap.
+    pub(crate) fn flow_owners(&self) -> String {
+        format!("{}flow-owners", self.prefix)
+    }
+
     /// `{prefix}flow:<state hash hex>`: one pending flow (with a TTL).
     pub(crate) fn flow(&self, member: &str) -> String {
         format!("{}flow:{member}", self.prefix)

@@ -72,4 +72,4 @@ pub use redis;
 pub use changes::RedisLinkChanges;
 pub use error::SetupError;
 pub use keys::{DEFAULT_KEY_PREFIX, MAX_KEY_PREFIX_LEN};
-pub use store::{RedisTokenStore, RedisTokenStoreBuilder};
+pub use store::{RedisTokenStore, RedisTokenStoreBuilder, DEFAULT_MAX_PENDING_OWNERS};

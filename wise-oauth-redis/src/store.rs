@@ -114,6 +114,31 @@ return dropped
     )
 });
 
+/// Admits owner `ARGV[1]` to the owners index `KEYS[1]` for `ARGV[2]` ms: drops the owners
+/// whose flows all expired (Redis server time), keeps an owner already present (extending
+/// its time), adds a new one only while fewer than `ARGV[3]` are present. Returns 1 when
+/// admitted, 0 when full.
+static ADMIT_OWNER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local expires = now + tonumber(ARGV[2])
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], 'GT', expires, ARGV[1])
+  return 1
+end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], expires, ARGV[1])
+return 1
+",
+    )
+});
+
+/// The default of [`RedisTokenStoreBuilder::max_pending_owners`].
+pub const DEFAULT_MAX_PENDING_OWNERS: u64 = 100_000;
+
 /// Deletes the flow `KEYS[1]` only if it still belongs to the owner whose header is
 /// `ARGV[1]` (the state may have been stored again for another owner since).
 static DROP_FLOW: LazyLock<Script> = LazyLock::new(|| {
@@ -153,7 +178,12 @@ fn holder_arg(holder: LeaseHolder) -> String {
 /// - A pending flow is `{prefix}flow:<state hash>`, written with `PX` (Redis keeps the
 ///   TTL) and taken with `GETDEL`, so a flow started on one instance completes on any
 ///   other, exactly once. Each owner's flows are indexed in `{prefix}{env:client:user}:flows`
-///   to keep at most [`MAX_PENDING_PER_USER`] of them.
+///   to keep at most [`MAX_PENDING_PER_USER`] of them (the owner's oldest go first), and
+///   the owners with flows in `{prefix}flow-owners`, to admit at most
+///   [`max_pending_owners`](RedisTokenStoreBuilder::max_pending_owners) of them: when full, a
+///   new owner is refused with `StoreError::Full` and nobody's flow is evicted for it (the
+///   cap is checked and taken in one script; an owner leaves the index when its last flow is
+///   taken or expires).
 /// - The users of each environment and client are a sorted set,
 ///   `{prefix}{env:client}:users`, with every score 0 so that members sort by their bytes.
 ///   The save and unlink scripts change it together with the link, so
@@ -189,6 +219,7 @@ fn holder_arg(holder: LeaseHolder) -> String {
 pub struct RedisTokenStore {
     conn: ConnectionManager,
     keys: Keys,
+    max_owners: u64,
 }
 
 impl fmt::Debug for RedisTokenStore {
@@ -196,6 +227,7 @@ impl fmt::Debug for RedisTokenStore {
         // Never the connection info: it may hold a password.
         f.debug_struct("RedisTokenStore")
             .field("key_prefix", &self.keys.prefix())
+            .field("max_pending_owners", &self.max_owners)
             .finish_non_exhaustive()
     }
 }
@@ -206,12 +238,14 @@ impl fmt::Debug for RedisTokenStore {
 pub struct RedisTokenStoreBuilder {
     conn: ConnectionManager,
     prefix: String,
+    max_owners: u64,
 }
 
 impl fmt::Debug for RedisTokenStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisTokenStoreBuilder")
             .field("key_prefix", &self.prefix)
+            .field("max_pending_owners", &self.max_owners)
             .finish_non_exhaustive()
     }
 }
@@ -225,12 +259,22 @@ impl RedisTokenStoreBuilder {
         self
     }
 
+    /// How many owners (app users) may have link flows in progress at once, each with at
+    /// most `MAX_PENDING_PER_USER` flows (at least 1). When full, a flow of a new owner is
+    /// refused (`StoreError::Full`, the link start answers 503) and no owner's flow is
+    /// evicted for it. Default: [`DEFAULT_MAX_PENDING_OWNERS`] (100 000).
+    pub fn max_pending_owners(mut self, owners: u64) -> Self {
+        self.max_owners = owners;
+        self
+    }
+
     /// Validates the settings. Makes no call to Redis.
     pub fn build(self) -> Result<RedisTokenStore, SetupError> {
         validate_prefix(&self.prefix)?;
         Ok(RedisTokenStore {
             conn: self.conn,
             keys: Keys::new(self.prefix),
+            max_owners: self.max_owners.max(1),
         })
     }
 }
@@ -262,6 +306,7 @@ impl RedisTokenStore {
         RedisTokenStoreBuilder {
             conn,
             prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            max_owners: DEFAULT_MAX_PENDING_OWNERS,
         }
     }
 
@@ -437,6 +482,17 @@ impl PendingStore for RedisTokenStore {
         let tag = link_tag(owner);
         let member = state_member(state_hash);
         let ttl = ttl_millis(ttl);
+        let admitted: i64 = ADMIT_OWNER
+            .key(self.keys.flow_owners())
+            .arg(&tag)
+            .arg(ttl)
+            .arg(self.max_owners)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(op_error)?;
+        if admitted == 0 {
+            return Err(StoreError::Full);
+        }
         // The index first: a failure after it leaves at most an index entry without a flow.
         let dropped: Vec<String> = ENQUEUE
             .key(self.keys.flows_of_tag(&tag))
@@ -493,6 +549,18 @@ impl PendingStore for RedisTokenStore {
             .arg(&member)
             .query_async(&mut conn)
             .await;
+        // Its owner's last flow: the owner leaves the owners index (else it expires there).
+        let left: Result<i64, _> = redis::cmd("ZCARD")
+            .arg(self.keys.flows_of_tag(tag))
+            .query_async(&mut conn)
+            .await;
+        if left == Ok(0) {
+            let _gone: Result<i64, _> = redis::cmd("ZREM")
+                .arg(self.keys.flow_owners())
+                .arg(tag)
+                .query_async(&mut conn)
+                .await;
+        }
         Ok(Some(pending.to_vec()))
     }
 }

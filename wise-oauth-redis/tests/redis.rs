@@ -449,8 +449,8 @@ fn record(profile: u64, sealed: &[u8]) -> LinkRecord {
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-/// A link's keys share one hash tag; a flow's key holds no tag; nothing else is written;
-/// unlinking leaves only the version behind.
+/// A link's keys share one hash tag; a flow's key and the owners index hold no tag; nothing
+/// else is written; unlinking leaves only the version behind.
 #[tokio::test]
 async fn key_layout_and_tombstone() {
     let Some(url) = redis_url("key_layout_and_tombstone") else {
@@ -476,6 +476,8 @@ async fn key_layout_and_tombstone() {
         format!("{p}{tag}:lease"),
         format!("{p}{tag}:link"),
         format!("{p}flow:{}", "ab".repeat(32)),
+        // The owners with flows in progress, for the global cap.
+        format!("{p}flow-owners"),
     ];
     expected.sort();
     assert_eq!(prefix.keys().await, expected);
@@ -917,4 +919,56 @@ async fn unreachable_redis_is_unavailable_then_recovers() {
     assert_eq!(stored.version, v1);
     assert_eq!(stored.value, record(1, b"kept"));
     proxy.cut().await;
+}
+
+/// The owner cap: new owners beyond `max_pending_owners` are refused (`Full`) without
+/// evicting anyone, an owner with flows keeps starting them, and an owner whose last flow
+/// was taken frees its place.
+#[tokio::test]
+async fn owner_cap_refuses_new_owners_and_frees_on_take() {
+    let Some(url) = redis_url("owner_cap_refuses_new_owners_and_frees_on_take") else {
+        return;
+    };
+    let prefix = TestPrefix::new(url);
+    let conn = prefix.store().await.connection().clone();
+    let store = RedisTokenStore::builder(conn)
+        .key_prefix(&prefix.prefix)
+        .max_pending_owners(2)
+        .build()
+        .unwrap();
+    let owner = |n: &str| LinkKey::new("sandbox", "c", UserId::new(n).unwrap());
+    store
+        .insert(&[1; 32], &owner("a"), b"a", MINUTE)
+        .await
+        .unwrap();
+    store
+        .insert(&[2; 32], &owner("b"), b"b", MINUTE)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.insert(&[3; 32], &owner("c"), b"c", MINUTE).await,
+        Err(StoreError::Full)
+    ));
+    for i in 10..30u8 {
+        store
+            .insert(&[i; 32], &owner("a"), b"a", MINUTE)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.take(&[2; 32]).await.unwrap().as_deref(),
+        Some(&b"b"[..])
+    );
+    store
+        .insert(&[3; 32], &owner("c"), b"c", MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take(&[3; 32]).await.unwrap().as_deref(),
+        Some(&b"c"[..])
+    );
+    assert_eq!(
+        store.take(&[29; 32]).await.unwrap().as_deref(),
+        Some(&b"a"[..])
+    );
 }

@@ -195,6 +195,15 @@ pub(crate) fn pending_cap() -> i64 {
     i64::try_from(wise_oauth_core::MAX_PENDING_PER_USER).unwrap_or(i64::MAX)
 }
 
+/// The default of `max_pending_flows` on the store builders: how many live pending flows
+/// a store holds at most, all owners together.
+pub const DEFAULT_MAX_PENDING_FLOWS: u64 = 100_000;
+
+/// `max_pending_flows` as a bind parameter (at least 1).
+pub(crate) fn flows_cap(max: u64) -> i64 {
+    i64::try_from(max.max(1)).unwrap_or(i64::MAX)
+}
+
 /// How many expired pending rows one insert purges at most (keeps each insert short).
 pub(crate) const PURGE_BATCH: i64 = 256;
 

@@ -33,6 +33,14 @@
 //! | `wise_oauth_pending` | `state_hash` | `seq`, owner `(environment, client_id, user_id)`, `payload`, `created_at`, `expires_at` |
 //! | `wise_oauth_migrations` | `version` | `applied_at` |
 //!
+//! The pending flows are bounded per owner (`MAX_PENDING_PER_USER`, the owner's oldest go
+//! first) and in total (`max_pending_flows` on the builders, default
+//! [`DEFAULT_MAX_PENDING_FLOWS`]): when the live flows reach the total, an owner that has
+//! flows replaces its own oldest and an owner without one is refused with
+//! `StoreError::Full`. No owner's flow is evicted for another's. The total is checked with a
+//! count over the expiry index on each insert; concurrent inserts of different owners on
+//! PostgreSQL may exceed it by at most their number.
+//!
 //! Unlinking keeps the link's row as a tombstone (tokens wiped, profile id zeroed,
 //! `unlinked_at` set) so that linking again continues the version sequence: a write
 //! prepared against the old link can never match the new one.
@@ -64,7 +72,7 @@ mod postgres_changes;
 mod sqlite;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use common::{SetupError, DEFAULT_TABLE_PREFIX, MAX_NAME_LEN};
+pub use common::{SetupError, DEFAULT_MAX_PENDING_FLOWS, DEFAULT_TABLE_PREFIX, MAX_NAME_LEN};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresTokenStore, PostgresTokenStoreBuilder};
 #[cfg(feature = "postgres")]

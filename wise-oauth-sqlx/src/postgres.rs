@@ -12,9 +12,9 @@ use wise_oauth_core::{
 };
 
 use crate::common::{
-    clamp_duration, holder_to_db, link_page, op_error, page_after, page_limit, pending_cap, users,
-    validate_name, version_from_db, version_to_db, EncodedRecord, LinkRow, SetupError,
-    DEFAULT_TABLE_PREFIX, MAX_TTL_SECS, PURGE_BATCH,
+    clamp_duration, flows_cap, holder_to_db, link_page, op_error, page_after, page_limit,
+    pending_cap, users, validate_name, version_from_db, version_to_db, EncodedRecord, LinkRow,
+    SetupError, DEFAULT_MAX_PENDING_FLOWS, DEFAULT_TABLE_PREFIX, MAX_TTL_SECS, PURGE_BATCH,
 };
 
 /// The migrations, in order; entry `i` brings the schema to version `i + 1`.
@@ -108,6 +108,7 @@ pub struct PostgresTokenStore {
     prefix: String,
     /// `"schema"."prefix` — completed by each table suffix and a closing quote.
     table: String,
+    max_pending: u64,
 }
 
 impl fmt::Debug for PostgresTokenStore {
@@ -116,6 +117,7 @@ impl fmt::Debug for PostgresTokenStore {
         f.debug_struct("PostgresTokenStore")
             .field("schema", &self.schema)
             .field("table_prefix", &self.prefix)
+            .field("max_pending_flows", &self.max_pending)
             .field("connections", &self.pool.size())
             .field("closed", &self.pool.is_closed())
             .finish()
@@ -130,6 +132,7 @@ pub struct PostgresTokenStoreBuilder {
     schema: Option<String>,
     prefix: String,
     migrate: bool,
+    max_pending: u64,
 }
 
 impl fmt::Debug for PostgresTokenStoreBuilder {
@@ -138,6 +141,7 @@ impl fmt::Debug for PostgresTokenStoreBuilder {
             .field("schema", &self.schema)
             .field("table_prefix", &self.prefix)
             .field("migrate", &self.migrate)
+            .field("max_pending_flows", &self.max_pending)
             .finish_non_exhaustive()
     }
 }
@@ -166,6 +170,16 @@ impl PostgresTokenStoreBuilder {
         self
     }
 
+    /// How many live pending flows the store holds at most, all owners together (at least
+    /// 1). When full, an owner with flows replaces its own oldest and an owner without one
+    /// is refused (`StoreError::Full`, the link start answers 503); no owner's flow is
+    /// evicted for another's. Concurrent inserts of different owners may exceed the cap by
+    /// at most their number. Default: [`DEFAULT_MAX_PENDING_FLOWS`](crate::DEFAULT_MAX_PENDING_FLOWS) (100 000).
+    pub fn max_pending_flows(mut self, flows: u64) -> Self {
+        self.max_pending = flows;
+        self
+    }
+
     /// Validates the settings and, unless disabled, creates or migrates the tables.
     pub async fn build(self) -> Result<PostgresTokenStore, SetupError> {
         validate_name(&self.prefix, "table prefix", true)?;
@@ -181,6 +195,7 @@ impl PostgresTokenStoreBuilder {
             schema: self.schema,
             prefix: self.prefix,
             table,
+            max_pending: self.max_pending,
         };
         if self.migrate {
             store.migrate().await?;
@@ -210,6 +225,7 @@ impl PostgresTokenStore {
             schema: None,
             prefix: DEFAULT_TABLE_PREFIX.to_owned(),
             migrate: true,
+            max_pending: DEFAULT_MAX_PENDING_FLOWS,
         }
     }
 
@@ -552,6 +568,33 @@ impl PendingStore for PostgresTokenStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(op_error)?;
+            // The global cap, fair per owner: when full, the owner gives up its own oldest
+            // flow; an owner without flows is refused. Nobody else's flow is touched.
+            let live: i64 = sqlx::query_scalar(
+                &self.sql(r#"SELECT count(*) FROM {t}pending" WHERE expires_at > now()"#),
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(op_error)?;
+            if live >= flows_cap(self.max_pending) {
+                let freed = sqlx::query(&self.sql(
+                    r#"DELETE FROM {t}pending" WHERE state_hash IN (
+                         SELECT state_hash FROM {t}pending"
+                         WHERE environment = $1 AND client_id = $2 AND user_id = $3
+                           AND state_hash <> $4
+                         ORDER BY seq LIMIT 1)"#,
+                ))
+                .bind(owner.environment())
+                .bind(owner.client_id())
+                .bind(owner.user().as_str())
+                .bind(&state_hash[..])
+                .execute(&mut *tx)
+                .await
+                .map_err(op_error)?;
+                if freed.rows_affected() == 0 {
+                    return Err(StoreError::Full);
+                }
+            }
             sqlx::query(&self.sql(
                 r#"INSERT INTO {t}pending"
                      (state_hash, environment, client_id, user_id, payload, expires_at)

@@ -13,9 +13,10 @@ use wise_oauth_core::{
 };
 
 use crate::common::{
-    clamp_duration, holder_to_db, link_page, op_error, page_after, page_limit, pending_cap,
-    time_to_nanos, users, validate_name, version_from_db, version_to_db, EncodedRecord, LinkRow,
-    SetupError, DEFAULT_TABLE_PREFIX, MAX_TTL_SECS, PURGE_BATCH,
+    clamp_duration, flows_cap, holder_to_db, link_page, op_error, page_after, page_limit,
+    pending_cap, time_to_nanos, users, validate_name, version_from_db, version_to_db,
+    EncodedRecord, LinkRow, SetupError, DEFAULT_MAX_PENDING_FLOWS, DEFAULT_TABLE_PREFIX,
+    MAX_TTL_SECS, PURGE_BATCH,
 };
 
 /// The migrations, in order; entry `i` brings the schema to version `i + 1`.
@@ -92,6 +93,7 @@ const MIGRATIONS: &[&[&str]] = &[
 pub struct SqliteTokenStore {
     pool: SqlitePool,
     prefix: String,
+    max_pending: u64,
 }
 
 impl fmt::Debug for SqliteTokenStore {
@@ -99,6 +101,7 @@ impl fmt::Debug for SqliteTokenStore {
         // Never the connect options: they may hold a path or credentials.
         f.debug_struct("SqliteTokenStore")
             .field("table_prefix", &self.prefix)
+            .field("max_pending_flows", &self.max_pending)
             .field("connections", &self.pool.size())
             .field("closed", &self.pool.is_closed())
             .finish()
@@ -112,6 +115,7 @@ pub struct SqliteTokenStoreBuilder {
     pool: SqlitePool,
     prefix: String,
     migrate: bool,
+    max_pending: u64,
 }
 
 impl fmt::Debug for SqliteTokenStoreBuilder {
@@ -119,6 +123,7 @@ impl fmt::Debug for SqliteTokenStoreBuilder {
         f.debug_struct("SqliteTokenStoreBuilder")
             .field("table_prefix", &self.prefix)
             .field("migrate", &self.migrate)
+            .field("max_pending_flows", &self.max_pending)
             .finish_non_exhaustive()
     }
 }
@@ -139,12 +144,22 @@ impl SqliteTokenStoreBuilder {
         self
     }
 
+    /// How many live pending flows the store holds at most, all owners together (at least
+    /// 1). When full, an owner with flows replaces its own oldest and an owner without one
+    /// is refused (`StoreError::Full`, the link start answers 503); no owner's flow is
+    /// evicted for another's. Default: [`DEFAULT_MAX_PENDING_FLOWS`](crate::DEFAULT_MAX_PENDING_FLOWS) (100 000).
+    pub fn max_pending_flows(mut self, flows: u64) -> Self {
+        self.max_pending = flows;
+        self
+    }
+
     /// Validates the settings and, unless disabled, creates or migrates the tables.
     pub async fn build(self) -> Result<SqliteTokenStore, SetupError> {
         validate_name(&self.prefix, "table prefix", true)?;
         let store = SqliteTokenStore {
             pool: self.pool,
             prefix: self.prefix,
+            max_pending: self.max_pending,
         };
         if self.migrate {
             store.migrate().await?;
@@ -209,6 +224,7 @@ impl SqliteTokenStore {
             pool,
             prefix: DEFAULT_TABLE_PREFIX.to_owned(),
             migrate: true,
+            max_pending: DEFAULT_MAX_PENDING_FLOWS,
         }
     }
 
@@ -523,6 +539,42 @@ impl PendingStore for SqliteTokenStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(op_error)?;
+            // Opportunistic purge of expired flows, a bounded batch per insert.
+            sqlx::query(&self.sql(
+                "DELETE FROM {p}pending WHERE seq IN (
+                     SELECT seq FROM {p}pending WHERE expires_at <= ?1 LIMIT ?2)",
+            ))
+            .bind(now)
+            .bind(PURGE_BATCH)
+            .execute(&mut *tx)
+            .await
+            .map_err(op_error)?;
+            // The global cap, fair per owner: when full, the owner gives up its own oldest
+            // flow; an owner without flows is refused. Nobody else's flow is touched.
+            let live: i64 = sqlx::query_scalar(
+                &self.sql("SELECT count(*) FROM {p}pending WHERE expires_at > ?1"),
+            )
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(op_error)?;
+            if live >= flows_cap(self.max_pending) {
+                let freed = sqlx::query(&self.sql(
+                    "DELETE FROM {p}pending WHERE seq = (
+                         SELECT seq FROM {p}pending
+                         WHERE environment = ?1 AND client_id = ?2 AND user_id = ?3
+                         ORDER BY seq LIMIT 1)",
+                ))
+                .bind(owner.environment())
+                .bind(owner.client_id())
+                .bind(owner.user().as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(op_error)?;
+                if freed.rows_affected() == 0 {
+                    return Err(StoreError::Full);
+                }
+            }
             sqlx::query(&self.sql(
                 "INSERT INTO {p}pending
                      (state_hash, environment, client_id, user_id, payload, created_at, expires_at)
@@ -551,16 +603,6 @@ impl PendingStore for SqliteTokenStore {
             .bind(owner.client_id())
             .bind(owner.user().as_str())
             .bind(pending_cap())
-            .execute(&mut *tx)
-            .await
-            .map_err(op_error)?;
-            // Opportunistic purge of expired flows, a bounded batch per insert.
-            sqlx::query(&self.sql(
-                "DELETE FROM {p}pending WHERE seq IN (
-                     SELECT seq FROM {p}pending WHERE expires_at <= ?1 LIMIT ?2)",
-            ))
-            .bind(now)
-            .bind(PURGE_BATCH)
             .execute(&mut *tx)
             .await
             .map_err(op_error)?;

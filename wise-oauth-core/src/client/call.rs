@@ -1,6 +1,7 @@
 //! One call through the client: the token, the request, the one retry after a 401, and
 //! the bounded retries of safe methods.
 
+use crate::metrics::WiseEndpoint;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -123,7 +124,8 @@ impl WiseClient {
         loop {
             attempt += 1;
             tracing::Span::current().record("attempt", attempt);
-            let err = match self.attempt(req, &url, &token, &correlation).await {
+            let sent = self.attempt(req, &url, &token, &correlation);
+            let err = match crate::metrics::timed(WiseEndpoint::Api, sent).await {
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
                 Ok(resp) if resp.status().as_u16() == 401 => {
                     if reauthorized {

@@ -6,6 +6,7 @@ pub(crate) mod http;
 mod response;
 pub(crate) mod retry;
 
+use crate::metrics::WiseEndpoint;
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -178,13 +179,14 @@ impl TokenEndpoint {
         correlation_id: &str,
         timeout: std::time::Duration,
     ) -> Result<TokenResponse, WiseError> {
-        self.attempt(
-            &refresh_body(refresh_token),
+        let body = refresh_body(refresh_token);
+        let sent = self.attempt(
+            &body,
             correlation_id,
             timeout,
             response::parse_token_response,
-        )
-        .await
+        );
+        crate::metrics::timed(WiseEndpoint::Token, sent).await
     }
 
     /// The configured number of attempts of one logical call.
@@ -242,14 +244,13 @@ impl TokenEndpoint {
                 attempt += 1;
                 tracing::Span::current().record("attempt", attempt);
                 let remaining = RETRY_BUDGET.saturating_sub(started.elapsed());
-                let result = self
-                    .attempt(
-                        &body,
-                        &correlation_id,
-                        remaining.min(self.request_timeout),
-                        parse,
-                    )
-                    .await;
+                let sent = self.attempt(
+                    &body,
+                    &correlation_id,
+                    remaining.min(self.request_timeout),
+                    parse,
+                );
+                let result = crate::metrics::timed(WiseEndpoint::Token, sent).await;
                 let err = match result {
                     Ok(value) => {
                         tracing::debug!(attempt, "token request succeeded");

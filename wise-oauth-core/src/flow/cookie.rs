@@ -4,12 +4,21 @@
 
 use super::state::{is_well_formed, random_token};
 
-/// The name of the browser-binding cookie, `wise_oauth_binding`: pass its value to
+/// The name of the browser-binding cookie when the redirect URI is plain `http` (local
+/// development), `wise_oauth_binding`. With an `https` redirect URI the cookie is
+/// [`SECURE_BINDING_COOKIE_NAME`]; [`WiseOAuth::binding_cookie_name`](crate::WiseOAuth::binding_cookie_name)
+/// gives the one in use. Pass its value to
 /// [`WiseOAuth::start_link`](crate::WiseOAuth::start_link) and
 /// [`WiseOAuth::complete_link`](crate::WiseOAuth::complete_link). The library writes the
 /// whole `Set-Cookie` value ([`LinkStart::set_cookie`](crate::LinkStart::set_cookie),
 /// [`WiseOAuth::clear_binding_cookie`](crate::WiseOAuth::clear_binding_cookie)).
 pub const BINDING_COOKIE_NAME: &str = "wise_oauth_binding";
+
+/// The name of the browser-binding cookie when the redirect URI is `https`:
+/// `__Host-wise_oauth_binding`. Browsers accept a `__Host-` cookie only with `Secure`,
+/// `Path=/` and no `Domain`, so a sibling subdomain or a plain-http page cannot set or
+/// shadow it (a cookie-tossing attacker cannot plant their own binding).
+pub const SECURE_BINDING_COOKIE_NAME: &str = "__Host-wise_oauth_binding";
 
 /// Lifetime of the binding cookie, in seconds (the 30-minute life of a flow).
 pub(crate) const BINDING_MAX_AGE_SECS: u64 = 1800;
@@ -24,17 +33,29 @@ impl FlowCookie {
     /// picks it from the configuration).
     pub(crate) fn clear(secure: bool) -> String {
         format!(
-            "{BINDING_COOKIE_NAME}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{}",
+            "{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{}",
+            Self::name(secure),
             if secure { "; Secure" } else { "" }
         )
     }
 
-    /// The `Set-Cookie` value that sets the cookie to `id`.
+    /// The `Set-Cookie` value that sets the cookie to `id`. Never a `Domain`: the cookie
+    /// stays on the app's own host.
     pub(crate) fn set(id: &str, secure: bool) -> String {
         format!(
-            "{BINDING_COOKIE_NAME}={id}; Path=/; Max-Age={BINDING_MAX_AGE_SECS}; HttpOnly; SameSite=Lax{}",
+            "{}={id}; Path=/; Max-Age={BINDING_MAX_AGE_SECS}; HttpOnly; SameSite=Lax{}",
+            Self::name(secure),
             if secure { "; Secure" } else { "" }
         )
+    }
+
+    /// The cookie's name: `__Host-` prefixed whenever it is `Secure`.
+    pub(crate) fn name(secure: bool) -> &'static str {
+        if secure {
+            SECURE_BINDING_COOKIE_NAME
+        } else {
+            BINDING_COOKIE_NAME
+        }
     }
 }
 
@@ -64,7 +85,7 @@ mod tests {
         assert_eq!(
             FlowCookie::set(&id, true),
             format!(
-                "wise_oauth_binding={id}; Path=/; Max-Age=1800; HttpOnly; SameSite=Lax; Secure"
+                "__Host-wise_oauth_binding={id}; Path=/; Max-Age=1800; HttpOnly; SameSite=Lax; Secure"
             )
         );
         assert_eq!(
@@ -77,9 +98,18 @@ mod tests {
         );
         assert_eq!(
             FlowCookie::clear(true),
-            "wise_oauth_binding=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax; Secure"
+            "__Host-wise_oauth_binding=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax; Secure"
         );
-        assert!(!FlowCookie::set(&id, true).contains("Strict"));
+        for secure in [true, false] {
+            let set = FlowCookie::set(&id, secure);
+            assert!(!set.contains("Strict"));
+            assert!(!set.to_ascii_lowercase().contains("domain"), "{set}");
+            // The `__Host-` rules: Secure, Path=/, no Domain.
+            assert_eq!(set.starts_with("__Host-"), secure);
+            assert_eq!(set.ends_with("; Secure"), secure);
+        }
+        assert_eq!(FlowCookie::name(true), SECURE_BINDING_COOKIE_NAME);
+        assert_eq!(FlowCookie::name(false), BINDING_COOKIE_NAME);
     }
 
     #[test]

@@ -206,8 +206,10 @@ impl Failure {
 /// | `ProfileLookup` | 503 `unavailable` (transient) / 502 `profile_lookup_failed` | |
 /// | `Unavailable` | 503 | `unavailable` |
 /// | `Misconfigured` | 500 | `misconfigured` |
+/// | `Busy` (over [`max_concurrent_exchanges`](crate::WiseOAuthBuilder::max_concurrent_exchanges)) | 503 | `busy` |
 ///
-/// In every case the flow's state was consumed: the user starts a new flow.
+/// In every case but `Busy` the flow's state was consumed: the user starts a new flow.
+/// `Busy` consumed nothing: the same callback can be repeated.
 #[derive(Debug, Clone, Error)]
 #[non_exhaustive]
 pub enum FlowError {
@@ -270,6 +272,11 @@ pub enum FlowError {
     /// the client credentials).
     #[error("wise-oauth is misconfigured")]
     Misconfigured,
+    /// Too many link completions run at once on this instance: nothing was consumed, repeat
+    /// the same callback after `Retry-After` (see
+    /// [`WiseOAuthBuilder::max_concurrent_exchanges`](crate::WiseOAuthBuilder::max_concurrent_exchanges)).
+    #[error("too many links are being completed at once; repeat the callback shortly")]
+    Busy,
 }
 
 impl FlowError {
@@ -293,7 +300,7 @@ impl FlowError {
             Self::ProviderError { .. } => StatusCode::BAD_GATEWAY,
             Self::Exchange(e) => Failure::of_exchange(e).status(),
             Self::ProfileLookup(e) => Failure::of_api_call(e).status(),
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -317,6 +324,7 @@ impl FlowError {
             Self::ProfileLookup(e) => Failure::of_api_call(e).reason("profile_lookup_failed"),
             Self::Unavailable { .. } => "unavailable",
             Self::Misconfigured => "misconfigured",
+            Self::Busy => "busy",
         }
     }
 
@@ -324,6 +332,7 @@ impl FlowError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Unavailable { retry_after } => *retry_after,
+            Self::Busy => Some(Duration::from_secs(1)),
             Self::Exchange(e) if Failure::of_exchange(e) == Failure::Unavailable => e.retry_after(),
             Self::ProfileLookup(e) if Failure::of_api_call(e) == Failure::Unavailable => {
                 e.retry_after()

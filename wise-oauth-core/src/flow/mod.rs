@@ -37,8 +37,9 @@ use crate::secret::{AccessToken, CsrfState};
 use crate::store::PendingStore;
 
 pub(crate) use cookie::FlowCookie;
-pub use cookie::BINDING_COOKIE_NAME;
+pub use cookie::{BINDING_COOKIE_NAME, SECURE_BINDING_COOKIE_NAME};
 pub use error::{CallbackProblem, FlowError, ProviderErrorCode, Registration, RegistrationError};
+pub(crate) use return_to::local_or_root;
 pub use return_to::DEFAULT_RETURN_TO;
 pub use veto::ProfileCheck;
 
@@ -269,6 +270,8 @@ pub(crate) struct LinkFlow {
     clock: Arc<dyn Clock>,
     profile_check: Option<Arc<dyn ProfileCheck>>,
     namespace: LinkNamespace,
+    /// Permits of the link completions running at once (the exchange cap).
+    exchanges: tokio::sync::Semaphore,
 }
 
 /// The parts a [`LinkFlow`] is made of.
@@ -282,6 +285,8 @@ pub(crate) struct LinkFlowParts {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) profile_check: Option<Arc<dyn ProfileCheck>>,
     pub(crate) namespace: LinkNamespace,
+    /// How many link completions may run at once.
+    pub(crate) max_concurrent_exchanges: usize,
 }
 
 impl fmt::Debug for LinkFlow {
@@ -305,6 +310,7 @@ impl LinkFlow {
             clock,
             profile_check,
             namespace,
+            max_concurrent_exchanges,
         } = parts;
         Self {
             config,
@@ -316,7 +322,14 @@ impl LinkFlow {
             clock,
             profile_check,
             namespace,
+            exchanges: tokio::sync::Semaphore::new(max_concurrent_exchanges),
         }
+    }
+
+    /// How many link completions may start now (the exchange cap's free permits).
+    #[cfg(test)]
+    pub(crate) fn exchange_permits(&self) -> usize {
+        self.exchanges.available_permits()
     }
 
     /// Whether the binding cookie carries `Secure`.
@@ -380,7 +393,11 @@ impl LinkFlow {
             .await
             .map_err(|e| {
                 tracing::warn!(user = %user, error = %e, "pending store unavailable at link start");
-                FlowError::Unavailable { retry_after: None }
+                // A full store frees room as flows complete or expire (30 minutes at most).
+                let full = matches!(e, crate::store::StoreError::Full);
+                FlowError::Unavailable {
+                    retry_after: full.then_some(std::time::Duration::from_secs(60)),
+                }
             })?;
 
         let mut url = self.config.authorize_url().clone();
@@ -506,6 +523,7 @@ impl LinkFlow {
         let result = self
             .complete_inner(user, parsed, binding_cookie, kind, trusted_return_to)
             .await;
+        crate::metrics::link_outcome(result.as_ref().map(|_| ()).map_err(FlowError::reason));
         match &result {
             Ok(done) => {
                 tracing::info!(user = %user, profile_id = %done.profile_id, "Wise account linked");
@@ -539,6 +557,11 @@ impl LinkFlow {
         if !state::is_well_formed(callback.state.expose_secret()) {
             return Err(FlowError::UnknownState);
         }
+        // The exchange cap, before the state is consumed: a refused callback can be repeated.
+        let Ok(_permit) = self.exchanges.try_acquire() else {
+            return Err(FlowError::Busy);
+        };
+        let _exchanging = crate::metrics::Live::exchange();
         let state_hash = state::hash(callback.state.expose_secret());
         let sealed = self.pending.take(&state_hash).await.map_err(|e| {
             tracing::warn!(error = %e, "pending store unavailable at link completion");

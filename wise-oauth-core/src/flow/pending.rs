@@ -27,8 +27,7 @@ pub(crate) enum FlowKind {
     Mobile,
 }
 
-/// One flow in progress.
-#[derive(Debug)]
+/// One flow in progress. `Debug` shows neither the binding's hash nor the PKCE verifier.
 pub(crate) struct PendingLink {
     pub(crate) environment: String,
     pub(crate) client_id: String,
@@ -39,6 +38,21 @@ pub(crate) struct PendingLink {
     pub(crate) return_to: String,
     pub(crate) kind: FlowKind,
     pub(crate) created_at: SystemTime,
+}
+
+impl std::fmt::Debug for PendingLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingLink")
+            .field("environment", &self.environment)
+            .field("client_id", &self.client_id)
+            .field("user", &self.user)
+            .field("bound_to_browser", &self.binding_hash.is_some())
+            .field("pkce", &self.pkce.is_some())
+            .field("return_to", &self.return_to)
+            .field("kind", &self.kind)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -181,6 +195,15 @@ mod tests {
         let sealer = Sealer::new(Some(EncryptionKeys::new().key("k1", [1; 32])));
         let sealed = sample().seal(&sealer, &[1; 32]);
         assert!(PendingLink::open(&sealer, &[2; 32], &sealed).is_err());
+    }
+
+    #[test]
+    fn debug_shows_neither_binding_nor_verifier() {
+        let shown = format!("{:?}", sample());
+        assert!(!shown.contains(&"v".repeat(43)), "{shown}");
+        assert!(!shown.contains("[7, 7"), "{shown}");
+        assert!(shown.contains("bound_to_browser: true"), "{shown}");
+        assert!(shown.contains("alice"), "{shown}");
     }
 
     #[test]

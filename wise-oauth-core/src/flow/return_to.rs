@@ -22,6 +22,36 @@ pub(crate) fn sanitize(raw: Option<&str>) -> String {
     }
 }
 
+/// `raw` when it is a safe local path (see [`sanitize`]), otherwise [`DEFAULT_RETURN_TO`]:
+/// for every link and `Location` the library renders, so none is ever protocol-relative
+/// (`//evil.com`) or carries a scheme.
+///
+/// Checked like a `return_to`, except that only the path (before `?` or `#`) must also be
+/// local after one percent-decode: a query's encoded characters are data, not a location.
+pub(crate) fn local_or_root(raw: &str) -> &str {
+    if is_local_link(raw) {
+        raw
+    } else {
+        DEFAULT_RETURN_TO
+    }
+}
+
+/// The longest link [`local_or_root`] keeps, in bytes.
+const MAX_LINK_LEN: usize = 8192;
+
+fn is_local_link(raw: &str) -> bool {
+    if raw.is_empty() || raw.len() > MAX_LINK_LEN || !raw.bytes().all(|b| b.is_ascii_graphic()) {
+        return false;
+    }
+    if !path_shape_is_local(raw.as_bytes()) {
+        return false;
+    }
+    let path = raw.split(['?', '#']).next().unwrap_or_default();
+    percent_decode(path, false).is_some_and(|decoded| {
+        !decoded.iter().any(|b| b.is_ascii_control()) && path_shape_is_local(&decoded)
+    })
+}
+
 fn is_safe_local_path(raw: &str) -> bool {
     if raw.is_empty() || raw.len() > MAX_RETURN_TO_LEN || !raw.is_ascii() {
         return false;
@@ -90,6 +120,18 @@ mod tests {
             "/"
         );
         assert_eq!(sanitize(None), "/");
+        assert_eq!(local_or_root("//evil.com/x"), "/");
+        assert_eq!(local_or_root("/%2F%2Fevil.com"), "/");
+        assert_eq!(local_or_root("/\\evil.com"), "/");
+        assert_eq!(local_or_root("/%5Cevil.com"), "/");
+        assert_eq!(local_or_root("/a?b=c d"), "/");
+        for kept in [
+            "/wise/connect?return_to=%2Fa",
+            "/wise/connect?return_to=%2Fp%3F%5Cx",
+            "/wise/connect?return_to=%2F%2Fevil.com",
+        ] {
+            assert_eq!(local_or_root(kept), kept);
+        }
     }
 
     #[test]

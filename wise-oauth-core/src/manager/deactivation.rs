@@ -94,6 +94,7 @@ impl TokenManager {
         );
         self.inner.cache.put(key, entry);
         self.publish_change(key, Some(version));
+        crate::metrics::relink_required();
         self.inner.events.emit(&WiseEvent::RelinkRequired {
             user: key.user().clone(),
             profile_id: record.profile_id,

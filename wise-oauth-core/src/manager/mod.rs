@@ -252,16 +252,21 @@ impl TokenManager {
                         usable_until,
                         refresh_at,
                     } if now < *usable_until => {
+                        crate::metrics::cache_hit();
                         if now >= *refresh_at {
                             self.background_refresh(&key(), now);
                         }
                         return Ok(Ok(valid.clone()));
                     }
-                    CacheState::NeedsRelink { .. } => return Ok(Err(TokenError::RelinkRequired)),
+                    CacheState::NeedsRelink { .. } => {
+                        crate::metrics::cache_hit();
+                        return Ok(Err(TokenError::RelinkRequired));
+                    }
                     CacheState::Active { .. } => {}
                 }
             }
         }
+        crate::metrics::cache_miss();
         Err(CacheMiss { now, cached })
     }
 

@@ -19,6 +19,7 @@ use crate::endpoint::TokenResponse;
 use crate::endpoint::{correlation_id, WiseError};
 use crate::events::WiseEvent;
 use crate::ids::LinkKey;
+use crate::metrics::RefreshOutcome;
 use crate::store::{
     LeaseHolder, LinkRecord, LinkStatus, StoreError, TokenStore, Version, Versioned,
 };
@@ -57,6 +58,8 @@ pub(super) struct Unpersisted {
     expected: Version,
     tokens: TokenSet,
     holder: LeaseHolder,
+    /// Counts the held set in `wise_oauth_unpersisted_sets` while it lives.
+    _held: crate::metrics::Live,
 }
 
 /// The longest pause between two looks at a lease another instance holds.
@@ -223,6 +226,7 @@ impl TokenManager {
         // The permit comes before the lease: a lease must never run out while its holder
         // queues for a permit (another instance would then refresh the same link).
         let _permit = self.inner.refresh_permits.acquire().await;
+        let _in_flight = crate::metrics::Live::refresh();
         let mut reuse = self.take_backoff_lease(key);
         for _ in 0..FENCED_ROUNDS {
             let holder = reuse.take().unwrap_or_else(LeaseHolder::random);
@@ -295,12 +299,13 @@ impl TokenManager {
         // Another instance's write of this link (announced on the change channel, when
         // there is one) ends a pause at once; the poll below stays as the fallback.
         let watch = self.inner.feed.watch(key);
+        let mut waited = false;
         loop {
             let changed = watch.as_ref().map(|w| w.notified());
             let before = tokio::time::Instant::now();
             match self.inner.store.acquire_lease(key, holder, ttl).await {
                 Ok(true) => return Ok(LeaseWait::Acquired(before)),
-                Ok(false) => {}
+                Ok(false) => crate::metrics::lease_contended(&mut waited),
                 Err(e) => {
                     tracing::warn!(error = %e, "token store lease failed");
                     return Err(store_error(&e));
@@ -513,12 +518,14 @@ impl TokenManager {
         match self.call_refresh(key, &current, &tokens, lease).await {
             Ok(response) => match response.into_token_set(Some(&tokens.refresh_token)) {
                 Ok(fresh) => {
+                    crate::metrics::refresh(RefreshOutcome::Success);
                     self.inner.rotation.observe(&tokens, &fresh);
                     self.record_success(key, &fresh, self.inner.clock.now());
                     self.persist_refreshed(key, &current, fresh, lease.holder())
                         .await
                 }
                 Err(e) => {
+                    crate::metrics::refresh(RefreshOutcome::InvalidResponse);
                     tracing::warn!(error = %e, "unusable refresh response");
                     let backoff = self.record_failure(key, self.inner.clock.now());
                     (
@@ -529,9 +536,16 @@ impl TokenManager {
                     )
                 }
             },
-            Err(Stop::Fenced) => (Err(TokenError::unavailable()), LeaseFate::Fenced),
-            Err(Stop::Store(e)) => (Err(store_error(&e)), LeaseFate::Release),
+            Err(Stop::Fenced) => {
+                crate::metrics::refresh(RefreshOutcome::Fenced);
+                (Err(TokenError::unavailable()), LeaseFate::Fenced)
+            }
+            Err(Stop::Store(e)) => {
+                crate::metrics::refresh(RefreshOutcome::StoreError);
+                (Err(store_error(&e)), LeaseFate::Release)
+            }
             Err(Stop::Wise(e)) if e.needs_relink() => {
+                crate::metrics::refresh(RefreshOutcome::RelinkRequired);
                 tracing::info!(error = %e, "Wise rejected the refresh token");
                 (
                     self.mark_needs_relink(key, &current).await,
@@ -539,6 +553,7 @@ impl TokenManager {
                 )
             }
             Err(Stop::Wise(e)) if e.is_configuration() => {
+                crate::metrics::refresh(RefreshOutcome::ClientRejected);
                 tracing::error!(
                     error = %e,
                     "Wise rejected the OAuth client; refreshes paused, no link touched"
@@ -549,6 +564,7 @@ impl TokenManager {
                 (Err(TokenError::Misconfigured), LeaseFate::Release)
             }
             Err(Stop::Wise(e)) => {
+                crate::metrics::refresh(RefreshOutcome::Transient);
                 tracing::warn!(error = %e, "token refresh failed; link unchanged");
                 let backoff = self.record_failure(key, self.inner.clock.now());
                 let retry_after = e.retry_after().map_or(backoff, |ra| ra.max(backoff));
@@ -750,6 +766,7 @@ impl TokenManager {
             expected: current.version,
             tokens: fresh,
             holder,
+            _held: crate::metrics::Live::unpersisted(),
         });
         lock(&self.inner.unpersisted).insert(key.clone(), slot.clone());
         self.inner.cache.invalidate(key);

@@ -232,6 +232,11 @@ pub enum StoreError {
     /// A stored value cannot be decoded or authenticated (tampered, foreign or truncated).
     #[error("stored link is corrupt: {0}")]
     Corrupt(&'static str),
+    /// A pending store holds as many flows (or owners) as it may: a flow of an owner that
+    /// has none is refused until flows complete or expire. Flows of other owners are never
+    /// evicted to make room (see [`PendingStore::insert`]).
+    #[error("the pending-flow store is full")]
+    Full,
 }
 
 /// The durable home of links. Object safe; the library holds it as `Arc<dyn TokenStore>`.
@@ -321,8 +326,13 @@ pub trait TokenStore: Send + Sync + Debug + 'static {
 /// read-and-delete, so a replayed `state` finds nothing.
 #[async_trait]
 pub trait PendingStore: Send + Sync + Debug + 'static {
-    /// Stores a pending flow owned by `owner` under `state_hash` for `ttl`. A store keeps at
-    /// most [`MAX_PENDING_PER_USER`] flows per owner and drops the oldest beyond that.
+    /// Stores a pending flow owned by `owner` under `state_hash` for `ttl`.
+    ///
+    /// Fairness under a flood: a store keeps at most [`MAX_PENDING_PER_USER`] flows per
+    /// owner and drops *that owner's* oldest beyond that. A store with a global bound (all
+    /// built-in stores have one) never evicts another owner's flow to make room: when it is
+    /// full, an owner that already has flows replaces its own oldest, and an owner without
+    /// one is refused with [`StoreError::Full`] (the link start answers 503).
     async fn insert(
         &self,
         state_hash: &[u8; 32],

@@ -1,6 +1,6 @@
 //! The in-memory pending-flow store: bounded per owner and in total, with TTLs.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -15,18 +15,23 @@ use crate::store::{PendingStore, StoreError, MAX_PENDING_PER_USER};
 const DEFAULT_OWNER_CAPACITY: usize = 100_000;
 /// Sweep expired entries every this many inserts.
 const SWEEP_EVERY: u64 = 4096;
+/// When full, sweep expired entries at most this often before refusing a new owner.
+const FULL_SWEEP_GAP: Duration = Duration::from_secs(1);
 
-/// An in-memory [`PendingStore`] with a hard memory bound.
+/// An in-memory [`PendingStore`] with a hard memory bound and per-owner fairness.
 ///
 /// - at most [`MAX_PENDING_PER_USER`] flows per owner: a new flow drops the owner's oldest;
-/// - at most `capacity` owners (default 100 000): a new owner evicts the owner that was
-///   least recently used;
+/// - at most `capacity` owners (default 100 000), so at most `capacity` ×
+///   [`MAX_PENDING_PER_USER`] flows: when full, a flow of a new owner is refused with
+///   [`StoreError::Full`] (after expired flows are swept); no owner's flow is ever evicted
+///   by another owner's;
 /// - entries expire after their TTL (measured with [`Instant`]) and are consumed by
 ///   [`PendingStore::take`] at most once.
 ///
 /// So 10⁶ flow starts from one user hold at most [`MAX_PENDING_PER_USER`] entries and do not
-/// disturb other users' flows. Clones share the same entries. With several app instances,
-/// use a shared store (the callback may reach another instance than the start).
+/// disturb other users' flows, and a flood from many accounts cannot push out the flows
+/// already in progress. Clones share the same entries. With several app instances, use a
+/// shared store (the callback may reach another instance than the start).
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -48,22 +53,16 @@ pub struct MemoryPendingStore {
 struct Inner {
     capacity: usize,
     entries: HashMap<[u8; 32], Entry>,
-    owners: HashMap<LinkKey, Owner>,
-    /// Owners by last use (tick of their last insert), oldest first.
-    lru: BTreeMap<u64, LinkKey>,
+    /// Each owner's state hashes, oldest first.
+    owners: HashMap<LinkKey, VecDeque<[u8; 32]>>,
     tick: u64,
+    last_full_sweep: Option<Instant>,
 }
 
 struct Entry {
     owner: LinkKey,
     data: Vec<u8>,
     expires: Instant,
-}
-
-struct Owner {
-    /// The owner's state hashes, oldest first.
-    states: VecDeque<[u8; 32]>,
-    last_used: u64,
 }
 
 impl Default for MemoryPendingStore {
@@ -86,8 +85,8 @@ impl MemoryPendingStore {
                 capacity: owners.max(1),
                 entries: HashMap::new(),
                 owners: HashMap::new(),
-                lru: BTreeMap::new(),
                 tick: 0,
+                last_full_sweep: None,
             })),
         }
     }
@@ -128,28 +127,13 @@ impl Inner {
     /// Removes an entry and its place in its owner's list.
     fn remove_entry(&mut self, state_hash: &[u8; 32]) -> Option<Entry> {
         let entry = self.entries.remove(state_hash)?;
-        if let Some(owner) = self.owners.get_mut(&entry.owner) {
-            owner.states.retain(|s| s != state_hash);
-            if owner.states.is_empty() {
-                let last_used = owner.last_used;
+        if let Some(states) = self.owners.get_mut(&entry.owner) {
+            states.retain(|s| s != state_hash);
+            if states.is_empty() {
                 self.owners.remove(&entry.owner);
-                self.lru.remove(&last_used);
             }
         }
         Some(entry)
-    }
-
-    /// Evicts the least recently used owner; `false` when there is none.
-    fn evict_least_recently_used_owner(&mut self) -> bool {
-        let Some((_, owner)) = self.lru.pop_first() else {
-            return false;
-        };
-        if let Some(slot) = self.owners.remove(&owner) {
-            for state in slot.states {
-                self.entries.remove(&state);
-            }
-        }
-        true
     }
 
     fn sweep_expired(&mut self, now: Instant) {
@@ -162,6 +146,22 @@ impl Inner {
         for state in expired {
             self.remove_entry(&state);
         }
+    }
+
+    /// Room for a new owner: sweeps expired flows (at most once per [`FULL_SWEEP_GAP`]
+    /// while full) and tells whether an owner may be added.
+    fn room_for_new_owner(&mut self, now: Instant) -> bool {
+        if self.owners.len() < self.capacity {
+            return true;
+        }
+        let due = self
+            .last_full_sweep
+            .is_none_or(|at| now.saturating_duration_since(at) >= FULL_SWEEP_GAP);
+        if due {
+            self.last_full_sweep = Some(now);
+            self.sweep_expired(now);
+        }
+        self.owners.len() < self.capacity
     }
 }
 
@@ -180,41 +180,30 @@ impl PendingStore for MemoryPendingStore {
             .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
         let mut inner = self.lock();
         inner.tick += 1;
-        let tick = inner.tick;
-        if tick % SWEEP_EVERY == 0 {
+        if inner.tick % SWEEP_EVERY == 0 {
             inner.sweep_expired(now);
         }
         // A state hash is unique in practice; a repeat replaces the earlier flow.
         inner.remove_entry(state_hash);
 
-        if let Some(slot) = inner.owners.get_mut(owner) {
-            let previous = std::mem::replace(&mut slot.last_used, tick);
-            slot.states.push_back(*state_hash);
+        if let Some(states) = inner.owners.get_mut(owner) {
+            states.push_back(*state_hash);
             let mut dropped = Vec::new();
-            while slot.states.len() > MAX_PENDING_PER_USER {
-                if let Some(oldest) = slot.states.pop_front() {
+            while states.len() > MAX_PENDING_PER_USER {
+                if let Some(oldest) = states.pop_front() {
                     dropped.push(oldest);
                 }
             }
-            inner.lru.remove(&previous);
-            inner.lru.insert(tick, owner.clone());
             for state in dropped {
                 inner.entries.remove(&state);
             }
         } else {
-            while inner.owners.len() >= inner.capacity {
-                if !inner.evict_least_recently_used_owner() {
-                    break;
-                }
+            if !inner.room_for_new_owner(now) {
+                return Err(StoreError::Full);
             }
-            inner.owners.insert(
-                owner.clone(),
-                Owner {
-                    states: VecDeque::from([*state_hash]),
-                    last_used: tick,
-                },
-            );
-            inner.lru.insert(tick, owner.clone());
+            inner
+                .owners
+                .insert(owner.clone(), VecDeque::from([*state_hash]));
         }
         inner.entries.insert(
             *state_hash,
@@ -264,9 +253,8 @@ mod tests {
         }
         {
             let inner = store.lock();
-            assert_eq!(inner.owners[&attacker].states.len(), MAX_PENDING_PER_USER);
+            assert_eq!(inner.owners[&attacker].len(), MAX_PENDING_PER_USER);
             assert_eq!(inner.entries.len(), MAX_PENDING_PER_USER + 1);
-            assert_eq!(inner.lru.len(), 2);
         }
         // The newest flows of the attacker survive, the oldest are gone.
         assert_eq!(
@@ -281,7 +269,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn global_capacity_evicts_least_recently_used_owner() {
+    async fn a_full_store_refuses_new_owners_and_never_evicts_others() {
         let store = MemoryPendingStore::with_capacity(3);
         for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
             store
@@ -289,38 +277,76 @@ mod tests {
                 .await
                 .unwrap();
         }
-        // "a" starts another flow: now "b" is the least recently used owner.
-        store
-            .insert(&hash(10), &owner("a"), b"a2", TTL)
-            .await
-            .unwrap();
+        // A new owner is refused: nobody's flow is pushed out for it.
+        assert!(matches!(
+            store.insert(&hash(20), &owner("d"), b"d", TTL).await,
+            Err(StoreError::Full)
+        ));
+        // An owner with flows keeps starting flows (its own oldest go beyond the cap).
+        for i in 0..(MAX_PENDING_PER_USER as u64 + 5) {
+            store
+                .insert(&hash(100 + i), &owner("a"), b"a", TTL)
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.owners(), 3);
+        for h in [1, 2] {
+            assert!(store.take(&hash(h)).await.unwrap().is_some(), "{h}");
+        }
+        assert_eq!(store.take(&hash(0)).await.unwrap(), None, "a's own oldest");
+        // Owners that finished make room again.
         store
             .insert(&hash(20), &owner("d"), b"d", TTL)
             .await
             .unwrap();
-        assert_eq!(store.owners(), 3);
-        assert_eq!(store.take(&hash(1)).await.unwrap(), None, "b was evicted");
-        for h in [0, 10, 2, 20] {
-            assert!(store.take(&hash(h)).await.unwrap().is_some(), "{h}");
-        }
-        assert!(store.is_empty());
-        assert_eq!(store.owners(), 0);
-        assert!(store.lock().lru.is_empty());
+        assert_eq!(
+            store.take(&hash(20)).await.unwrap().as_deref(),
+            Some(&b"d"[..])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_store_sweeps_expired_flows_before_refusing() {
+        let store = MemoryPendingStore::with_capacity(2);
+        store
+            .insert(&hash(1), &owner("a"), b"a", Duration::ZERO)
+            .await
+            .unwrap();
+        store
+            .insert(&hash(2), &owner("b"), b"b", TTL)
+            .await
+            .unwrap();
+        store
+            .insert(&hash(3), &owner("c"), b"c", TTL)
+            .await
+            .unwrap();
+        assert_eq!(store.owners(), 2);
+        assert!(store.take(&hash(2)).await.unwrap().is_some());
     }
 
     #[tokio::test]
     async fn many_owners_stay_within_capacity() {
         let store = MemoryPendingStore::with_capacity(100);
+        let mut refused = 0;
         for i in 0..10_000u64 {
-            store
+            match store
                 .insert(&hash(i), &owner(&format!("u{i}")), b"x", TTL)
                 .await
-                .unwrap();
+            {
+                Ok(()) => {}
+                Err(StoreError::Full) => refused += 1,
+                Err(e) => panic!("{e}"),
+            }
         }
-        let inner = store.lock();
-        assert_eq!(inner.owners.len(), 100);
-        assert_eq!(inner.entries.len(), 100);
-        assert_eq!(inner.lru.len(), 100);
+        assert_eq!(refused, 10_000 - 100);
+        {
+            let inner = store.lock();
+            assert_eq!(inner.owners.len(), 100);
+            assert_eq!(inner.entries.len(), 100);
+        }
+        // The first 100 owners kept their flows.
+        assert!(store.take(&hash(0)).await.unwrap().is_some());
+        assert!(store.take(&hash(99)).await.unwrap().is_some());
     }
 
     #[tokio::test]

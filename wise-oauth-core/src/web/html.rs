@@ -18,10 +18,14 @@ pub(crate) fn escape(text: &str) -> String {
 }
 
 /// A minimal self-contained page (no scripts, no third-party content). `title` and
-/// `message` are escaped here; `link` is a trusted local URL and its label.
+/// `message` are escaped here; `link` is a local path and its label: anything but a
+/// same-origin absolute path (one leading `/`, never `//host`) is replaced by `/`.
 pub(crate) fn page(title: &str, message: &str, link: Option<(&str, &str)>) -> String {
     let link = link
-        .map(|(href, label)| format!("<p><a href=\"{}\">{}</a></p>", escape(href), escape(label)))
+        .map(|(href, label)| {
+            let href = crate::flow::local_or_root(href);
+            format!("<p><a href=\"{}\">{}</a></p>", escape(href), escape(label))
+        })
         .unwrap_or_default();
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -47,6 +51,25 @@ mod tests {
         );
         let p = page("<b>", "a\u{0}b<i>", Some(("/x?a=\"1\"", "go")));
         assert!(!p.contains("<b>") && !p.contains("<i>") && !p.contains('\u{0}'));
-        assert!(p.contains("href=\"/x?a=&quot;1&quot;\""));
+        assert!(p.contains("href=\"/x?a=&quot;1&quot;\""), "{p}");
+        let p = page("t", "m", Some(("/x?a=1&b=2", "go")));
+        assert!(p.contains("href=\"/x?a=1&amp;b=2\""), "{p}");
+    }
+
+    #[test]
+    fn links_are_never_protocol_relative() {
+        for hostile in [
+            "//evil.com",
+            "///evil.com",
+            "/\\evil.com",
+            "/%2F%2Fevil.com",
+            "https://evil.com",
+            "javascript:alert(1)",
+            "",
+        ] {
+            let p = page("t", "m", Some((hostile, "go")));
+            assert!(p.contains("<a href=\"/\">go</a>"), "{hostile}: {p}");
+            assert!(!p.contains("evil") && !p.contains("javascript"), "{p}");
+        }
     }
 }

@@ -73,3 +73,33 @@ impl fmt::Display for Rejection {
 }
 
 impl std::error::Error for Rejection {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_the_location_query_and_body() {
+        let mount = Mount::new("/wise").unwrap();
+        let mut req = RequestInfo::new("GET", "/balances?secret-looking=S3CR3T");
+        req.header("accept", b"text/html");
+        let rejection = Rejection::token(&TokenError::NotLinked, &req, &mount, &Hooks::default());
+        let location = rejection.reply().header("location").unwrap();
+        assert!(location.contains("S3CR3T"), "{location}");
+        let shown = format!("{rejection:?}");
+        assert!(!shown.contains("S3CR3T"), "{shown}");
+        assert!(shown.contains("/wise/connect?[redacted]"), "{shown}");
+    }
+
+    #[test]
+    fn unavailable_page_never_links_to_a_protocol_relative_path() {
+        let mount = Mount::new("/wise").unwrap();
+        let mut req = RequestInfo::new("GET", "//evil.com/balances");
+        req.header("accept", b"text/html");
+        let rejection =
+            Rejection::token(&TokenError::unavailable(), &req, &mount, &Hooks::default());
+        let page = rejection.reply().body.as_str();
+        assert!(page.contains("<a href=\"/\">"), "{page}");
+        assert!(!page.contains("//evil.com"), "{page}");
+    }
+}

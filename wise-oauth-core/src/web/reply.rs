@@ -1,10 +1,17 @@
 //! The framework-neutral response an adapter translates.
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, REFERRER_POLICY, RETRY_AFTER};
+use std::fmt;
+
+use http::header::{
+    CACHE_CONTROL, CONTENT_TYPE, LOCATION, REFERRER_POLICY, RETRY_AFTER, SET_COOKIE,
+};
 use http::{HeaderName, HeaderValue, StatusCode};
 
 /// The body of a [`Reply`]. Its content type is already among [`Reply::headers`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` shows the kind and length only (a body may carry a state, as the mobile start's
+/// JSON does).
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Body {
     /// No body.
@@ -33,11 +40,24 @@ impl Body {
     }
 }
 
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::Empty => f.write_str("Empty"),
+            Body::Html(s) => write!(f, "Html({} bytes)", s.len()),
+            Body::Json(s) => write!(f, "Json({} bytes)", s.len()),
+        }
+    }
+}
+
 /// A complete HTTP answer: status, headers (content type included) and body.
 ///
 /// Adapters copy it into their framework's response verbatim; `Set-Cookie` may appear
 /// several times.
-#[derive(Debug, Clone)]
+///
+/// `Debug` redacts what may carry a secret: the value of every `Set-Cookie` (the browser
+/// binding), the query of a `Location` (the authorize URL's `state`) and the body.
+#[derive(Clone)]
 pub struct Reply {
     /// The status code.
     pub status: StatusCode,
@@ -45,6 +65,40 @@ pub struct Reply {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The body.
     pub body: Body,
+}
+
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Headers<'a>(&'a [(HeaderName, HeaderValue)]);
+        impl fmt::Debug for Headers<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let mut list = f.debug_list();
+                for (name, value) in self.0 {
+                    let text = value.to_str().unwrap_or("[not text]");
+                    let shown = if *name == SET_COOKIE {
+                        // The name and attributes, never the value.
+                        let (cookie, rest) = text.split_once(';').unwrap_or((text, ""));
+                        let cookie_name = cookie.split_once('=').map_or(cookie, |(n, _)| n);
+                        format!("{cookie_name}=[redacted];{rest}")
+                    } else if *name == LOCATION {
+                        match text.split_once(['?', '#']) {
+                            Some((before, _)) => format!("{before}?[redacted]"),
+                            None => text.to_owned(),
+                        }
+                    } else {
+                        text.to_owned()
+                    };
+                    list.entry(&(name.as_str(), shown));
+                }
+                list.finish()
+            }
+        }
+        f.debug_struct("Reply")
+            .field("status", &self.status)
+            .field("headers", &Headers(&self.headers))
+            .field("body", &self.body)
+            .finish()
+    }
 }
 
 impl Reply {
@@ -70,8 +124,16 @@ impl Reply {
         Reply::new(status, Body::Html(page)).no_store()
     }
 
-    /// `303 See Other` to `location`; the caller guarantees it is a safe URL.
+    /// `303 See Other` to `location`: an absolute `http(s)` URL with a host (Wise's
+    /// authorization page) or a same-origin path with one leading `/`. Anything else (a
+    /// protocol-relative `//host`, a backslash, a scheme such as `javascript:`, control
+    /// characters) is replaced by `/`.
     pub(crate) fn see_other(location: &str) -> Self {
+        let location = if location.starts_with('/') || !is_absolute_web_url(location) {
+            crate::flow::local_or_root(location)
+        } else {
+            location
+        };
         let mut reply = Reply::new(StatusCode::SEE_OTHER, Body::Empty);
         reply.push(LOCATION, location);
         reply.no_store()
@@ -112,6 +174,13 @@ impl Reply {
     }
 }
 
+/// An absolute `http`/`https` URL with a host, written in its normal form.
+fn is_absolute_web_url(location: &str) -> bool {
+    url::Url::parse(location).is_ok_and(|url| {
+        matches!(url.scheme(), "https" | "http") && url.host().is_some() && url.as_str() == location
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,8 +188,73 @@ mod tests {
     #[test]
     fn invalid_header_values_are_dropped_not_panicking() {
         let reply = Reply::see_other("/a\r\nSet-Cookie: x=1");
-        assert_eq!(reply.header("location"), None);
+        assert_eq!(reply.header("location"), Some("/"));
         assert_eq!(reply.header("cache-control"), Some("no-store"));
+        assert_eq!(reply.headers.len(), 2, "no header was split off");
+        let mut reply = Reply::see_other("/");
+        reply.push(LOCATION, "/a\r\nSet-Cookie: x=1");
+        assert_eq!(reply.headers.len(), 2, "an invalid value is dropped");
+    }
+
+    #[test]
+    fn a_location_is_a_local_path_or_an_absolute_web_url() {
+        for hostile in [
+            "//evil.com",
+            "///evil.com",
+            "/\\evil.com",
+            "\\/evil.com",
+            "/%2F%2Fevil.com",
+            "javascript:alert(1)",
+            "http:evil.com",
+            "evil.com",
+            "https:/evil.com",
+        ] {
+            assert_eq!(
+                Reply::see_other(hostile).header("location"),
+                Some("/"),
+                "{hostile}"
+            );
+        }
+        for kept in [
+            "/",
+            "/settings?tab=1",
+            "https://sandbox.transferwise.tech/oauth/authorize?client_id=a&state=b",
+            "http://127.0.0.1:3000/x",
+        ] {
+            assert_eq!(Reply::see_other(kept).header("location"), Some(kept));
+        }
+    }
+
+    #[test]
+    fn debug_shows_no_cookie_value_state_or_body() {
+        let state = "S7aTeS7aTeS7aTeS7aTeS7aTeS7aTeS7aTeS7aTeS7a";
+        let binding = "B1nD1nGB1nD1nGB1nD1nGB1nD1nGB1nD1nGB1nD1nG";
+        let reply = Reply::see_other(&format!(
+            "https://wise.com/oauth/authorize?client_id=c&state={state}"
+        ))
+        .with(
+            SET_COOKIE,
+            &format!("__Host-wise_oauth_binding={binding}; Path=/; Secure"),
+        );
+        let json = Reply::json(StatusCode::OK, &serde_json::json!({ "state": state }));
+        for shown in [
+            format!("{reply:?}"),
+            format!("{json:?}"),
+            format!("{:?}", json.body),
+        ] {
+            assert!(!shown.contains(state), "{shown}");
+            assert!(!shown.contains(binding), "{shown}");
+        }
+        let shown = format!("{reply:?}");
+        assert!(
+            shown.contains("__Host-wise_oauth_binding=[redacted]; Path=/; Secure"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("https://wise.com/oauth/authorize?[redacted]"),
+            "{shown}"
+        );
+        assert!(shown.contains("303"), "{shown}");
     }
 
     #[test]

@@ -17,7 +17,10 @@ use super::framework::Framework;
 /// assert_eq!(req.path(), "/balances");
 /// assert_eq!(req.raw_query(), "currency=EUR");
 /// ```
-#[derive(Debug, Clone, Default)]
+///
+/// `Debug` shows the path without its query (a callback's query carries the code and the
+/// state) and the cookies' names only (the binding cookie's value binds a flow).
+#[derive(Clone, Default)]
 pub struct RequestInfo {
     method: String,
     path_and_query: String,
@@ -30,6 +33,28 @@ pub struct RequestInfo {
     webhook_signature: Vec<String>,
     delivery_id: Vec<String>,
     test_notification: Vec<String>,
+}
+
+impl std::fmt::Debug for RequestInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cookie_names: Vec<&str> = self
+            .cookies
+            .iter()
+            .flat_map(|header| header.split(';'))
+            .filter_map(|pair| pair.split_once('=').map(|(name, _)| name.trim()))
+            .collect();
+        f.debug_struct("RequestInfo")
+            .field("method", &self.method)
+            .field("path", &self.path())
+            .field("has_query", &!self.raw_query().is_empty())
+            .field("accept", &self.accept)
+            .field("origin", &self.origin)
+            .field("sec_fetch_site", &self.sec_fetch_site)
+            .field("x_requested_with", &self.x_requested_with)
+            .field("content_type", &self.content_type)
+            .field("cookies", &cookie_names)
+            .finish()
+    }
 }
 
 impl RequestInfo {
@@ -182,6 +207,23 @@ impl RequestInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_shows_no_query_and_no_cookie_value() {
+        let state = "S7aTeS7aTeS7aTeS7aTeS7aTeS7aTeS7aTeS7aTeS7a";
+        let binding = "B1nD1nGB1nD1nGB1nD1nGB1nD1nGB1nD1nGB1nD1nG";
+        let mut r = RequestInfo::new("GET", &format!("/wise/callback?code=CODE-X&state={state}"));
+        r.header(
+            "cookie",
+            format!("demo_session=abc; __Host-wise_oauth_binding={binding}").as_bytes(),
+        );
+        let shown = format!("{r:?}");
+        for secret in [state, binding, "CODE-X", "abc"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("/wise/callback"), "{shown}");
+        assert!(shown.contains("__Host-wise_oauth_binding"), "{shown}");
+    }
 
     fn req(headers: &[(&str, &str)]) -> RequestInfo {
         let mut r = RequestInfo::new("post", "/wise/disconnect");

@@ -14,7 +14,7 @@ use super::reply::Reply;
 use super::request::RequestInfo;
 use crate::{
     FlowError, LinkOptions, LinkView, MobileCallback, TokenError, UserId, WiseOAuth,
-    BINDING_COOKIE_NAME, DEFAULT_RETURN_TO,
+    DEFAULT_RETURN_TO,
 };
 
 /// The largest JSON body [`mobile_complete`] accepts, in bytes.
@@ -286,6 +286,10 @@ fn flow_error_reply(error: &FlowError, req: &RequestInfo, mount: &Mount, hooks: 
             "Wise account not connected",
             "This link was started in another browser. Please start again here.",
         ),
+        "busy" => (
+            "Wise account not connected yet",
+            "Many accounts are being connected right now. Please reload this page in a moment.",
+        ),
         "unknown_state" => (
             "Wise account not connected",
             "This link has expired or was already used. Please start again.",
@@ -330,7 +334,7 @@ pub async fn connect(
         options = options.return_to(return_to);
     }
     match wise
-        .start_link(user, &options, req.cookie(BINDING_COOKIE_NAME))
+        .start_link(user, &options, req.cookie(wise.binding_cookie_name()))
         .await
     {
         Ok(start) => Reply::see_other(start.authorize_url().as_str())
@@ -359,7 +363,11 @@ pub async fn callback(
         return logged_out(req, hooks, &mount.connect_url(None)).no_referrer();
     };
     match wise
-        .complete_link_returning(user, req.raw_query(), req.cookie(BINDING_COOKIE_NAME))
+        .complete_link_returning(
+            user,
+            req.raw_query(),
+            req.cookie(wise.binding_cookie_name()),
+        )
         .await
     {
         // The binding cookie stays: it identifies the browser, not one flow, so a flow
