@@ -327,33 +327,6 @@ async fn reseal_over_a_postgres_store_reports_counts() {
     reseal_reports_every_link(schema.store().await).await;
 }
 
-/// Links `user` to the Wise user `email` (auto-approved) through the flow.
-async fn link_as(wise: &WiseOAuth, emulator: &MockWiseHandle, user: &UserId, email: &str) {
-    let start = wise
-        .start_link(user, &Default::default(), None)
-        .await
-        .expect("start link");
-    let cookie = start
-        .set_cookie()
-        .split(';')
-        .next()
-        .and_then(|c| c.split_once('='))
-        .map(|(_, v)| v.to_owned());
-    emulator.set_auto_approve(Some(email));
-    let response = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(start.authorize_url().clone())
-        .send()
-        .await
-        .expect("authorize");
-    let location = reqwest::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
-    wise.complete_link(user, location.query().unwrap(), cookie.as_deref())
-        .await
-        .expect("complete link");
-}
-
 /// A re-seal racing a herd of refreshes (Wise rotating refresh tokens, so a lost refresh
 /// result would leave a dead refresh token stored): every link ends under the primary key,
 /// each refreshed exactly once, and the stored refresh tokens still work.

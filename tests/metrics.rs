@@ -187,7 +187,7 @@ async fn figures_after_real_flows() {
 
     // Links (each to a Wise user of its own): four complete, one unknown state is refused.
     for u in [&ok, &relink, &flaky, &herd] {
-        link_as(&a, &emulator, u).await;
+        link_own(&a, &emulator, u).await;
     }
     assert_eq!(r.counter("wise_oauth_link_total{outcome=linked}"), 4);
     let refused = a
@@ -307,36 +307,12 @@ fn email_of(user: &wise_oauth::UserId) -> String {
 }
 
 /// Links `user` to a Wise user of its own (created at the emulator) through the whole flow.
-async fn link_as(wise: &WiseOAuth, emulator: &MockWiseHandle, user: &wise_oauth::UserId) {
+async fn link_own(wise: &WiseOAuth, emulator: &MockWiseHandle, user: &wise_oauth::UserId) {
     let email = email_of(user);
     emulator
         .create_user(NewUser::new(&email, "password1"))
         .expect("emulator user");
-    emulator.set_auto_approve(Some(&email));
-    let start = wise
-        .start_link(user, &Default::default(), None)
-        .await
-        .expect("start link");
-    let binding = start
-        .set_cookie()
-        .split(';')
-        .next()
-        .and_then(|c| c.split_once('='))
-        .map(|(_, v)| v.to_owned())
-        .expect("binding cookie");
-    let response = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(start.authorize_url().clone())
-        .send()
-        .await
-        .expect("authorize");
-    assert!(response.status().is_redirection(), "{}", response.status());
-    let location = reqwest::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
-    wise.complete_link(user, location.query().expect("query"), Some(&binding))
-        .await
-        .expect("complete link");
+    store_support::link_as(wise, emulator, user, &email).await;
 }
 
 /// The tokens the emulator holds for `user`'s Wise user: (access, refresh).

@@ -72,7 +72,12 @@ pub fn user(name: &str) -> UserId {
 
 /// Links `user` to alice's personal profile through the whole flow (auto-approve).
 pub async fn link(wise: &WiseOAuth, emulator: &MockWiseHandle, user: &UserId) {
-    emulator.set_auto_approve(Some(ALICE));
+    link_as(wise, emulator, user, ALICE).await;
+}
+
+/// Links `user` to the emulator user `email` (auto-approved) through the whole flow.
+pub async fn link_as(wise: &WiseOAuth, emulator: &MockWiseHandle, user: &UserId, email: &str) {
+    emulator.set_auto_approve(Some(email));
     let start = wise
         .start_link(user, &Default::default(), None)
         .await
