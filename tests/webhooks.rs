@@ -13,9 +13,9 @@ use reqwest::header::ACCEPT;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wise_oauth::{
-    async_trait, ClientSecret, Environment, LeaseHolder, LinkKey, LinkRecord, MemoryTokenStore,
-    StoreError, TokenError, TokenStore, UserId, Version, Versioned, WebhookKey, WiseConfig,
-    WiseEvent, WiseOAuth,
+    async_trait, ClientSecret, Environment, LeaseHolder, LinkKey, LinkRecord, MemoryLinkChanges,
+    MemoryTokenStore, StoreError, TokenError, TokenStore, UserId, Version, Versioned,
+    WebhookDelivery, WebhookKey, WebhookOutcome, WiseConfig, WiseEvent, WiseOAuth,
 };
 use wise_oauth_mock::{
     MockWise, MockWiseHandle, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, WEBHOOK_PUBLIC_KEY_PEM,
@@ -93,7 +93,8 @@ enum Adapter {
 }
 
 /// The app under test: the plugin's routes (the user from an `x-test-user` header, this
-/// test app's own login), a memory store the test can read, and the events it emitted.
+/// test app's own login), a memory store the test can read, and the events it emitted; its
+/// change channel and configuration, for a [sibling](TestApp::sibling) instance.
 struct TestApp {
     base: String,
     emulator: MockWiseHandle,
@@ -101,6 +102,26 @@ struct TestApp {
     store: Store,
     events: Arc<Mutex<Vec<WiseEvent>>>,
     http: reqwest::Client,
+    config: WiseConfig,
+    changes: MemoryLinkChanges,
+}
+
+/// One instance on `store` and `changes`, trusting the emulator's webhook key, recording its
+/// events in `events`.
+fn instance(
+    config: &WiseConfig,
+    store: &Store,
+    changes: &MemoryLinkChanges,
+    events: &Arc<Mutex<Vec<WiseEvent>>>,
+) -> WiseOAuth {
+    let seen = events.clone();
+    WiseOAuth::builder(config.clone())
+        .store(store.clone())
+        .changes(changes.clone())
+        .webhook_keys([WebhookKey::from_pem(WEBHOOK_PUBLIC_KEY_PEM).expect("emulator key")])
+        .on_event(move |e: &WiseEvent| seen.lock().unwrap().push(e.clone()))
+        .build()
+        .expect("wise-oauth")
 }
 
 fn test_user(value: Option<&str>) -> Option<UserId> {
@@ -127,14 +148,9 @@ impl TestApp {
         .build()
         .expect("config");
         let store = Store::default();
+        let changes = MemoryLinkChanges::new();
         let events = Arc::new(Mutex::new(Vec::new()));
-        let seen = events.clone();
-        let wise = WiseOAuth::builder(config)
-            .store(store.clone())
-            .webhook_keys([WebhookKey::from_pem(WEBHOOK_PUBLIC_KEY_PEM).expect("emulator key")])
-            .on_event(move |e: &WiseEvent| seen.lock().unwrap().push(e.clone()))
-            .build()
-            .expect("wise-oauth");
+        let wise = instance(&config, &store, &changes, &events);
         match adapter {
             Adapter::Axum => {
                 let routes =
@@ -180,7 +196,17 @@ impl TestApp {
             store,
             events,
             http: reqwest::Client::new(),
+            config,
+            changes,
         }
+    }
+
+    /// A second instance of the app (no routes of its own): the same store and change
+    /// channel, its own cache, delivery-id memory and events.
+    fn sibling(&self) -> (WiseOAuth, Arc<Mutex<Vec<WiseEvent>>>) {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let wise = instance(&self.config, &self.store, &self.changes, &events);
+        (wise, events)
     }
 
     /// Links app user `user` to the first profile of the Wise account `email` through the
@@ -650,6 +676,82 @@ async fn other_deliveries_change_nothing(app: &TestApp) {
     assert!(app.relink_events().is_empty());
 }
 
+/// Two instances behind one load balancer, faults combined: both hold alice's fresh token
+/// in their caches; the deactivation reaches A while the store's look-ups are down (503,
+/// nothing changed); Wise's retry of the same delivery lands on B, which marks the link;
+/// A's cached token is dropped by the change channel, not by its 30 s revalidation; a
+/// second retry on A (which never recorded the id) finds the link settled. One mark, one
+/// event across both instances, no call to Wise's token endpoint.
+async fn a_deactivation_reaches_every_instance(app: &TestApp) {
+    app.link("u1", ALICE).await;
+    let u1 = UserId::new("u1").unwrap();
+    let (b, b_events) = app.sibling();
+    app.wise.token(&u1).await.expect("A serves alice's token");
+    b.token(&u1).await.expect("B caches alice's token");
+    let refreshes = app.emulator.stats().token_requests("refresh_token");
+
+    let body = user_state(ALICE_ID, "DEACTIVATED", soon());
+    let signature = app.emulator.sign_webhook(body.as_bytes());
+    app.store.lookups_down.store(true, Ordering::SeqCst);
+    let (status, _) = app.deliver_signed(&body, "lb-retry").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    app.store.lookups_down.store(false, Ordering::SeqCst);
+    assert!(app.wise.token(&u1).await.is_ok(), "the 503 changed nothing");
+
+    let delivery = WebhookDelivery::new(body.as_bytes())
+        .signature(Some(&signature))
+        .delivery_id(Some("lb-retry"));
+    let outcome = b
+        .handle_webhook(&delivery)
+        .await
+        .expect("B applies the retry");
+    assert!(
+        matches!(
+            outcome,
+            WebhookOutcome::UserDeactivated {
+                wise_user_id: ALICE_ID,
+                relinked: 1
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert!(matches!(
+        b.token(&u1).await,
+        Err(TokenError::RelinkRequired)
+    ));
+    // A learns it from the change channel (its cached entry is younger than 30 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if matches!(app.wise.token(&u1).await, Err(TokenError::RelinkRequired)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A still serves the dead token"
+        );
+        tokio::task::yield_now().await;
+    }
+
+    let (status, answer) = app.deliver_signed(&body, "lb-retry").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["relinked"], 0, "already settled: {answer}");
+    let b_relinks = b_events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, WiseEvent::RelinkRequired { .. }))
+        .count();
+    assert_eq!(
+        (app.relink_events().len(), b_relinks),
+        (0, 1),
+        "one event in all"
+    );
+    assert_eq!(
+        app.emulator.stats().token_requests("refresh_token"),
+        refreshes
+    );
+}
+
 macro_rules! webhook_cases {
     ($($case:ident),* $(,)?) => {
         mod axum_adapter {
@@ -681,4 +783,5 @@ webhook_cases!(
     a_store_outage_is_a_503_and_the_retry_applies,
     an_old_link_learns_its_wise_user_and_then_gets_deactivations,
     the_library_subscribes_its_route,
+    a_deactivation_reaches_every_instance,
 );
