@@ -66,7 +66,7 @@ fn malformed(reason: &'static str) -> WiseError {
 /// A raw response: status, body and the SCA header.
 struct Raw {
     status: u16,
-    body: Vec<u8>,
+    body: bytes::Bytes,
     sca: Option<String>,
     retry_after: Option<Duration>,
 }
@@ -511,7 +511,7 @@ mod tests {
     fn sca_and_statuses_are_classified() {
         let raw = |status, sca: Option<&str>| Raw {
             status,
-            body: Vec::new(),
+            body: bytes::Bytes::new(),
             sca: sca.map(str::to_owned),
             retry_after: Some(Duration::from_secs(1)),
         };

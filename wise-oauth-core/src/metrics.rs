@@ -147,40 +147,51 @@ pub(crate) fn link_outcome(reason: Result<(), &'static str>) {
     let _ = reason;
 }
 
-/// Times `attempt`, one HTTP attempt to Wise at `endpoint`.
+/// Times `attempt`, one HTTP attempt to Wise at `endpoint` (from this call: await it at
+/// once). Not an `async fn`: that would hold `attempt` twice in the caller's future, once
+/// as the argument and once being awaited; without the feature this is `attempt` itself.
 #[inline]
-pub(crate) async fn timed<F: std::future::Future>(endpoint: WiseEndpoint, attempt: F) -> F::Output {
+pub(crate) fn timed<F: std::future::Future>(
+    endpoint: WiseEndpoint,
+    attempt: F,
+) -> impl std::future::Future<Output = F::Output> {
     #[cfg(feature = "metrics")]
     {
+        use futures::FutureExt as _;
         let started = std::time::Instant::now();
-        let out = attempt.await;
-        let seconds = started.elapsed().as_secs_f64();
-        use ::metrics::histogram;
-        let histogram = match endpoint {
-            WiseEndpoint::Token => {
-                histogram!("wise_oauth_wise_request_duration_seconds", "endpoint" => "token")
-            }
-            WiseEndpoint::Profile => {
-                histogram!("wise_oauth_wise_request_duration_seconds", "endpoint" => "profile")
-            }
-            WiseEndpoint::Profiles => {
-                histogram!("wise_oauth_wise_request_duration_seconds", "endpoint" => "profiles")
-            }
-            WiseEndpoint::Signup => {
-                histogram!("wise_oauth_wise_request_duration_seconds", "endpoint" => "signup")
-            }
-            WiseEndpoint::Api => {
-                histogram!("wise_oauth_wise_request_duration_seconds", "endpoint" => "api")
-            }
-        };
-        histogram.record(seconds);
-        out
+        attempt.map(move |out| {
+            record_duration(endpoint, started.elapsed().as_secs_f64());
+            out
+        })
     }
     #[cfg(not(feature = "metrics"))]
     {
         let _ = endpoint;
-        attempt.await
+        attempt
     }
+}
+
+#[cfg(feature = "metrics")]
+fn record_duration(endpoint: WiseEndpoint, seconds: f64) {
+    use ::metrics::histogram;
+    let histogram = match endpoint {
+        WiseEndpoint::Token => {
+            histogram!("wise_oauth_wise_request_duration_seconds", "endpoint" => "token")
+        }
+        WiseEndpoint::Profile => {
+            histogram!("wise_oauth_wise_request_duration_seconds", "endpoint" => "profile")
+        }
+        WiseEndpoint::Profiles => {
+            histogram!("wise_oauth_wise_request_duration_seconds", "endpoint" => "profiles")
+        }
+        WiseEndpoint::Signup => {
+            histogram!("wise_oauth_wise_request_duration_seconds", "endpoint" => "signup")
+        }
+        WiseEndpoint::Api => {
+            histogram!("wise_oauth_wise_request_duration_seconds", "endpoint" => "api")
+        }
+    };
+    histogram.record(seconds);
 }
 
 /// Counts one running thing in a gauge while alive (a refresh task, an unpersisted set, an

@@ -1,5 +1,8 @@
 //! The one shared HTTP client and the helpers every call to Wise uses.
 
+use std::future::Future;
+
+use bytes::Bytes;
 use http::HeaderMap;
 use reqwest::redirect::Policy;
 
@@ -54,34 +57,55 @@ pub(crate) enum BodyError {
     Dropped(TransportError),
 }
 
-/// Reads at most [`MAX_BODY_BYTES`], chunk by chunk.
-pub(crate) async fn read_bounded(response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
-    read_bounded_to(response, MAX_BODY_BYTES).await
+/// Reads at most [`MAX_BODY_BYTES`] (see [`read_bounded_to`]).
+pub(crate) fn read_bounded(
+    response: reqwest::Response,
+) -> impl Future<Output = Result<Bytes, BodyError>> {
+    read_bounded_to(response, MAX_BODY_BYTES)
 }
 
-/// Reads at most `max` bytes, chunk by chunk.
-pub(crate) async fn read_bounded_to(
+/// Reads at most `max` bytes, chunk by chunk; a body that comes in one chunk (most of
+/// Wise's answers) is that chunk, not copied.
+///
+/// Not an `async fn`: an `async fn` would hold the response twice in its future (as its
+/// argument and in its body), and a call's future is what every call moves.
+pub(crate) fn read_bounded_to(
     mut response: reqwest::Response,
     max: usize,
-) -> Result<Vec<u8>, BodyError> {
-    if response
-        .content_length()
-        .is_some_and(|len| len > max as u64)
-    {
-        return Err(BodyError::TooLarge);
-    }
-    let mut body = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > max {
-                    return Err(BodyError::TooLarge);
-                }
-                body.extend_from_slice(&chunk);
+) -> impl Future<Output = Result<Bytes, BodyError>> {
+    async move {
+        if response
+            .content_length()
+            .is_some_and(|len| len > max as u64)
+        {
+            return Err(BodyError::TooLarge);
+        }
+        // The body while it is one chunk; `joined` once a second chunk came.
+        let mut single: Option<Bytes> = None;
+        let mut joined = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(BodyError::of)? {
+            let read = single.as_ref().map_or(joined.len(), Bytes::len);
+            if read + chunk.len() > max {
+                return Err(BodyError::TooLarge);
             }
-            Ok(None) => return Ok(body),
-            Err(e) if e.is_timeout() => return Err(BodyError::Timeout(TransportError::new(e))),
-            Err(e) => return Err(BodyError::Dropped(TransportError::new(e))),
+            match single.take() {
+                None if joined.is_empty() => single = Some(chunk),
+                first => {
+                    joined.extend_from_slice(first.as_deref().unwrap_or_default());
+                    joined.extend_from_slice(&chunk);
+                }
+            }
+        }
+        Ok(single.unwrap_or_else(|| Bytes::from(joined)))
+    }
+}
+
+impl BodyError {
+    fn of(e: reqwest::Error) -> Self {
+        if e.is_timeout() {
+            BodyError::Timeout(TransportError::new(e))
+        } else {
+            BodyError::Dropped(TransportError::new(e))
         }
     }
 }

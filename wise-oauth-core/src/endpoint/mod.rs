@@ -338,7 +338,7 @@ impl TokenEndpoint {
                     reason: "body is larger than 64 KiB",
                 })
             }
-            Err(_) => Vec::new(),
+            Err(_) => bytes::Bytes::new(),
         };
         if success {
             parse(status, &body, sent_at)
