@@ -47,6 +47,8 @@ struct Core {
     webhooks: Webhooks,
     /// The Wise API calls the handle makes itself (webhook subscriptions).
     api: WiseApi,
+    /// The API base URL of every [`WiseClient`], parsed once.
+    api_base: Arc<url::Url>,
 }
 
 impl fmt::Debug for Core {
@@ -550,6 +552,7 @@ impl WiseOAuthBuilder {
         });
         Ok(WiseOAuth {
             core: Arc::new(Core {
+                api_base: Arc::new(WiseClient::base_url(&self.config)),
                 config: self.config,
                 manager,
                 flow,
@@ -600,6 +603,11 @@ impl WiseOAuth {
         }
     }
 
+    /// The API base URL every [`WiseClient`] calls under.
+    pub(crate) fn api_base(&self) -> &Arc<url::Url> {
+        &self.core.api_base
+    }
+
     /// The configuration.
     pub fn config(&self) -> &WiseConfig {
         &self.core.config
@@ -618,7 +626,7 @@ impl WiseOAuth {
     /// # }
     /// ```
     pub fn client(&self, user: &UserId) -> WiseClient {
-        WiseClient::new(self.clone(), user.clone())
+        WiseClient::new(self, user.clone())
     }
 
     /// One page of the users linked in this configuration (environment and client), for

@@ -2,13 +2,17 @@
 //! the bounded retries of safe methods.
 
 use crate::metrics::WiseEndpoint;
+use std::future::{ready, Future, Ready};
 use std::time::Duration;
+
+use futures::future::Either;
 
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use tracing::field::Empty;
-use tracing::Instrument as _;
+use tracing::instrument::Instrumented;
+use tracing::{Instrument as _, Span};
 use url::Url;
 
 use super::error::ClientError;
@@ -21,23 +25,27 @@ use crate::manager::ValidToken;
 
 /// The header that carries an approved SCA one-time token.
 pub(crate) const APPROVAL_HEADER: &str = "x-2fa-approval";
+/// [`APPROVAL_HEADER`] as a header name, parsed at compile time.
+const APPROVAL: HeaderName = HeaderName::from_static(APPROVAL_HEADER);
+/// [`CORRELATION_HEADER`] as a header name, parsed at compile time.
+const CORRELATION: HeaderName = HeaderName::from_static(CORRELATION_HEADER);
 /// The time budget of one logical call's retries (the 401 retry aside).
 pub(crate) const CALL_RETRY_BUDGET: Duration = Duration::from_secs(10);
 
 /// A request, checked and ready to be sent (again).
-pub(super) struct Prepared {
+pub(super) struct Prepared<'p> {
     method: Method,
-    path: String,
+    path: &'p str,
     body: Option<Bytes>,
     operation: &'static str,
 }
 
-impl Prepared {
+impl<'p> Prepared<'p> {
     /// Checks `path`: absolute, visible ASCII, no fragment, no `.` or `..` segment (so the
     /// call stays under the API base URL).
     pub(super) fn new(
         method: Method,
-        path: &str,
+        path: &'p str,
         body: Option<Bytes>,
         operation: &'static str,
     ) -> Result<Self, ClientError> {
@@ -49,7 +57,7 @@ impl Prepared {
         }
         Ok(Self {
             method,
-            path: path.to_owned(),
+            path,
             body,
             operation,
         })
@@ -86,139 +94,214 @@ pub(crate) fn valid_path(path: &str) -> bool {
         })
 }
 
+/// A call's future: the call, or its error found before anything was sent.
+type Call<'a, F> = Either<Instrumented<F>, Ready<Result<WiseResponse, ClientError>>>;
+
+// Every step is a plain fn that does its synchronous part at once and returns the future
+// of the rest, rather than an `async fn`: an `async fn` keeps its arguments twice in its
+// future (as given, and moved into its body), and a call's future is what every call
+// writes, moves and polls. The rare paths (a 401's new token, a retry's wait) are boxed.
 impl WiseClient {
-    pub(super) async fn execute(&self, req: Prepared) -> Result<WiseResponse, ClientError> {
-        let url = url_under(&self.base_url, &req.path);
+    /// `req`'s call: checked, given a correlation id and its `wise_oauth.api_call` span.
+    pub(super) fn execute<'a>(
+        &'a self,
+        req: Result<Prepared<'a>, ClientError>,
+    ) -> Call<'a, impl Future<Output = Result<WiseResponse, ClientError>> + 'a> {
+        let req = match req {
+            Ok(req) => req,
+            Err(e) => return Either::Right(ready(Err(e))),
+        };
         let correlation = match &self.correlation_id {
             Some(id) => id.clone(),
-            None => HeaderValue::try_from(correlation_id()).map_err(|_| {
-                ClientError::InvalidRequest {
-                    reason: "the correlation id is not a header value",
+            None => match HeaderValue::try_from(correlation_id()) {
+                Ok(id) => id,
+                Err(_) => {
+                    return Either::Right(ready(Err(ClientError::InvalidRequest {
+                        reason: "the correlation id is not a header value",
+                    })))
                 }
-            })?,
+            },
         };
-        let span = tracing::info_span!(
+        let mut span = tracing::info_span!(
             "wise_oauth.api_call",
             operation = req.operation,
             method = %req.method,
-            path = url.path(),
+            path = req.path.split('?').next().unwrap_or(""),
             correlation_id = correlation.to_str().unwrap_or(""),
             attempt = Empty,
             status = Empty,
             trace_id = Empty,
         );
-        self.run(&req, url, correlation).instrument(span).await
+        if span.is_disabled() {
+            // No subscriber wants it: nothing to enter, record or log per poll.
+            span = Span::none();
+        }
+        Either::Left(self.run(req, correlation, span.clone()).instrument(span))
     }
 
-    async fn run(
-        &self,
-        req: &Prepared,
-        url: Url,
+    /// The attempts: the 401 repeated once with a newer token, safe methods within the
+    /// retry budget.
+    fn run<'a>(
+        &'a self,
+        req: Prepared<'a>,
         correlation: HeaderValue,
-    ) -> Result<WiseResponse, ClientError> {
-        let manager = self.wise.manager();
-        let mut token = manager.token_for(&self.user, || self.key.clone()).await?;
-        let mut reauthorized = false;
-        let started = tokio::time::Instant::now();
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            tracing::Span::current().record("attempt", attempt);
-            let sent = self.attempt(req, &url, &token, &correlation);
-            let err = match crate::metrics::timed(WiseEndpoint::Api, sent).await {
-                Ok(resp) if resp.status().is_success() => return Ok(resp),
-                Ok(resp) if resp.status().as_u16() == 401 => {
-                    if reauthorized {
-                        tracing::warn!("Wise answered 401 to the newer token too");
-                        return Err(WiseError::Unauthorized.into());
-                    }
-                    // Wise did not process the call: whatever its method, it is repeated
-                    // once with the token the manager finds newer (re-read from the store,
-                    // or from the link's one refresh).
-                    reauthorized = true;
-                    tracing::info!("Wise answered 401; repeating once with a newer token");
-                    token = manager
-                        .token_after_unauthorized(&self.key, token.access_token())
-                        .await?;
-                    continue;
-                }
-                Ok(resp) => classify(&resp, manager.clock().now()),
-                Err(err) => err,
+        span: Span,
+    ) -> impl Future<Output = Result<WiseResponse, ClientError>> + 'a {
+        async move {
+            let manager = &self.manager;
+            let mut token = match manager.token_cached(&self.user, || self.key.clone()) {
+                Ok(answer) => answer?,
+                Err(miss) => Box::pin(manager.token_missed(&self.key, miss)).await?,
             };
-            let max_attempts = self.wise.config().max_attempts();
-            match retry_wait(&req.method, &err, attempt, max_attempts, started.elapsed()) {
-                Some(wait) => {
-                    tracing::info!(attempt, error = %err, "Wise API call failed, retrying");
-                    tokio::time::sleep(wait).await;
-                }
-                None => {
-                    tracing::warn!(attempt, error = %err, "Wise API call failed");
-                    return Err(err.into());
+            let mut reauthorized = false;
+            let mut started = None;
+            let mut attempt = 0u32;
+            loop {
+                attempt += 1;
+                span.record("attempt", attempt);
+                let sent = self.attempt(&req, &token, &correlation, &span);
+                let err = match crate::metrics::timed(WiseEndpoint::Api, sent).await {
+                    Ok(resp) if resp.status().is_success() => return Ok(resp),
+                    Ok(resp) if resp.status().as_u16() == 401 => {
+                        if reauthorized {
+                            tracing::warn!("Wise answered 401 to the newer token too");
+                            return Err(WiseError::Unauthorized.into());
+                        }
+                        // Wise did not process the call: whatever its method, it is repeated
+                        // once with the token the manager finds newer (re-read from the
+                        // store, or from the link's one refresh).
+                        reauthorized = true;
+                        tracing::info!("Wise answered 401; repeating once with a newer token");
+                        token = Box::pin(
+                            manager.token_after_unauthorized(&self.key, token.access_token()),
+                        )
+                        .await?;
+                        continue;
+                    }
+                    Ok(resp) => classify(&resp, manager.clock().now()),
+                    Err(err) => err,
+                };
+                // The budget runs from the first failure (a success never reads the clock).
+                let started = *started.get_or_insert_with(tokio::time::Instant::now);
+                match retry_wait(
+                    &req.method,
+                    &err,
+                    attempt,
+                    self.max_attempts,
+                    started.elapsed(),
+                ) {
+                    Some(wait) => {
+                        tracing::info!(attempt, error = %err, "Wise API call failed, retrying");
+                        Box::pin(tokio::time::sleep(wait)).await;
+                    }
+                    None => {
+                        tracing::warn!(attempt, error = %err, "Wise API call failed");
+                        return Err(err.into());
+                    }
                 }
             }
         }
     }
 
-    async fn attempt(
+    /// One attempt: the request is built and handed to the HTTP client at once; the future
+    /// is its answer, the body read within [`MAX_RESPONSE_BYTES`].
+    fn attempt<'s>(
         &self,
-        req: &Prepared,
-        url: &Url,
+        req: &Prepared<'_>,
         token: &ValidToken,
         correlation: &HeaderValue,
-    ) -> Result<WiseResponse, WiseError> {
-        let http = self.wise.manager().endpoint().http();
-        let mut bearer = bearer(token)?;
-        bearer.set_sensitive(true);
-        let mut request = http
-            .request(req.method.clone(), url.clone())
-            .header(AUTHORIZATION, bearer)
+        span: &'s Span,
+    ) -> impl Future<Output = Result<WiseResponse, WiseError>> + 's {
+        // Nothing is sent before the first poll.
+        let sent = self
+            .request(req, token, correlation)
+            .map(reqwest::RequestBuilder::send);
+        async move {
+            let response = sent?.await.map_err(WiseError::transport)?;
+            let (status, headers, read) = received(response, span)?;
+            let body = match read.await {
+                Ok(body) => body,
+                Err(BodyError::Timeout(source)) => {
+                    return Err(WiseError::Timeout {
+                        source: Some(source),
+                    })
+                }
+                Err(BodyError::Dropped(source)) => {
+                    return Err(WiseError::Unavailable {
+                        status: None,
+                        retry_after: None,
+                        source: Some(source),
+                    })
+                }
+                Err(BodyError::TooLarge) => {
+                    return Err(WiseError::MalformedResponse {
+                        reason: "body is larger than 1 MiB",
+                    })
+                }
+            };
+            Ok(WiseResponse::new(status, headers, body))
+        }
+    }
+
+    /// The HTTP request of `req` with `token`; a token that is no header value cannot be
+    /// valid at Wise either.
+    fn request(
+        &self,
+        req: &Prepared<'_>,
+        token: &ValidToken,
+        correlation: &HeaderValue,
+    ) -> Result<reqwest::RequestBuilder, WiseError> {
+        let mut request = self
+            .http
+            .request(req.method.clone(), url_under(&self.base_url, req.path))
+            .header(AUTHORIZATION, bearer(token)?)
             .header(ACCEPT, HeaderValue::from_static("application/json"))
-            .header(CORRELATION_HEADER, correlation.clone());
+            .header(CORRELATION, correlation.clone());
         if let Some(approval) = &self.approval {
-            request = request.header(APPROVAL_HEADER, approval.clone());
+            request = request.header(APPROVAL, approval.clone());
         }
         if let Some(body) = &req.body {
             request = request
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
                 .body(body.clone());
         }
-        let mut response = request.send().await.map_err(WiseError::transport)?;
-        let status = response.status();
-        let span = tracing::Span::current();
+        Ok(request)
+    }
+}
+
+/// The answer's status (recorded in the call's span with Wise's trace id), its headers
+/// (moved out: the body is read without them) and the bounded read of its body. Not in
+/// [`WiseClient::attempt`]: there the response would stay in the call's future beside the
+/// read that holds it.
+fn received(
+    mut response: reqwest::Response,
+    span: &Span,
+) -> Result<
+    (
+        StatusCode,
+        HeaderMap,
+        impl std::future::Future<Output = Result<Bytes, BodyError>>,
+    ),
+    WiseError,
+> {
+    let status = response.status();
+    if !span.is_disabled() {
         span.record("status", status.as_u16());
         if let Some(id) = trace_id(response.headers()) {
             span.record("trace_id", id);
         }
-        if status.is_redirection() {
-            return Err(WiseError::Redirected {
-                status: status.as_u16(),
-            });
-        }
-        // Moved out, not cloned: the body is read without them (its length comes from the
-        // body itself).
-        let headers = std::mem::take(response.headers_mut());
-        let body = match read_bounded_to(response, MAX_RESPONSE_BYTES).await {
-            Ok(body) => body,
-            Err(BodyError::Timeout(source)) => {
-                return Err(WiseError::Timeout {
-                    source: Some(source),
-                })
-            }
-            Err(BodyError::Dropped(source)) => {
-                return Err(WiseError::Unavailable {
-                    status: None,
-                    retry_after: None,
-                    source: Some(source),
-                })
-            }
-            Err(BodyError::TooLarge) => {
-                return Err(WiseError::MalformedResponse {
-                    reason: "body is larger than 1 MiB",
-                })
-            }
-        };
-        Ok(WiseResponse::new(status, headers, Bytes::from(body)))
     }
+    if status.is_redirection() {
+        return Err(WiseError::Redirected {
+            status: status.as_u16(),
+        });
+    }
+    let headers = std::mem::take(response.headers_mut());
+    Ok((
+        status,
+        headers,
+        read_bounded_to(response, MAX_RESPONSE_BYTES),
+    ))
 }
 
 /// `Bearer <token>`; a token that is no header value cannot be valid at Wise either.

@@ -21,6 +21,7 @@ pub use typed::{Balance, Money, Statement, StatementQuery, StatementTransaction}
 
 use self::call::Prepared;
 use crate::ids::{LinkKey, UserId};
+use crate::manager::TokenManager;
 use crate::wise::WiseOAuth;
 
 /// The largest response body the client reads (1 MiB; a statement can be long).
@@ -89,13 +90,16 @@ pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 ///   user cleared the challenge, repeat the call with [`WiseClient::with_sca_approval`].
 #[derive(Clone)]
 pub struct WiseClient {
-    wise: WiseOAuth,
+    // What a call reads, held here rather than reached through the handle: each pointer
+    // followed on a call is a likely cache miss after the round trip before it.
+    manager: TokenManager,
+    http: reqwest::Client,
+    /// The API base URL, with `/{version}` when configured, parsed once per handle: a call
+    /// sets only its path and query on a clone.
+    base_url: Arc<url::Url>,
+    max_attempts: u32,
     user: UserId,
     key: LinkKey,
-    /// The API base URL without its trailing `/`, with `/{version}` when configured.
-    base: Arc<str>,
-    /// `base` parsed once: a call sets only its path and query on a clone.
-    base_url: Arc<url::Url>,
     correlation_id: Option<HeaderValue>,
     approval: Option<HeaderValue>,
 }
@@ -104,7 +108,7 @@ impl fmt::Debug for WiseClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WiseClient")
             .field("user", &self.user)
-            .field("base", &self.base)
+            .field("base", &self.base_url.as_str())
             .field("correlation_id", &self.correlation_id)
             .field("sca_approval", &self.approval.is_some())
             .finish()
@@ -112,24 +116,28 @@ impl fmt::Debug for WiseClient {
 }
 
 impl WiseClient {
-    pub(crate) fn new(wise: WiseOAuth, user: UserId) -> Self {
-        let config = wise.config();
+    pub(crate) fn new(wise: &WiseOAuth, user: UserId) -> Self {
+        Self {
+            manager: wise.manager().clone(),
+            http: wise.manager().endpoint().http().clone(),
+            base_url: wise.api_base().clone(),
+            max_attempts: wise.config().max_attempts(),
+            key: wise.link_key(&user),
+            user,
+            correlation_id: None,
+            approval: None,
+        }
+    }
+
+    /// The API base URL of `config`, with `/{version}` when configured.
+    pub(crate) fn base_url(config: &crate::WiseConfig) -> url::Url {
         let mut base = config.api_url().as_str().trim_end_matches('/').to_owned();
         if let Some(version) = config.api_version() {
             base.push('/');
             base.push_str(version);
         }
-        // A URL with `/` appended to it stays a URL (`config.api_url()` is one).
-        let base_url = url::Url::parse(&base).unwrap_or_else(|_| config.api_url().clone());
-        Self {
-            key: wise.link_key(&user),
-            wise,
-            user,
-            base: base.into(),
-            base_url: Arc::new(base_url),
-            correlation_id: None,
-            approval: None,
-        }
+        // A URL with `/` and a version segment appended to it stays a URL.
+        url::Url::parse(&base).unwrap_or_else(|_| config.api_url().clone())
     }
 
     /// The app user whose link the calls use.
@@ -191,7 +199,7 @@ impl WiseClient {
 
     /// `GET {path}` (e.g. `/v1/me`, with its query), the JSON answer decoded as `T`.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        self.execute(Prepared::new(Method::GET, path, None, "get")?)
+        self.execute(Prepared::new(Method::GET, path, None, "get"))
             .await?
             .json()
     }
@@ -203,14 +211,10 @@ impl WiseClient {
         B: Serialize + ?Sized,
         T: DeserializeOwned,
     {
-        self.execute(Prepared::new(
-            Method::POST,
-            path,
-            Some(json(body)?),
-            "post",
-        )?)
-        .await?
-        .json()
+        let body = json(body)?;
+        self.execute(Prepared::new(Method::POST, path, Some(body), "post"))
+            .await?
+            .json()
     }
 
     /// `PUT {path}` with `body` as JSON, the JSON answer decoded as `T`.
@@ -219,7 +223,8 @@ impl WiseClient {
         B: Serialize + ?Sized,
         T: DeserializeOwned,
     {
-        self.execute(Prepared::new(Method::PUT, path, Some(json(body)?), "put")?)
+        let body = json(body)?;
+        self.execute(Prepared::new(Method::PUT, path, Some(body), "put"))
             .await?
             .json()
     }
@@ -227,7 +232,7 @@ impl WiseClient {
     /// `DELETE {path}`; the answer as is (Wise answers some deletes with 204, others with
     /// the deleted object).
     pub async fn delete(&self, path: &str) -> Result<WiseResponse, ClientError> {
-        self.execute(Prepared::new(Method::DELETE, path, None, "delete")?)
+        self.execute(Prepared::new(Method::DELETE, path, None, "delete"))
             .await
     }
 
@@ -239,7 +244,7 @@ impl WiseClient {
         body: Option<&B>,
     ) -> Result<WiseResponse, ClientError> {
         let body = body.map(json).transpose()?;
-        self.execute(Prepared::new(method, path, body, "send")?)
+        self.execute(Prepared::new(method, path, body, "send"))
             .await
     }
 }

@@ -199,12 +199,7 @@ impl WiseClient {
     /// `GET /v2/profiles`: the profiles the user's token can see.
     pub async fn profiles(&self) -> Result<Vec<ProfileSummary>, ClientError> {
         let resp = self
-            .execute(Prepared::new(
-                Method::GET,
-                "/v2/profiles",
-                None,
-                "profiles",
-            )?)
+            .execute(Prepared::new(Method::GET, "/v2/profiles", None, "profiles"))
             .await?;
         match resp.json::<Value>()? {
             Value::Array(items) => items
@@ -239,7 +234,7 @@ impl WiseClient {
             types.join(",")
         };
         let path = format!("/v4/profiles/{profile}/balances?types={types}");
-        self.execute(Prepared::new(Method::GET, &path, None, "balances")?)
+        self.execute(Prepared::new(Method::GET, &path, None, "balances"))
             .await?
             .json()
     }
@@ -258,7 +253,7 @@ impl WiseClient {
             "/v1/profiles/{profile}/balance-statements/{balance_id}/statement.json?{}",
             query.query_string()
         );
-        self.execute(Prepared::new(Method::GET, &path, None, "statement")?)
+        self.execute(Prepared::new(Method::GET, &path, None, "statement"))
             .await?
             .json()
     }
