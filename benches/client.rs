@@ -9,9 +9,12 @@
 //! classification of the answer.
 //!
 //! `cargo bench --bench client` (add `-- --warm-up-time 2 --measurement-time 10` for a
-//! steadier run). After criterion's three functions it prints a paired measurement
-//! (`api_call/paired`): alternating bare and client calls, the median of the per-call
-//! differences. The bar: at most 1 µs added to the median of a call.
+//! steadier run). After criterion's four functions it prints a paired measurement
+//! (`api_call/paired`): rounds of one call of each kind in rotating order, the medians and
+//! the median per-round differences. The bar: at most 1 µs added to the median of a call
+//! over the bare call. Beside it, the bare call that reads its token from the manager
+//! (`wise.token(&user)`) first, as hand-written code must: after a round trip that read
+//! is cold, and costs about a microsecond of its own (see BENCHMARKS.md).
 
 #![allow(missing_docs)] // criterion_group! makes a public fn
 
@@ -29,6 +32,8 @@ struct Setup {
     url: String,
     token: String,
     client: WiseClient,
+    wise: wise_oauth::WiseOAuth,
+    user: wise_oauth::UserId,
 }
 
 /// The emulator, serving on a thread and runtime of its own until this is dropped: the
@@ -107,11 +112,14 @@ impl Setup {
             url,
             token,
             client: wise.client(&support::user(support::BENCH_USER)),
+            wise,
+            user: support::user(support::BENCH_USER),
         };
         // Sanity: both succeed before being measured (and open their keep-alive connection).
         rt.block_on(async {
             setup.bare_plain_call().await;
             setup.bare_call().await;
+            setup.bare_token_call().await;
             setup.client_call().await;
         });
         setup
@@ -150,6 +158,26 @@ impl Setup {
         std::hint::black_box(serde_json::from_slice::<IgnoredAny>(&body).unwrap());
     }
 
+    /// [`bare_call`](Self::bare_call) with the token read from the manager first
+    /// (`wise.token(&user)`), as a hand-written call must: the difference to the client is
+    /// then only the client's own work, not where the token comes from.
+    async fn bare_token_call(&self) {
+        let token = self.wise.token(&self.user).await.unwrap();
+        let id = uuid::Uuid::new_v4().hyphenated().to_string();
+        let res = self
+            .bare
+            .get(&self.url)
+            .bearer_auth(token.access_token().expose_secret())
+            .header("x-external-correlation-id", id)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let body = res.bytes().await.unwrap();
+        std::hint::black_box(serde_json::from_slice::<IgnoredAny>(&body).unwrap());
+    }
+
     /// `client.get("/v1/me")`.
     async fn client_call(&self) {
         std::hint::black_box(self.client.get::<IgnoredAny>("/v1/me").await.unwrap());
@@ -166,6 +194,9 @@ fn client_vs_bare(c: &mut Criterion) {
     group.bench_function("bare_reqwest_with_correlation_id", |b| {
         b.to_async(&rt).iter(|| setup.bare_call());
     });
+    group.bench_function("bare_reqwest_with_token_from_manager", |b| {
+        b.to_async(&rt).iter(|| setup.bare_token_call());
+    });
     group.bench_function("wise_client", |b| {
         b.to_async(&rt).iter(|| setup.client_call());
     });
@@ -175,42 +206,51 @@ fn client_vs_bare(c: &mut Criterion) {
 /// Rounds of the paired measurement.
 const PAIRED_ROUNDS: usize = 20_000;
 
-/// The same comparison as pairs: each round makes one bare call (with a correlation id)
-/// and one client call, in alternating order, and times each; the medians of both and the
-/// median of the per-round differences are printed. On a shared machine this is steadier
-/// than comparing two criterion runs made seconds apart, since both calls of a pair see
-/// the same load.
+/// The same comparison in rounds: each round makes one call of each kind (the bare call,
+/// the bare call that first reads the token from the manager, the client), in an order
+/// that rotates from round to round, and times each; the medians of each and of the
+/// per-round differences to the client are printed. On a shared machine this is steadier
+/// than comparing criterion runs made seconds apart, since the calls of a round see the
+/// same load.
 fn paired(rt: &tokio::runtime::Runtime, setup: &Setup) {
-    let mut bare_times = Vec::with_capacity(PAIRED_ROUNDS);
-    let mut client_times = Vec::with_capacity(PAIRED_ROUNDS);
+    let mut times: [Vec<f64>; 3] = Default::default();
     rt.block_on(async {
         for round in 0..PAIRED_ROUNDS {
-            let (b, c) = if round % 2 == 0 {
-                let b = timed(setup.bare_call()).await;
-                (b, timed(setup.client_call()).await)
-            } else {
-                let c = timed(setup.client_call()).await;
-                (timed(setup.bare_call()).await, c)
-            };
-            bare_times.push(b);
-            client_times.push(c);
+            for k in 0..3 {
+                let kind = (round + k) % 3;
+                let t = match kind {
+                    0 => timed(setup.bare_call()).await,
+                    1 => timed(setup.bare_token_call()).await,
+                    _ => timed(setup.client_call()).await,
+                };
+                times[kind].push(t);
+            }
         }
     });
-    let mut diffs: Vec<f64> = bare_times
-        .iter()
-        .zip(&client_times)
-        .map(|(b, c)| c - b)
-        .collect();
-    let (b, c, d) = (
-        median(&mut bare_times),
-        median(&mut client_times),
-        median(&mut diffs),
+    let diffs = |reference: usize| -> Vec<f64> {
+        times[reference]
+            .iter()
+            .zip(&times[2])
+            .map(|(r, c)| c - r)
+            .collect()
+    };
+    let (mut over_bare, mut over_token) = (diffs(0), diffs(1));
+    let [mut bare, mut bare_token, mut client] = times;
+    let (b, t, c) = (
+        median(&mut bare),
+        median(&mut bare_token),
+        median(&mut client),
     );
     println!(
         "api_call/paired ({PAIRED_ROUNDS} rounds): median bare_reqwest_with_correlation_id \
-         {b:.2} µs, median wise_client {c:.2} µs, difference of medians {:.2} µs, \
-         median of per-round differences {d:.2} µs",
-        c - b
+         {b:.2} µs, median bare_with_token_from_manager {t:.2} µs, median wise_client \
+         {c:.2} µs; client minus bare: difference of medians {:.2} µs, median of per-round \
+         differences {:.2} µs; client minus bare_with_token_from_manager: difference of \
+         medians {:.2} µs, median of per-round differences {:.2} µs",
+        c - b,
+        median(&mut over_bare),
+        c - t,
+        median(&mut over_token),
     );
 }
 
