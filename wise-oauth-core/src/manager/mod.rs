@@ -132,6 +132,16 @@ pub(crate) struct CacheMiss {
     cached: Option<Arc<CacheEntry>>,
 }
 
+/// What the link cache said, read under its lock.
+enum Cached {
+    /// A usable token; `true` when its refresh window has begun.
+    Fresh(ValidToken, bool),
+    /// The link must be made again.
+    Relink,
+    /// An entry that must be revalidated or refreshed first.
+    Stale(Arc<CacheEntry>),
+}
+
 /// Hands out valid access tokens for links; see the module docs. Cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct TokenManager {
@@ -243,8 +253,8 @@ impl TokenManager {
         key: impl FnOnce() -> LinkKey,
     ) -> Result<Result<ValidToken, TokenError>, CacheMiss> {
         let now = self.inner.clock.now();
-        let cached = self.inner.cache.get(user);
-        if let Some(entry) = &cached {
+        // Decided under the shard's read lock; the background refresh starts after it.
+        let cached = self.inner.cache.read(user, |entry| {
             if now < entry.revalidate_at {
                 match &entry.state {
                     CacheState::Active {
@@ -252,22 +262,38 @@ impl TokenManager {
                         usable_until,
                         refresh_at,
                     } if now < *usable_until => {
-                        crate::metrics::cache_hit();
-                        if now >= *refresh_at {
-                            self.background_refresh(&key(), now);
-                        }
-                        return Ok(Ok(valid.clone()));
+                        return Cached::Fresh(valid.clone(), now >= *refresh_at);
                     }
-                    CacheState::NeedsRelink { .. } => {
-                        crate::metrics::cache_hit();
-                        return Ok(Err(TokenError::RelinkRequired));
-                    }
+                    CacheState::NeedsRelink { .. } => return Cached::Relink,
                     CacheState::Active { .. } => {}
                 }
             }
+            Cached::Stale(entry.clone())
+        });
+        match cached {
+            Some(Cached::Fresh(valid, refresh)) => {
+                crate::metrics::cache_hit();
+                if refresh {
+                    self.background_refresh(&key(), now);
+                }
+                Ok(Ok(valid))
+            }
+            Some(Cached::Relink) => {
+                crate::metrics::cache_hit();
+                Ok(Err(TokenError::RelinkRequired))
+            }
+            Some(Cached::Stale(entry)) => {
+                crate::metrics::cache_miss();
+                Err(CacheMiss {
+                    now,
+                    cached: Some(entry),
+                })
+            }
+            None => {
+                crate::metrics::cache_miss();
+                Err(CacheMiss { now, cached: None })
+            }
         }
-        crate::metrics::cache_miss();
-        Err(CacheMiss { now, cached })
     }
 
     /// The answer [`token_cached`](Self::token_cached) could not give: reads the store,
@@ -511,7 +537,14 @@ impl TokenManager {
         lock(&self.inner.pacing).remove(key);
         self.inner.cache.put(
             key,
-            CacheEntry::active(&tokens, profile_id, version, now, self.inner.thresholds),
+            CacheEntry::active(
+                key.user(),
+                &tokens,
+                profile_id,
+                version,
+                now,
+                self.inner.thresholds,
+            ),
         );
         self.publish_change(key, Some(version));
         self.inner.events.emit(&WiseEvent::Linked {
@@ -579,6 +612,7 @@ impl TokenManager {
         }
         match self.open(key, record) {
             Ok(tokens) => Ok(CacheEntry::active(
+                key.user(),
                 &tokens,
                 r.profile_id,
                 record.version,

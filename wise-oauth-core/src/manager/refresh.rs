@@ -458,6 +458,7 @@ impl TokenManager {
         now: SystemTime,
     ) -> ValidToken {
         let entry = CacheEntry::active(
+            key.user(),
             tokens,
             record.value.profile_id,
             record.version,
@@ -824,7 +825,14 @@ impl TokenManager {
         version: Version,
     ) -> ValidToken {
         let now = self.inner.clock.now();
-        let entry = CacheEntry::active(fresh, profile_id, version, now, self.inner.thresholds);
+        let entry = CacheEntry::active(
+            key.user(),
+            fresh,
+            profile_id,
+            version,
+            now,
+            self.inner.thresholds,
+        );
         let entry = self.inner.cache.put(key, entry);
         self.publish_change(key, Some(version));
         self.inner.events.emit(&WiseEvent::Refreshed {

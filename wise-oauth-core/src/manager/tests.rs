@@ -182,7 +182,12 @@ fn token_error_helpers() {
     assert!(!TokenError::Misconfigured.needs_link());
     let debug = format!(
         "{:?}",
-        ValidToken::new(AccessToken::new("AT-CANARY"), profile(), SystemTime::now())
+        ValidToken::new(
+            UserId::new("canary-user").unwrap(),
+            AccessToken::new("AT-CANARY"),
+            profile(),
+            SystemTime::now(),
+        )
     );
     assert!(!debug.contains("CANARY"), "{debug}");
 }

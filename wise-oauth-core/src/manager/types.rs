@@ -4,15 +4,16 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::ids::ProfileId;
+use crate::ids::{ProfileId, UserId};
 use crate::secret::AccessToken;
 
 /// A Wise access token that was valid (and durably stored) when it was handed out, with
-/// the profile it acts for. Cheap to clone; `Debug` redacts the token.
+/// the app user and the profile it acts for. Cheap to clone; `Debug` redacts the token.
 #[derive(Clone)]
 pub struct ValidToken(Arc<ValidInner>);
 
 struct ValidInner {
+    user: UserId,
     access_token: AccessToken,
     profile_id: ProfileId,
     expires_at: SystemTime,
@@ -20,11 +21,13 @@ struct ValidInner {
 
 impl ValidToken {
     pub(crate) fn new(
+        user: UserId,
         access_token: AccessToken,
         profile_id: ProfileId,
         expires_at: SystemTime,
     ) -> Self {
         Self(Arc::new(ValidInner {
+            user,
             access_token,
             profile_id,
             expires_at,
@@ -34,6 +37,11 @@ impl ValidToken {
     /// The bearer token for `Authorization: Bearer ...` on Wise API calls.
     pub fn access_token(&self) -> &AccessToken {
         &self.0.access_token
+    }
+
+    /// The app user whose link the token belongs to.
+    pub fn user(&self) -> &UserId {
+        &self.0.user
     }
 
     /// The linked Wise profile.
@@ -54,6 +62,7 @@ impl ValidToken {
 impl fmt::Debug for ValidToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ValidToken")
+            .field("user", &self.0.user)
             .field("access_token", &self.0.access_token)
             .field("profile_id", &self.0.profile_id)
             .field("expires_at", &self.0.expires_at)

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::ids::ProfileId;
+use crate::ids::{ProfileId, UserId};
 use crate::manager::types::ValidToken;
 use crate::store::{LinkStatus, Version};
 use crate::token::TokenSet;
@@ -68,6 +68,7 @@ fn lifetime(tokens: &TokenSet) -> Duration {
 
 impl CacheEntry {
     pub(in crate::manager) fn active(
+        user: &UserId,
         tokens: &TokenSet,
         profile_id: ProfileId,
         version: Version,
@@ -77,7 +78,12 @@ impl CacheEntry {
         let expires_at = tokens.expires_at;
         Self {
             state: CacheState::Active {
-                valid: ValidToken::new(tokens.access_token.clone(), profile_id, expires_at),
+                valid: ValidToken::new(
+                    user.clone(),
+                    tokens.access_token.clone(),
+                    profile_id,
+                    expires_at,
+                ),
                 usable_until: expires_at
                     .checked_sub(t.skew_for(tokens))
                     .unwrap_or(SystemTime::UNIX_EPOCH),

@@ -71,6 +71,17 @@ impl LinkCache {
         self.links.get(user)
     }
 
+    /// `look` at the cached entry of `user`'s link under its shard's read lock: one read
+    /// lock, no allocation, and no reference count touched unless `look` clones.
+    #[inline]
+    pub(super) fn read<R>(
+        &self,
+        user: &UserId,
+        look: impl FnOnce(&Arc<CacheEntry>) -> R,
+    ) -> Option<R> {
+        self.links.read(user, look)
+    }
+
     /// Stores `entry` unless the cache holds a newer version that is still within its
     /// revalidation period (a slow reader must not put back a token a refresh just
     /// replaced), or the link was unlinked at this version or a later one. Returns the entry

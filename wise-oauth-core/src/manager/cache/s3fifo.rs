@@ -33,6 +33,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The most shards a cache is split into (fewer for a small capacity).
 const MAX_SHARDS: usize = 16;
+const _: () = assert!(MAX_SHARDS.is_power_of_two());
 /// A shard holds at least this many entries unless the whole cache holds fewer.
 const MIN_PER_SHARD: usize = 32;
 /// A slot's frequency saturates here: three reads since it came in or was last passed over.
@@ -86,6 +87,18 @@ impl<K: Hash + Eq, V: Clone> S3Fifo<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.read(key, V::clone)
+    }
+
+    /// `look` at the value of `key` under the shard's read lock (so a reader that needs
+    /// only part of the value copies only that), counting the read for the eviction
+    /// policy. `look` must not use the cache.
+    #[inline]
+    pub(crate) fn read<Q, R>(&self, key: &Q, look: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let hash = self.hasher.hash_one(key);
         let shard = read(self.shard(hash));
         let slot = shard.map.get(&hash)?;
@@ -93,7 +106,7 @@ impl<K: Hash + Eq, V: Clone> S3Fifo<K, V> {
             return None;
         }
         slot.touch();
-        Some(slot.value.clone())
+        Some(look(&slot.value))
     }
 
     /// Caches `value` for `key` unless `keep` says the value cached now should stay; returns
@@ -136,13 +149,16 @@ impl<K: Hash + Eq, V: Clone> S3Fifo<K, V> {
     }
 
     fn shard(&self, hash: u64) -> &RwLock<Shard<K, V>> {
-        // Bits 32..: the shard's map buckets by the low bits and tags by the top seven.
-        let index = usize::try_from(hash >> 32).unwrap_or(usize::MAX) % self.shards.len();
+        // Bits 32..: the shard's map buckets by the low bits and tags by the top seven. The
+        // count is a power of two (`shard_count`): a mask, not a division, picks the shard.
+        // `hash >> 32` fits 32 bits, so the cast loses nothing on any target.
+        let index = (hash >> 32) as usize & (self.shards.len() - 1);
         &self.shards[index]
     }
 }
 
-/// A power of two up to [`MAX_SHARDS`], so that each shard holds [`MIN_PER_SHARD`] or more.
+/// A power of two (so that [`S3Fifo::shard`] can mask) up to [`MAX_SHARDS`], so that each
+/// shard holds [`MIN_PER_SHARD`] or more.
 fn shard_count(capacity: usize) -> usize {
     let mut shards = MAX_SHARDS;
     while shards > 1 && capacity / shards < MIN_PER_SHARD {

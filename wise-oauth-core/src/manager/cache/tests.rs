@@ -21,6 +21,7 @@ fn entry(version: u64, now: SystemTime) -> CacheEntry {
         revalidate_after: Duration::from_secs(30),
     };
     CacheEntry::active(
+        &UserId::new("entry-user").unwrap(),
         &tokens,
         ProfileId::new(1).unwrap(),
         Version::new(version),
