@@ -90,6 +90,18 @@ impl WiseToken {
 #[derive(Debug)]
 pub struct WiseTokenRejection(Rejection);
 
+impl From<Rejection> for WiseTokenRejection {
+    fn from(rejection: Rejection) -> Self {
+        WiseTokenRejection(rejection)
+    }
+}
+
+impl From<LinkedToken<Actix>> for WiseToken {
+    fn from(token: LinkedToken<Actix>) -> Self {
+        WiseToken(token)
+    }
+}
+
 impl WiseTokenRejection {
     /// Why the extraction failed.
     pub fn kind(&self) -> RejectionKind {
@@ -144,12 +156,7 @@ impl FromRequest for WiseToken {
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let req = req.clone();
-        Box::pin(async move {
-            LinkedToken::extract(&req, plugin(&req)?)
-                .await
-                .map(WiseToken)
-                .map_err(WiseTokenRejection)
-        })
+        Box::pin(async move { LinkedToken::extract(&req, plugin(&req)?).await })
     }
 }
 
@@ -190,10 +197,9 @@ impl FromRequest for OptionalWiseToken {
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            match LinkedToken::extract_optional(&req, plugin(&req)?).await {
-                Ok(token) => Ok(OptionalWiseToken(token.map(WiseToken))),
-                Err(rejection) => Err(WiseTokenRejection(rejection)),
-            }
+            LinkedToken::extract_optional(&req, plugin(&req)?)
+                .await
+                .map(OptionalWiseToken)
         })
     }
 }

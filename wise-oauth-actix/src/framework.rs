@@ -3,6 +3,7 @@
 use actix_web::http::uri::PathAndQuery;
 use actix_web::http::Method;
 use actix_web::{HttpMessage, HttpRequest};
+use std::borrow::Cow;
 use wise_oauth_core::web::{Framework, WiseUser};
 use wise_oauth_core::UserId;
 
@@ -43,7 +44,10 @@ impl Framework for Actix {
     }
 
     #[inline]
-    fn wise_user(req: &HttpRequest) -> Option<UserId> {
-        req.extensions().get::<WiseUser>().map(|u| u.id().clone())
+    fn wise_user(req: &HttpRequest) -> Option<Cow<'_, UserId>> {
+        // Cloned: actix-web lends its extensions only inside a `Ref` guard.
+        req.extensions()
+            .get::<WiseUser>()
+            .map(|u| Cow::Owned(u.id().clone()))
     }
 }

@@ -1,6 +1,7 @@
 //! The `WiseToken` extractor and its rejection.
 
 use std::fmt;
+use std::future::Future;
 use std::ops::Deref;
 
 use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
@@ -122,6 +123,15 @@ impl IntoResponse for WiseTokenRejection {
     }
 }
 
+impl From<LinkedToken<Axum>> for WiseToken {
+    fn from(token: LinkedToken<Axum>) -> Self {
+        WiseToken(token)
+    }
+}
+
+// Not `async fn`s: the core's future (ready at once for a fresh cached token) already
+// yields these types, and is returned as it is rather than awaited in one more state
+// machine that every request would build, poll and move.
 impl<S> FromRequestParts<S> for WiseToken
 where
     S: Send + Sync,
@@ -129,9 +139,11 @@ where
 {
     type Rejection = WiseTokenRejection;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let plugin = WisePlugin::from_ref(state).into_inner();
-        Ok(WiseToken(LinkedToken::extract(parts, plugin).await?))
+    fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
+        LinkedToken::extract(parts, WisePlugin::from_ref(state).into_inner())
     }
 }
 
@@ -142,13 +154,10 @@ where
 {
     type Rejection = WiseTokenRejection;
 
-    async fn from_request_parts(
+    fn from_request_parts(
         parts: &mut Parts,
         state: &S,
-    ) -> Result<Option<Self>, Self::Rejection> {
-        let plugin = WisePlugin::from_ref(state).into_inner();
-        Ok(LinkedToken::extract_optional(parts, plugin)
-            .await?
-            .map(WiseToken))
+    ) -> impl Future<Output = Result<Option<Self>, Self::Rejection>> + Send {
+        LinkedToken::extract_optional(parts, WisePlugin::from_ref(state).into_inner())
     }
 }

@@ -4,6 +4,7 @@ use axum::extract::OriginalUri;
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::Method;
+use std::borrow::Cow;
 use wise_oauth_core::web::{Framework, WiseUser};
 use wise_oauth_core::UserId;
 
@@ -47,7 +48,9 @@ impl Framework for Axum {
     }
 
     #[inline]
-    fn wise_user(req: &Parts) -> Option<UserId> {
-        req.extensions.get::<WiseUser>().map(|u| u.id().clone())
+    fn wise_user(req: &Parts) -> Option<Cow<'_, UserId>> {
+        req.extensions
+            .get::<WiseUser>()
+            .map(|u| Cow::Borrowed(u.id()))
     }
 }

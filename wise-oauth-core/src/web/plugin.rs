@@ -1,5 +1,6 @@
 //! The plugin handle the routes and the extractor share.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use super::framework::Framework;
@@ -57,17 +58,21 @@ impl<F: Framework> Plugin<F> {
     /// logged in. Only an async resolver allocates (its boxed future).
     pub async fn user(&self, req: &F::Request) -> Option<UserId> {
         match self.user_now(req) {
-            Ok(user) => user,
+            Ok(user) => user.map(Cow::into_owned),
             Err(pending) => pending.await,
         }
     }
 
     /// The user when it is known without waiting (the extension, a sync resolver), else
     /// the async resolver's future.
-    pub(crate) fn user_now(&self, req: &F::Request) -> Result<Option<UserId>, UserFuture> {
+    #[inline]
+    pub(crate) fn user_now<'r>(
+        &self,
+        req: &'r F::Request,
+    ) -> Result<Option<Cow<'r, UserId>>, UserFuture> {
         match &self.resolver {
             None => Ok(F::wise_user(req)),
-            Some(Resolver::Sync(resolve)) => Ok(resolve(req)),
+            Some(Resolver::Sync(resolve)) => Ok(resolve(req).map(Cow::Owned)),
             Some(Resolver::Async(resolve)) => Err(resolve(req)),
         }
     }

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use futures::future::{Either, FutureExt as _, Map};
+use futures::future::Either;
 
 use super::framework::Framework;
 use super::plugin::Plugin;
@@ -21,7 +21,6 @@ use crate::{AccessToken, ProfileId, TokenError, UserId, ValidToken, WiseClient, 
 /// ones a handler calls.
 pub struct LinkedToken<F: Framework> {
     token: ValidToken,
-    user: UserId,
     plugin: Arc<Plugin<F>>,
 }
 
@@ -29,7 +28,6 @@ impl<F: Framework> Clone for LinkedToken<F> {
     fn clone(&self) -> Self {
         LinkedToken {
             token: self.token.clone(),
-            user: self.user.clone(),
             plugin: self.plugin.clone(),
         }
     }
@@ -38,7 +36,6 @@ impl<F: Framework> Clone for LinkedToken<F> {
 impl<F: Framework> fmt::Debug for LinkedToken<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LinkedToken")
-            .field("user", &self.user)
             .field("token", &self.token)
             .finish()
     }
@@ -47,106 +44,138 @@ impl<F: Framework> fmt::Debug for LinkedToken<F> {
 /// A token, or a failure of the link with what its rejection needs.
 type Looked<F> = Result<LinkedToken<F>, (TokenError, RequestInfo, Arc<Plugin<F>>)>;
 
-/// The slow path of an extraction: the store, or the link's refresh.
-type Slow<F> = Pin<Box<dyn Future<Output = Looked<F>> + Send>>;
-
-/// A whole extraction behind an async user resolver.
-type Resolved<R> = Pin<Box<dyn Future<Output = Result<R, Rejection>> + Send>>;
-
-/// An extraction: ready at once (a cached token, or no user), the boxed slow path, or,
-/// with an async user resolver, the boxed whole.
-type Extraction<F, R> = Either<
-    Ready<Result<R, Rejection>>,
-    Either<Map<Slow<F>, fn(Looked<F>) -> Result<R, Rejection>>, Resolved<R>>,
->;
+/// An extraction: ready at once (a cached token, or no user), or boxed (the store or the
+/// link's refresh after a cache miss, or the whole of it behind an async user resolver).
+type Extraction<O> = Either<Ready<O>, Pin<Box<dyn Future<Output = O> + Send>>>;
 
 impl<F: Framework> LinkedToken<F> {
     /// The extraction on `plugin` (which the adapter found in its app state): the user,
-    /// then a valid token for them.
+    /// then a valid token for them, as the adapter's own types (`T` wraps the token, `E`
+    /// the rejection), so that an adapter returns this future as it is.
     ///
     /// The user and the link cache are read when this is called, with no allocation and
     /// nothing kept of the request: a fresh cached token gives a future that is ready at
     /// once. Only a cache miss boxes the rest (a store read or the link's refresh), with
     /// the request facts its rejection may need; an async user resolver boxes the whole
     /// extraction.
-    pub fn extract(
+    pub fn extract<T, E>(
         req: &F::Request,
         plugin: Arc<Plugin<F>>,
-    ) -> impl Future<Output = Result<Self, Rejection>> + Send + 'static {
-        Self::look_up(req, plugin, |looked| {
-            looked.map_err(|(e, info, plugin)| {
-                Rejection::token(&e, &info, plugin.mount(), plugin.hooks())
-            })
-        })
+    ) -> impl Future<Output = Result<T, E>> + Send + 'static
+    where
+        T: From<Self> + Send + 'static,
+        E: From<Rejection> + Send + 'static,
+    {
+        Self::look_up(
+            req,
+            plugin,
+            Self::finish::<T, E>,
+            Self::not_logged_in::<T, E>,
+        )
     }
 
     /// Like [`LinkedToken::extract`], but `Ok(None)` when the user has not linked Wise or
     /// must re-link; every other failure (not logged in, Wise unavailable, plugin not set
     /// up) is still a rejection.
-    pub fn extract_optional(
+    pub fn extract_optional<T, E>(
         req: &F::Request,
         plugin: Arc<Plugin<F>>,
-    ) -> impl Future<Output = Result<Option<Self>, Rejection>> + Send + 'static {
-        Self::look_up(req, plugin, |looked| match looked {
-            Ok(token) => Ok(Some(token)),
+    ) -> impl Future<Output = Result<Option<T>, E>> + Send + 'static
+    where
+        T: From<Self> + Send + 'static,
+        E: From<Rejection> + Send + 'static,
+    {
+        Self::look_up(
+            req,
+            plugin,
+            Self::finish_optional::<T, E>,
+            Self::not_logged_in::<Option<T>, E>,
+        )
+    }
+
+    fn finish<T: From<Self>, E: From<Rejection>>(looked: Looked<F>) -> Result<T, E> {
+        match looked {
+            Ok(token) => Ok(T::from(token)),
+            Err((e, info, plugin)) => Err(E::from(Rejection::token(
+                &e,
+                &info,
+                plugin.mount(),
+                plugin.hooks(),
+            ))),
+        }
+    }
+
+    fn finish_optional<T: From<Self>, E: From<Rejection>>(
+        looked: Looked<F>,
+    ) -> Result<Option<T>, E> {
+        match looked {
+            Ok(token) => Ok(Some(T::from(token))),
             Err((e, _, _)) if e.needs_link() => Ok(None),
-            Err((e, info, plugin)) => {
-                Err(Rejection::token(&e, &info, plugin.mount(), plugin.hooks()))
-            }
-        })
+            Err((e, info, plugin)) => Err(E::from(Rejection::token(
+                &e,
+                &info,
+                plugin.mount(),
+                plugin.hooks(),
+            ))),
+        }
+    }
+
+    fn not_logged_in<T, E: From<Rejection>>(
+        info: &RequestInfo,
+        plugin: &Plugin<F>,
+    ) -> Result<T, E> {
+        Err(E::from(Rejection::not_logged_in(info, plugin.hooks())))
     }
 
     /// The user, then what the link cache answers, given to `finish`; on a miss, the
-    /// boxed rest, then `finish`. An async user resolver boxes all of it.
-    fn look_up<R: Send + 'static>(
+    /// boxed rest, then `finish`. An async user resolver boxes all of it; no user is
+    /// `no_user`'s answer.
+    ///
+    /// `finish` and `no_user` are functions known at compile time (not pointers), so that
+    /// the ready path inlines them.
+    fn look_up<O, W, N>(
         req: &F::Request,
         plugin: Arc<Plugin<F>>,
-        finish: fn(Looked<F>) -> Result<R, Rejection>,
-    ) -> Extraction<F, R> {
+        finish: W,
+        no_user: N,
+    ) -> Extraction<O>
+    where
+        O: Send + 'static,
+        W: FnOnce(Looked<F>) -> O + Copy + Send + 'static,
+        N: FnOnce(&RequestInfo, &Plugin<F>) -> O + Copy + Send + 'static,
+    {
         let user = match plugin.user_now(req) {
             Ok(Some(user)) => user,
             Ok(None) => {
                 let info = RequestInfo::of::<F>(req);
-                return Either::Left(ready(Err(Rejection::not_logged_in(&info, plugin.hooks()))));
+                return Either::Left(ready(no_user(&info, &plugin)));
             }
             Err(pending) => {
                 let info = RequestInfo::of::<F>(req);
-                let resolved: Resolved<R> = Box::pin(async move {
+                return Either::Right(Box::pin(async move {
                     let Some(user) = pending.await else {
-                        return Err(Rejection::not_logged_in(&info, plugin.hooks()));
+                        return no_user(&info, &plugin);
                     };
                     finish(match plugin.wise().token(&user).await {
-                        Ok(token) => Ok(LinkedToken {
-                            token,
-                            user,
-                            plugin,
-                        }),
+                        Ok(token) => Ok(LinkedToken { token, plugin }),
                         Err(e) => Err((e, info, plugin)),
                     })
-                });
-                return Either::Right(Either::Right(resolved));
+                }));
             }
         };
+        // Borrowed where the framework allows (axum's extension): the token carries its user.
         match plugin.wise().token_cached(&user) {
-            Ok(Ok(token)) => Either::Left(ready(finish(Ok(LinkedToken {
-                token,
-                user,
-                plugin,
-            })))),
+            Ok(Ok(token)) => Either::Left(ready(finish(Ok(LinkedToken { token, plugin })))),
             Ok(Err(e)) => Either::Left(ready(finish(Err((e, RequestInfo::of::<F>(req), plugin))))),
             Err(miss) => {
                 let info = RequestInfo::of::<F>(req);
-                let slow: Slow<F> = Box::pin(async move {
-                    match plugin.wise().token_missed(&user, miss).await {
-                        Ok(token) => Ok(LinkedToken {
-                            token,
-                            user,
-                            plugin,
-                        }),
+                let user = user.into_owned();
+                Either::Right(Box::pin(async move {
+                    finish(match plugin.wise().token_missed(&user, miss).await {
+                        Ok(token) => Ok(LinkedToken { token, plugin }),
                         Err(e) => Err((e, info, plugin)),
-                    }
-                });
-                Either::Right(Either::Left(slow.map(finish)))
+                    })
+                }))
             }
         }
     }
@@ -168,7 +197,7 @@ impl<F: Framework> LinkedToken<F> {
 
     /// The app user the token belongs to.
     pub fn user(&self) -> &UserId {
-        &self.user
+        self.token.user()
     }
 
     /// The underlying core token.
@@ -180,7 +209,7 @@ impl<F: Framework> LinkedToken<F> {
     /// the current token and repeats a 401 once with a newer one, so a handler needs no
     /// [`after_unauthorized`](Self::after_unauthorized) of its own.
     pub fn client(&self) -> WiseClient {
-        self.plugin.wise().client(&self.user)
+        self.plugin.wise().client(self.user())
     }
 
     /// [`client`](Self::client) that sends the correlation id of the incoming request
@@ -220,7 +249,7 @@ impl<F: Framework> LinkedToken<F> {
     pub async fn after_unauthorized(&self) -> Result<Self, Rejection> {
         match self
             .wise()
-            .token_after_unauthorized(&self.user, self.token.access_token())
+            .token_after_unauthorized(self.user(), self.token.access_token())
             .await
         {
             Ok(token) => Ok(LinkedToken {
