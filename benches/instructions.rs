@@ -28,7 +28,9 @@
 //! Every variant's requests carry the same `Cookie` header (only `sessions` reads it), so
 //! they cost the same to build. Nothing on the measured path does I/O: the emulator and the
 //! link happen before, on a thread of their own, and callgrind collects only inside [`measured`] (`--toggle-collect`).
-//! The script runs each variant at two request counts and takes the difference, so what is
+//! Every variant's process has a second thread (`wise` the emulator's, the others a parked
+//! one), so that glibc's malloc takes the same multi-threaded paths in all of them, as in
+//! any served app. The script runs each variant at two request counts and takes the difference, so what is
 //! paid once inside [`measured`] (the first poll, growing buffers) cancels out too:
 //! instructions per request = (Ir(N2) − Ir(N1)) / (N2 − N1).
 //!
@@ -308,6 +310,15 @@ fn measured(rt: &tokio::runtime::Runtime, app: &mut App, requests: u64) {
 
 /// Builds `variant`, warms the router up with one request, then runs [`measured`].
 fn run(variant: &str, requests: u64) -> Duration {
+    // A second thread in every variant, parked for the whole run: glibc's malloc takes
+    // lock-free single-thread paths while a process has one thread, and `wise` has the
+    // emulator's. Without it the variants with one thread paid about 75 instructions less
+    // per request in malloc and free for the same allocations; a served app is never
+    // single-threaded.
+    let (_unpark, parked) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let _ = parked.recv();
+    });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
