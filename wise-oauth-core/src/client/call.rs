@@ -141,6 +141,10 @@ impl WiseClient {
 
     /// The attempts: the 401 repeated once with a newer token, safe methods within the
     /// retry budget.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn would hold its arguments twice in the call's future"
+    )]
     fn run<'a>(
         &'a self,
         req: Prepared<'a>,

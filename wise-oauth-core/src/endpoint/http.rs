@@ -69,6 +69,10 @@ pub(crate) fn read_bounded(
 ///
 /// Not an `async fn`: an `async fn` would hold the response twice in its future (as its
 /// argument and in its body), and a call's future is what every call moves.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold the response twice in its future"
+)]
 pub(crate) fn read_bounded_to(
     mut response: reqwest::Response,
     max: usize,
