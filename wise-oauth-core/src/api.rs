@@ -14,7 +14,7 @@ use url::Url;
 
 use crate::clock::Clock;
 use crate::config::WiseConfig;
-use crate::endpoint::http::{read_bounded, trace_id, BodyError, CORRELATION_HEADER};
+use crate::endpoint::http::{read_bounded, trace_id, CORRELATION_HEADER};
 use crate::endpoint::retry::{next_wait, parse_retry_after, Repeatable, RETRY_BUDGET};
 use crate::endpoint::{correlation_id, TokenEndpoint, WiseError};
 use crate::ids::ProfileId;
@@ -368,22 +368,9 @@ impl WiseApi {
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             })
             .map(str::to_owned);
-        let body = match read_bounded(response).await {
-            Ok(body) => body,
-            Err(BodyError::Timeout(source)) => {
-                return Err(WiseError::Timeout {
-                    source: Some(source),
-                })
-            }
-            Err(BodyError::Dropped(source)) => {
-                return Err(WiseError::Unavailable {
-                    status: None,
-                    retry_after: None,
-                    source: Some(source),
-                })
-            }
-            Err(BodyError::TooLarge) => return Err(malformed("body is larger than 64 KiB")),
-        };
+        let body = read_bounded(response)
+            .await
+            .map_err(|e| e.into_wise_error("body is larger than 64 KiB"))?;
         Ok(Raw {
             status,
             body,

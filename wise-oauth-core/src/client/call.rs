@@ -223,26 +223,9 @@ impl WiseClient {
         async move {
             let response = sent?.await.map_err(WiseError::transport)?;
             let (status, headers, read) = received(response, span)?;
-            let body = match read.await {
-                Ok(body) => body,
-                Err(BodyError::Timeout(source)) => {
-                    return Err(WiseError::Timeout {
-                        source: Some(source),
-                    })
-                }
-                Err(BodyError::Dropped(source)) => {
-                    return Err(WiseError::Unavailable {
-                        status: None,
-                        retry_after: None,
-                        source: Some(source),
-                    })
-                }
-                Err(BodyError::TooLarge) => {
-                    return Err(WiseError::MalformedResponse {
-                        reason: "body is larger than 1 MiB",
-                    })
-                }
-            };
+            let body = read
+                .await
+                .map_err(|e| e.into_wise_error("body is larger than 1 MiB"))?;
             Ok(WiseResponse::new(status, headers, body))
         }
     }

@@ -9,7 +9,7 @@ use reqwest::redirect::Policy;
 use super::response::MAX_BODY_BYTES;
 use crate::config::{ConfigError, WiseConfig};
 
-use super::TransportError;
+use super::{TransportError, WiseError};
 
 /// The header carrying our correlation id to Wise.
 pub(crate) const CORRELATION_HEADER: &str = "x-external-correlation-id";
@@ -105,6 +105,21 @@ pub(crate) fn read_bounded_to(
 }
 
 impl BodyError {
+    /// The error of a call whose body could not be read; `too_large` says the bound.
+    pub(crate) fn into_wise_error(self, too_large: &'static str) -> WiseError {
+        match self {
+            BodyError::Timeout(source) => WiseError::Timeout {
+                source: Some(source),
+            },
+            BodyError::Dropped(source) => WiseError::Unavailable {
+                status: None,
+                retry_after: None,
+                source: Some(source),
+            },
+            BodyError::TooLarge => WiseError::MalformedResponse { reason: too_large },
+        }
+    }
+
     fn of(e: reqwest::Error) -> Self {
         if e.is_timeout() {
             BodyError::Timeout(TransportError::new(e))
