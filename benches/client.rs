@@ -95,16 +95,7 @@ impl Setup {
             (wise, token)
         });
         let config = wise.config();
-        // The library's shared client, as `endpoint::http::build_client` builds it.
-        let bare = reqwest::Client::builder()
-            .use_rustls_tls()
-            .redirect(reqwest::redirect::Policy::none())
-            .referer(false)
-            .connect_timeout(config.connect_timeout())
-            .timeout(config.request_timeout())
-            .user_agent(config.user_agent())
-            .build()
-            .unwrap();
+        let bare = support::bare_client(config);
         let url = format!("{}/v1/me", config.api_url().as_str().trim_end_matches('/'));
         let setup = Setup {
             _emulator: emulator,
@@ -143,19 +134,7 @@ impl Setup {
     /// correlation id, which the emulator echoes, and `Accept: application/json`), so the
     /// difference to the client is the library's own work.
     async fn bare_call(&self) {
-        let id = uuid::Uuid::new_v4().hyphenated().to_string();
-        let res = self
-            .bare
-            .get(&self.url)
-            .bearer_auth(&self.token)
-            .header("x-external-correlation-id", id)
-            .header("accept", "application/json")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-        let body = res.bytes().await.unwrap();
-        std::hint::black_box(serde_json::from_slice::<IgnoredAny>(&body).unwrap());
+        support::bare_get(&self.bare, &self.url, &self.token).await;
     }
 
     /// [`bare_call`](Self::bare_call) with the token read from the manager first
@@ -163,19 +142,7 @@ impl Setup {
     /// then only the client's own work, not where the token comes from.
     async fn bare_token_call(&self) {
         let token = self.wise.token(&self.user).await.unwrap();
-        let id = uuid::Uuid::new_v4().hyphenated().to_string();
-        let res = self
-            .bare
-            .get(&self.url)
-            .bearer_auth(token.access_token().expose_secret())
-            .header("x-external-correlation-id", id)
-            .header("accept", "application/json")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-        let body = res.bytes().await.unwrap();
-        std::hint::black_box(serde_json::from_slice::<IgnoredAny>(&body).unwrap());
+        support::bare_get(&self.bare, &self.url, token.access_token().expose_secret()).await;
     }
 
     /// `client.get("/v1/me")`.

@@ -89,34 +89,10 @@ fn main() {
         (wise, token)
     });
     let config = wise.config();
-    // The library's shared client, as `endpoint::http::build_client` builds it.
-    let bare = reqwest::Client::builder()
-        .use_rustls_tls()
-        .redirect(reqwest::redirect::Policy::none())
-        .referer(false)
-        .connect_timeout(config.connect_timeout())
-        .timeout(config.request_timeout())
-        .user_agent(config.user_agent())
-        .build()
-        .unwrap();
+    let bare = support::bare_client(config);
     let url = format!("{}/v1/me", config.api_url().as_str().trim_end_matches('/'));
     let client = wise.client(&user);
-    let mut bare_call = || -> Call<'_> {
-        Box::pin(async {
-            let id = uuid::Uuid::new_v4().hyphenated().to_string();
-            let res = bare
-                .get(&url)
-                .bearer_auth(&token)
-                .header("x-external-correlation-id", id)
-                .header("accept", "application/json")
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), 200);
-            let body = res.bytes().await.unwrap();
-            std::hint::black_box(serde_json::from_slice::<IgnoredAny>(&body).unwrap());
-        })
-    };
+    let mut bare_call = || -> Call<'_> { Box::pin(support::bare_get(&bare, &url, &token)) };
     let mut client_call = || -> Call<'_> {
         Box::pin(async {
             std::hint::black_box(client.get::<IgnoredAny>("/v1/me").await.unwrap());

@@ -64,6 +64,38 @@ pub fn no_redirect_client() -> reqwest::Client {
 }
 
 /// Creates the emulator user `email` (one personal profile) if it does not exist yet.
+/// A reqwest client with the library's settings, as `endpoint::http::build_client` builds
+/// the shared one (rustls, no redirects, no referer, the configured timeouts and agent).
+pub fn bare_client(config: &WiseConfig) -> reqwest::Client {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
+        .connect_timeout(config.connect_timeout())
+        .timeout(config.request_timeout())
+        .user_agent(config.user_agent())
+        .build()
+        .unwrap()
+}
+
+/// A hand-written `GET {url}` with `token` and what `WiseClient` sends on every call too
+/// (a fresh `X-External-Correlation-Id`, `Accept: application/json`), the JSON answer
+/// decoded: the bare call the client is measured against.
+pub async fn bare_get(http: &reqwest::Client, url: &str, token: &str) {
+    let id = uuid::Uuid::new_v4().hyphenated().to_string();
+    let res = http
+        .get(url)
+        .bearer_auth(token)
+        .header("x-external-correlation-id", id)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = res.bytes().await.unwrap();
+    std::hint::black_box(serde_json::from_slice::<serde::de::IgnoredAny>(&body).unwrap());
+}
+
 pub fn ensure_wise_user(mock: &MockWiseHandle, email: &str) {
     if mock.profile_ids(email).is_empty() {
         mock.create_user(NewUser::new(email, "password1")).unwrap();
