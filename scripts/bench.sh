@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the wise-oauth benchmarks and prints one table of figures (Markdown), with the bars.
 #
-#   scripts/bench.sh                 # everything (about 17 minutes on 2 cores)
+#   scripts/bench.sh                 # everything (about 23 minutes on 2 cores)
 #   scripts/bench.sh instructions    # only step 7 (or ONLY=instructions scripts/bench.sh)
 #   scripts/bench.sh http            # only step 2
 #   SKIP_CRITERION=1 scripts/bench.sh
@@ -33,7 +33,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 WRK_SECONDS="${WRK_SECONDS:-3}"
-WRK_ROUNDS="${WRK_ROUNDS:-6}"
+WRK_ROUNDS="${WRK_ROUNDS:-16}"
 WRK_CONNECTIONS=64
 WAVE_LINKS="${WAVE_LINKS:-10000}"
 WAVE_BOUND=32
