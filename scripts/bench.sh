@@ -211,9 +211,9 @@ if [ "${SKIP_CRITERION:-0}" != 1 ] && [ "$ONLY" != http ]; then
                 "$CRIT/$adapter/$1/new/estimates.json"
         }
         without="$(median without)"; with="$(median with)"
-        added="$(python3 -c "print('%.3f' % ($with - $without))")"
+        added="$(python3 -c "print('%+.3f' % ($with - $without))")"
         row "hot path in process, $adapter: median with / without WiseToken" \
-            "$with µs / $without µs (+$added µs)" "≤ +0.3 µs" "$(verdict "$added <= 0.3")"
+            "$with µs / $without µs ($added µs)" "≤ +0.3 µs" "$(verdict "$added <= 0.3")"
     done
 fi
 
