@@ -89,6 +89,7 @@ pub(crate) async fn full_link_lifecycle(app: &TestApp) {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["profile_id"], BUSINESS);
     assert_eq!(body["profile"]["id"], BUSINESS);
+    assert_eq!(body["user"], "carol", "the token names its app user");
     let first = body["token_fingerprint"].as_str().unwrap().to_owned();
     assert_eq!(app.refresh_calls(), 0);
 
@@ -98,6 +99,7 @@ pub(crate) async fn full_link_lifecycle(app: &TestApp) {
     assert_eq!(status, StatusCode::OK, "{body}");
     let second = body["token_fingerprint"].as_str().unwrap().to_owned();
     assert_ne!(first, second, "a refreshed token");
+    assert_eq!(body["user"], "carol", "a refreshed token names its app user too");
     let res = b.get_html("/profile").await;
     assert_eq!(res.status(), StatusCode::OK);
     let (status, _) = b.api_profile().await;

@@ -338,6 +338,29 @@ async fn oversized_200_is_malformed() {
 }
 
 #[tokio::test]
+async fn a_body_in_several_chunks_is_read_whole() {
+    // No content-length: the body is read chunk by chunk, the first chunk kept as it is
+    // until a second one comes, then both joined. Three chunks of uneven size
+    // must give back the JSON byte for byte.
+    let (first, rest) = OK_BODY.split_at(7);
+    let (second, third) = rest.split_at(50);
+    let mut raw =
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+            .to_vec();
+    for part in [first, second, third] {
+        raw.extend_from_slice(format!("{:x}\r\n{part}\r\n", part.len()).as_bytes());
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    let server = always(Reply::Raw(raw)).await;
+    let tokens = endpoint_for(&server)
+        .exchange_code(&code(), "http://127.0.0.1:3000/cb", None)
+        .await
+        .unwrap();
+    assert_eq!(tokens.access_token.expose_secret(), "AT-CANARY");
+    assert_eq!(tokens.refresh_token.unwrap().expose_secret(), "RT-CANARY");
+}
+
+#[tokio::test]
 async fn slow_drip_body_times_out() {
     let head =
         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"
