@@ -153,10 +153,7 @@ impl WiseClient {
     ) -> impl Future<Output = Result<WiseResponse, ClientError>> + 'a {
         async move {
             let manager = &self.manager;
-            let mut token = match manager.token_cached(&self.user, || self.key.clone()) {
-                Ok(answer) => answer?,
-                Err(miss) => Box::pin(manager.token_missed(&self.key, miss)).await?,
-            };
+            let mut token = manager.token_for(&self.user, || self.key.clone()).await?;
             let mut reauthorized = false;
             let mut started = None;
             let mut attempt = 0u32;
