@@ -99,7 +99,10 @@ pub(crate) async fn full_link_lifecycle(app: &TestApp) {
     assert_eq!(status, StatusCode::OK, "{body}");
     let second = body["token_fingerprint"].as_str().unwrap().to_owned();
     assert_ne!(first, second, "a refreshed token");
-    assert_eq!(body["user"], "carol", "a refreshed token names its app user too");
+    assert_eq!(
+        body["user"], "carol",
+        "a refreshed token names its app user too"
+    );
     let res = b.get_html("/profile").await;
     assert_eq!(res.status(), StatusCode::OK);
     let (status, _) = b.api_profile().await;
