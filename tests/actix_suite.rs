@@ -184,6 +184,70 @@ async fn optional_token_is_none_when_not_linked_and_custom_resolver_and_prefix_w
 }
 
 #[tokio::test]
+async fn optional_token_is_the_linked_users_token_from_the_cache_and_after_a_refresh() {
+    let app = start().await;
+    let res = app
+        .browser("opal")
+        .await
+        .link("alice@example.com", 30000000)
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let wise = app.wise.clone();
+    let base = serve(move || {
+        App::new()
+            .configure(wise_oauth::actix::routes(wise.clone()))
+            .route(
+                "/opt",
+                web::get().to(|t: OptionalWiseToken| async move {
+                    match t.into_inner() {
+                        Some(t) => format!(
+                            "{} {}",
+                            t.user(),
+                            demo::shared::fingerprint(t.access_token().expose_secret())
+                        ),
+                        None => "none".to_owned(),
+                    }
+                }),
+            )
+            .wrap_fn(|req, srv| {
+                let user = req
+                    .headers()
+                    .get("x-user")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("nobody")
+                    .to_owned();
+                login_as(&req, &user);
+                actix_web::dev::Service::call(srv, req)
+            })
+    });
+    let opt = |user: &'static str| {
+        let url = format!("{base}/opt");
+        async move {
+            let res = client()
+                .get(url)
+                .header("x-user", user)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            res.text().await.unwrap()
+        }
+    };
+    // A fresh token in the cache: the extraction is ready at once.
+    let cached = opt("opal").await;
+    assert!(cached.starts_with("opal "), "{cached}");
+    assert_eq!(opt("opal").await, cached);
+    assert_eq!(opt("ivy").await, "none");
+    // Past its expiry the extraction waits for the one refresh: a newer token, still `Some`.
+    app.emulator
+        .advance_clock(std::time::Duration::from_secs(43_200 + 120));
+    let refreshed = opt("opal").await;
+    assert!(refreshed.starts_with("opal "), "{refreshed}");
+    assert_ne!(refreshed, cached);
+    assert_eq!(app.refresh_calls(), 1);
+}
+
+#[tokio::test]
 async fn optional_token_still_rejects_when_not_logged_in_but_plain_option_is_none() {
     let app = start().await;
     let wise = app.wise.clone();

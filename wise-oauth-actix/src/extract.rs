@@ -7,8 +7,9 @@ use std::sync::Arc;
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
-use futures::future::LocalBoxFuture;
-use wise_oauth_core::web::{LinkedToken, Plugin, Rejection, RejectionKind, RequestInfo};
+use wise_oauth_core::web::{
+    Extraction, LinkedToken, Plugin, Rejection, RejectionKind, RequestInfo,
+};
 
 use crate::convert::{response, status};
 use crate::framework::Actix;
@@ -152,11 +153,13 @@ fn plugin(req: &HttpRequest) -> Result<Arc<Plugin<Actix>>, WiseTokenRejection> {
 
 impl FromRequest for WiseToken {
     type Error = WiseTokenRejection;
-    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+    type Future = Extraction<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move { LinkedToken::extract(&req, plugin(&req)?).await })
+        match plugin(req) {
+            Ok(plugin) => LinkedToken::extract(req, plugin),
+            Err(rejection) => Extraction::ready(Err(rejection)),
+        }
     }
 }
 
@@ -192,14 +195,14 @@ impl OptionalWiseToken {
 
 impl FromRequest for OptionalWiseToken {
     type Error = WiseTokenRejection;
-    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+    type Future = Extraction<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            LinkedToken::extract_optional(&req, plugin(&req)?)
-                .await
-                .map(OptionalWiseToken)
-        })
+        match plugin(req) {
+            Ok(plugin) => {
+                LinkedToken::extract_optional(req, plugin).map(|r| r.map(OptionalWiseToken))
+            }
+            Err(rejection) => Extraction::ready(Err(rejection)),
+        }
     }
 }

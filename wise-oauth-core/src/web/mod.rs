@@ -9,7 +9,8 @@
 //! 2. its `WiseRoutes` wraps a [`PluginBuilder`] and registers each [`Route`] of
 //!    [`Plugin::routes`] with its router, answering it with [`Plugin::serve`];
 //! 3. its `WiseToken` extractor wraps a [`LinkedToken`] ([`LinkedToken::extract`],
-//!    [`LinkedToken::extract_optional`]) and its rejection wraps a [`Rejection`];
+//!    [`LinkedToken::extract_optional`], whose [`Extraction`] it returns as its own future)
+//!    and its rejection wraps a [`Rejection`];
 //! 4. it translates the returned [`Reply`] into its framework's response type.
 //!
 //! The route functions ([`connect`], [`callback`], [`status`], [`disconnect`],
@@ -80,6 +81,6 @@ pub use routes::{
     status, token_rejection, RejectionKind, MAX_MOBILE_BODY,
 };
 pub use setup::SetupError;
-pub use token::{request_correlation_id, LinkedToken};
+pub use token::{request_correlation_id, Extraction, LinkedToken};
 pub use user::WiseUser;
 pub use webhooks::webhooks;

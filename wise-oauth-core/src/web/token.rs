@@ -44,9 +44,73 @@ impl<F: Framework> fmt::Debug for LinkedToken<F> {
 /// A token, or a failure of the link with what its rejection needs.
 type Looked<F> = Result<LinkedToken<F>, (TokenError, RequestInfo, Arc<Plugin<F>>)>;
 
-/// An extraction: ready at once (a cached token, or no user), or boxed (the store or the
-/// link's refresh after a cache miss, or the whole of it behind an async user resolver).
-type Extraction<O> = Either<Ready<O>, Pin<Box<dyn Future<Output = O> + Send>>>;
+/// The future of an extraction ([`LinkedToken::extract`]): ready at once for a cached
+/// token or a request without a user; boxed only for the store or the link's refresh after
+/// a cache miss, or for the whole of it behind an async user resolver.
+///
+/// A named type, so that an adapter whose extractor trait names its future (actix-web's
+/// `FromRequest::Future`) returns it as it is, with no box of its own.
+///
+/// ```
+/// # mod wise_oauth { pub use wise_oauth_core::*; }
+/// use std::future::Future;
+/// use std::pin::pin;
+/// use std::task::{Context, Poll, Waker};
+/// use wise_oauth::web::Extraction;
+///
+/// // Decided at once (say, the rejection when the plugin is missing), then mapped.
+/// let decided = Extraction::ready(Err::<u8, &str>("no plugin")).map(|r| r.map(u16::from));
+/// let mut cx = Context::from_waker(Waker::noop());
+/// assert_eq!(pin!(decided).poll(&mut cx), Poll::Ready(Err("no plugin")));
+/// ```
+#[must_use = "futures do nothing unless polled"]
+pub struct Extraction<O>(Either<Ready<O>, Pin<Box<dyn Future<Output = O> + Send>>>);
+
+impl<O> Extraction<O> {
+    /// An extraction already decided, e.g. the adapter's own rejection when the plugin is
+    /// missing from its app state.
+    pub fn ready(output: O) -> Self {
+        Extraction(Either::Left(ready(output)))
+    }
+
+    /// The extraction with `f` applied to its output: at once when it is ready, after it
+    /// otherwise.
+    pub fn map<P>(self, f: impl FnOnce(O) -> P + Send + 'static) -> Extraction<P>
+    where
+        O: 'static,
+    {
+        match self.0 {
+            Either::Left(done) => Extraction::ready(f(done.into_inner())),
+            Either::Right(rest) => Extraction::boxed(async move { f(rest.await) }),
+        }
+    }
+
+    fn boxed(rest: impl Future<Output = O> + Send + 'static) -> Self {
+        Extraction(Either::Right(Box::pin(rest)))
+    }
+}
+
+impl<O> Future for Extraction<O> {
+    type Output = O;
+
+    #[inline]
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<O> fmt::Debug for Extraction<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.0 {
+            Either::Left(_) => "ready",
+            Either::Right(_) => "pending",
+        };
+        f.debug_tuple("Extraction").field(&state).finish()
+    }
+}
 
 impl<F: Framework> LinkedToken<F> {
     /// The extraction on `plugin` (which the adapter found in its app state): the user,
@@ -58,10 +122,7 @@ impl<F: Framework> LinkedToken<F> {
     /// once. Only a cache miss boxes the rest (a store read or the link's refresh), with
     /// the request facts its rejection may need; an async user resolver boxes the whole
     /// extraction.
-    pub fn extract<T, E>(
-        req: &F::Request,
-        plugin: Arc<Plugin<F>>,
-    ) -> impl Future<Output = Result<T, E>> + Send + 'static
+    pub fn extract<T, E>(req: &F::Request, plugin: Arc<Plugin<F>>) -> Extraction<Result<T, E>>
     where
         T: From<Self> + Send + 'static,
         E: From<Rejection> + Send + 'static,
@@ -80,7 +141,7 @@ impl<F: Framework> LinkedToken<F> {
     pub fn extract_optional<T, E>(
         req: &F::Request,
         plugin: Arc<Plugin<F>>,
-    ) -> impl Future<Output = Result<Option<T>, E>> + Send + 'static
+    ) -> Extraction<Result<Option<T>, E>>
     where
         T: From<Self> + Send + 'static,
         E: From<Rejection> + Send + 'static,
@@ -148,11 +209,11 @@ impl<F: Framework> LinkedToken<F> {
             Ok(Some(user)) => user,
             Ok(None) => {
                 let info = RequestInfo::of::<F>(req);
-                return Either::Left(ready(no_user(&info, &plugin)));
+                return Extraction::ready(no_user(&info, &plugin));
             }
             Err(pending) => {
                 let info = RequestInfo::of::<F>(req);
-                return Either::Right(Box::pin(async move {
+                return Extraction::boxed(async move {
                     let Some(user) = pending.await else {
                         return no_user(&info, &plugin);
                     };
@@ -160,22 +221,22 @@ impl<F: Framework> LinkedToken<F> {
                         Ok(token) => Ok(LinkedToken { token, plugin }),
                         Err(e) => Err((e, info, plugin)),
                     })
-                }));
+                });
             }
         };
         // Borrowed where the framework allows (axum's extension): the token carries its user.
         match plugin.wise().token_cached(&user) {
-            Ok(Ok(token)) => Either::Left(ready(finish(Ok(LinkedToken { token, plugin })))),
-            Ok(Err(e)) => Either::Left(ready(finish(Err((e, RequestInfo::of::<F>(req), plugin))))),
+            Ok(Ok(token)) => Extraction::ready(finish(Ok(LinkedToken { token, plugin }))),
+            Ok(Err(e)) => Extraction::ready(finish(Err((e, RequestInfo::of::<F>(req), plugin)))),
             Err(miss) => {
                 let info = RequestInfo::of::<F>(req);
                 let user = user.into_owned();
-                Either::Right(Box::pin(async move {
+                Extraction::boxed(async move {
                     finish(match plugin.wise().token_missed(&user, miss).await {
                         Ok(token) => Ok(LinkedToken { token, plugin }),
                         Err(e) => Err((e, info, plugin)),
                     })
-                }))
+                })
             }
         }
     }
