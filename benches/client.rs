@@ -11,8 +11,10 @@
 //! `cargo bench --bench client` (add `-- --warm-up-time 2 --measurement-time 10` for a
 //! steadier run). After criterion's four functions it prints a paired measurement
 //! (`api_call/paired`): rounds of one call of each kind in rotating order, the medians and
-//! the median per-round differences. The bar: at most 1 µs added to the median of a call
-//! over the bare call. Beside it, the bare call that reads its token from the manager
+//! the median per-round differences; `cargo bench --bench client -- paired` runs only that
+//! (the filter matches none of criterion's functions), which `scripts/bench.sh` does three
+//! times with the process pinned to one core (`taskset -c 0`). The bar: at most 1 µs added
+//! to the median of a call over the bare call. Beside it, the bare call that reads its token from the manager
 //! (`wise.token(&user)`) first, as hand-written code must: after a round trip that read
 //! is cold, and costs about a microsecond of its own (see BENCHMARKS.md).
 
