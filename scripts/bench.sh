@@ -77,6 +77,14 @@ apt_install() { # package
     if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then sudo=sudo; fi
     $sudo apt-get update -qq >&2 && $sudo apt-get install -y -qq "$1" >&2
 }
+bench_bin() { # name: builds benches/NAME.rs (release) and prints the binary's path
+    log "building benches/$1.rs (release)"
+    local bin
+    bin="$(cargo bench --bench "$1" --no-run 2>&1 \
+        | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)"
+    [ -x "$bin" ] || { log "could not build benches/$1.rs"; exit 1; }
+    echo "$bin"
+}
 table() {
     echo
     echo "wise-oauth benchmarks — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GB RAM, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -94,11 +102,8 @@ table() {
 # to one core: unpinned, each call waits twice for a thread on the other core to be woken,
 # which makes a call four times as long and measures the scheduler.
 client_time() {
-    log "API client in time: building benches/client.rs (release)"
     local bin
-    bin="$(cargo bench --bench client --no-run 2>&1 \
-        | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)"
-    [ -x "$bin" ] || { log "could not build benches/client.rs"; exit 1; }
+    bin="$(bench_bin client)"
     local pin="" run line added=() bare=() client=()
     command -v taskset >/dev/null 2>&1 && pin="taskset -c 0"
     for run in $(seq 1 "$CLIENT_RUNS"); do
@@ -124,11 +129,8 @@ client_time() {
 # Every variant's N2 run is repeated: the counts must be identical (deterministic).
 instructions() {
     command -v valgrind >/dev/null 2>&1 || apt_install valgrind
-    log "instructions: building benches/instructions.rs (release)"
     local bin
-    bin="$(cargo bench --bench instructions --no-run 2>&1 \
-        | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)"
-    [ -x "$bin" ] || { log "could not build benches/instructions.rs"; exit 1; }
+    bin="$(bench_bin instructions)"
     ir() { # variant requests run -> total Ir collected inside `measured`
         local out="$WORK/callgrind.$1.$2.$3"
         # An empty environment: its size moves the stack, and with it the path a memcpy
@@ -180,11 +182,8 @@ instructions() {
 # (the calls' thread and the emulator's), so a client that made the server work more would
 # show; per call = (Ir(N2) - Ir(N1)) / (N2 - N1), per thread.
 client_instructions() {
-    log "instructions: building benches/client_instructions.rs (release)"
     local bin
-    bin="$(cargo bench --bench client_instructions --no-run 2>&1 \
-        | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)"
-    [ -x "$bin" ] || { log "could not build benches/client_instructions.rs"; exit 1; }
+    bin="$(bench_bin client_instructions)"
     threads_ir() { # side calls -> "calls_thread_Ir emulator_thread_Ir"
         local out="$WORK/callgrind.client.$1.$2"
         env -i "$(command -v valgrind)" --tool=callgrind --separate-threads=yes \
