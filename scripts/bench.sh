@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the wise-oauth benchmarks and prints one table of figures (Markdown), with the bars.
 #
-#   scripts/bench.sh                 # everything (about 23 minutes on 2 cores)
+#   scripts/bench.sh                 # everything (about 18 minutes on 2 cores)
 #   scripts/bench.sh instructions    # only step 7 (or ONLY=instructions scripts/bench.sh)
 #   scripts/bench.sh http            # only step 2
 #   HTTP_STORES=redis HTTP_ADAPTERS=actix scripts/bench.sh http   # one row of step 2
@@ -15,7 +15,7 @@
 #   2. wrk on loopback, 64 connections: the same app's /with and /without routes, measured
 #      at the same time on two copies of the app that share one core,
 #      axum and actix-web, memory, PostgreSQL and Redis stores (behind the manager's cache);
-#      the server on core 0, wrk on core 1 (taskset)
+#      the servers on core 0, wrk on core 1 (taskset)
 #   3. the refresh herd: 1,000 concurrent requests on one expired link (1 instance on
 #      memory; 3 instances on PostgreSQL, and on Redis)
 #   4. link flows per second against the in-process emulator
