@@ -14,9 +14,10 @@
 //! the median per-round differences; `cargo bench --bench client -- paired` runs only that
 //! (the filter matches none of criterion's functions), which `scripts/bench.sh` does three
 //! times with the process pinned to one core (`taskset -c 0`). The bar: at most 1 µs added
-//! to the median of a call over the bare call. Beside it, the bare call that reads its token from the manager
-//! (`wise.token(&user)`) first, as hand-written code must: after a round trip that read
-//! is cold, and costs about a microsecond of its own (see BENCHMARKS.md).
+//! to the median of a call over the bare call. Beside it, the bare call that reads its
+//! token from the manager (`wise.token(&user)`) first, as hand-written code must: after a
+//! round trip that read is cold, and costs about a microsecond of its own (see
+//! BENCHMARKS.md).
 
 #![allow(missing_docs)] // criterion_group! makes a public fn
 
