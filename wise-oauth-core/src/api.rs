@@ -2,7 +2,6 @@
 //! `profileId`) and user signup with a registration code.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ::http::header::{ACCEPT, AUTHORIZATION, RETRY_AFTER};
@@ -12,7 +11,7 @@ use tracing::field::Empty;
 use tracing::Instrument as _;
 use url::Url;
 
-use crate::clock::Clock;
+use crate::clock::TimeSource;
 use crate::config::WiseConfig;
 use crate::endpoint::http::{read_bounded, trace_id, CORRELATION_HEADER};
 use crate::endpoint::retry::{next_wait, parse_retry_after, Repeatable, RETRY_BUDGET};
@@ -76,7 +75,7 @@ struct Raw {
 pub(crate) struct WiseApi {
     http: reqwest::Client,
     base: Url,
-    clock: Arc<dyn Clock>,
+    clock: TimeSource,
     max_attempts: u32,
     request_timeout: Duration,
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::api::WiseApi;
 use crate::client::{ClientError, WiseClient};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, TimeSource};
 use crate::config::{ConfigError, WiseConfig};
 use crate::endpoint::{TokenEndpoint, WiseError};
 use crate::events::{EventHandler, Events};
@@ -230,7 +230,7 @@ impl WiseOAuthBuilder {
         self
     }
 
-    /// The source of "now". Default: [`SystemClock`].
+    /// The source of "now". Default: [`SystemClock`](crate::SystemClock).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Some(Arc::new(clock));
         self
@@ -495,7 +495,7 @@ impl WiseOAuthBuilder {
                          refresh tokens in clear anyway, call allow_unencrypted_store()",
             });
         }
-        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let clock = self.clock.map_or(TimeSource::System, TimeSource::App);
         let sealer = Arc::new(
             Sealer::try_new(self.keys)
                 .map_err(|_| ConfigError::Invalid {

@@ -19,7 +19,7 @@ use tracing::field::Empty;
 use tracing::Instrument as _;
 use url::Url;
 
-use crate::clock::Clock;
+use crate::clock::TimeSource;
 use crate::config::{ConfigError, WiseConfig};
 use crate::secret::{AuthorizationCode, PkceVerifier, RefreshToken, RegistrationCode};
 
@@ -62,7 +62,7 @@ pub(crate) struct TokenEndpoint {
     token_url: Url,
     client_id: Arc<str>,
     basic: HeaderValue,
-    clock: Arc<dyn Clock>,
+    clock: TimeSource,
     max_attempts: u32,
     request_timeout: std::time::Duration,
 }
@@ -95,7 +95,7 @@ pub(crate) fn correlation_id() -> String {
 
 impl TokenEndpoint {
     /// Builds the endpoint client (and the shared HTTP client) from the configuration.
-    pub(crate) fn new(config: &WiseConfig, clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
+    pub(crate) fn new(config: &WiseConfig, clock: TimeSource) -> Result<Self, ConfigError> {
         let http = http::build_client(config)?;
         Ok(Self::with_client(config, clock, http))
     }
@@ -103,7 +103,7 @@ impl TokenEndpoint {
     /// Builds the endpoint client over an existing HTTP client.
     pub(crate) fn with_client(
         config: &WiseConfig,
-        clock: Arc<dyn Clock>,
+        clock: TimeSource,
         http: reqwest::Client,
     ) -> Self {
         Self {
@@ -123,7 +123,7 @@ impl TokenEndpoint {
     }
 
     /// The injected clock.
-    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+    pub(crate) fn clock(&self) -> &TimeSource {
         &self.clock
     }
 

@@ -27,7 +27,7 @@ use futures::FutureExt as _;
 use url::Url;
 
 use crate::api::WiseApi;
-use crate::clock::Clock;
+use crate::clock::TimeSource;
 use crate::config::WiseConfig;
 use crate::endpoint::TokenEndpoint;
 use crate::ids::{LinkKey, LinkNamespace, ProfileId, UserId};
@@ -267,7 +267,7 @@ pub(crate) struct LinkFlow {
     manager: TokenManager,
     pending: Arc<dyn PendingStore>,
     sealer: Arc<Sealer>,
-    clock: Arc<dyn Clock>,
+    clock: TimeSource,
     profile_check: Option<Arc<dyn ProfileCheck>>,
     namespace: LinkNamespace,
     /// Permits of the link completions running at once (the exchange cap).
@@ -282,7 +282,7 @@ pub(crate) struct LinkFlowParts {
     pub(crate) manager: TokenManager,
     pub(crate) pending: Arc<dyn PendingStore>,
     pub(crate) sealer: Arc<Sealer>,
-    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) clock: TimeSource,
     pub(crate) profile_check: Option<Arc<dyn ProfileCheck>>,
     pub(crate) namespace: LinkNamespace,
     /// How many link completions may run at once.

@@ -40,7 +40,7 @@ use self::lease::HeldLease;
 pub(crate) use self::lease::LEASE_MARGIN;
 use self::refresh::{Breaker, LeaseWait, Pacing, RefreshPause, Rotation, Unpersisted};
 use self::single_flight::{Flights, Reason};
-use crate::clock::Clock;
+use crate::clock::TimeSource;
 use crate::config::WiseConfig;
 use crate::endpoint::TokenEndpoint;
 use crate::events::{Events, WiseEvent};
@@ -153,7 +153,7 @@ struct Inner {
     store: Arc<dyn TokenStore>,
     endpoint: Arc<TokenEndpoint>,
     sealer: Arc<Sealer>,
-    clock: Arc<dyn Clock>,
+    clock: TimeSource,
     events: Events,
     settings: ManagerSettings,
     thresholds: Thresholds,
@@ -194,7 +194,7 @@ impl TokenManager {
         store: Arc<dyn TokenStore>,
         endpoint: Arc<TokenEndpoint>,
         sealer: Arc<Sealer>,
-        clock: Arc<dyn Clock>,
+        clock: TimeSource,
         events: Events,
         settings: ManagerSettings,
     ) -> Self {
@@ -666,7 +666,7 @@ impl TokenManager {
     }
 
     /// The source of "now".
-    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+    pub(crate) fn clock(&self) -> &TimeSource {
         &self.inner.clock
     }
 

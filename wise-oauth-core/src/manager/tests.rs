@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 
 use super::*;
-use crate::clock::SystemClock;
+use crate::clock::TimeSource;
 use crate::config::{Environment, WiseConfig};
 use crate::ids::UserId;
 use crate::secret::{ClientSecret, RefreshToken};
@@ -74,7 +74,7 @@ async fn manager(store: Arc<TestStore>) -> TokenManager {
     .max_attempts(1)
     .build()
     .unwrap();
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock = TimeSource::System;
     let endpoint = Arc::new(TokenEndpoint::new(&config, clock.clone()).unwrap());
     TokenManager::new(
         store,

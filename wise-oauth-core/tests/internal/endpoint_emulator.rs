@@ -1,6 +1,5 @@
 //! The token endpoint and the API client against the emulator (`wise-oauth-mock`).
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use wise_oauth_mock::{
@@ -9,7 +8,7 @@ use wise_oauth_mock::{
 
 use super::*;
 use crate::api::{ProfileKind, SignupOutcome, WiseApi};
-use crate::clock::SystemClock;
+use crate::clock::TimeSource;
 use crate::config::{Environment, WiseConfigBuilder};
 use crate::ids::ProfileId;
 use crate::secret::{AccessToken, ClientSecret};
@@ -40,7 +39,7 @@ async fn start(tune: impl FnOnce(WiseConfigBuilder) -> WiseConfigBuilder) -> Env
     )
     .build()
     .unwrap();
-    let endpoint = TokenEndpoint::new(&config, Arc::new(SystemClock)).unwrap();
+    let endpoint = TokenEndpoint::new(&config, TimeSource::System).unwrap();
     let api = WiseApi::new(&config, &endpoint);
     Env {
         wise,
@@ -225,7 +224,7 @@ async fn wrong_client_secret_is_a_configuration_error() {
     .environment(env)
     .build()
     .unwrap();
-    let endpoint = TokenEndpoint::new(&config, Arc::new(SystemClock)).unwrap();
+    let endpoint = TokenEndpoint::new(&config, TimeSource::System).unwrap();
     let err = endpoint
         .refresh(&RefreshToken::new("whatever"))
         .await

@@ -8,7 +8,7 @@ use base64::Engine as _;
 
 use super::test_server::{Reply, ScriptServer};
 use super::*;
-use crate::clock::SystemClock;
+use crate::clock::TimeSource;
 use crate::config::{Environment, WiseConfigBuilder};
 use crate::secret::ClientSecret;
 
@@ -40,11 +40,7 @@ fn endpoint_with(
     server: &ScriptServer,
     tune: impl FnOnce(WiseConfigBuilder) -> WiseConfigBuilder,
 ) -> TokenEndpoint {
-    TokenEndpoint::new(
-        &config(&server.url(), "client-1", tune),
-        Arc::new(SystemClock),
-    )
-    .unwrap()
+    TokenEndpoint::new(&config(&server.url(), "client-1", tune), TimeSource::System).unwrap()
 }
 
 fn code() -> AuthorizationCode {
@@ -163,7 +159,7 @@ async fn url_unsafe_client_id_is_form_encoded_in_basic_auth() {
     // golang TestURLUnsafeClientConfig
     let server = always(Reply::json("200 OK", OK_BODY)).await;
     let cfg = config(&server.url(), "CLIENT_ID??", |b| b);
-    let ep = TokenEndpoint::new(&cfg, Arc::new(SystemClock)).unwrap();
+    let ep = TokenEndpoint::new(&cfg, TimeSource::System).unwrap();
     ep.client_credentials().await.unwrap();
     assert_eq!(
         server.captured()[0].header("authorization").unwrap(),
@@ -444,7 +440,7 @@ async fn connect_failure_is_connect() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let ep = TokenEndpoint::new(&config(&url, "c", |b| b), Arc::new(SystemClock)).unwrap();
+    let ep = TokenEndpoint::new(&config(&url, "c", |b| b), TimeSource::System).unwrap();
     let err = ep
         .exchange_code(&code(), "http://127.0.0.1:3000/cb", None)
         .await
