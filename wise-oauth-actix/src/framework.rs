@@ -3,7 +3,7 @@
 use actix_web::http::uri::PathAndQuery;
 use actix_web::http::Method;
 use actix_web::{HttpMessage, HttpRequest};
-use std::borrow::Cow;
+use std::cell::Ref;
 use wise_oauth_core::web::{Framework, WiseUser};
 use wise_oauth_core::UserId;
 
@@ -19,6 +19,8 @@ impl Framework for Actix {
     type Request = HttpRequest;
     type Method = Method;
     type PathAndQuery = PathAndQuery;
+    /// actix-web lends its extensions inside a `Ref` guard: the id is read through it.
+    type User<'r> = Ref<'r, UserId>;
 
     #[inline]
     fn method(req: &HttpRequest) -> &Method {
@@ -44,10 +46,10 @@ impl Framework for Actix {
     }
 
     #[inline]
-    fn wise_user(req: &HttpRequest) -> Option<Cow<'_, UserId>> {
-        // Cloned: actix-web lends its extensions only inside a `Ref` guard.
-        req.extensions()
-            .get::<WiseUser>()
-            .map(|u| Cow::Owned(u.id().clone()))
+    fn wise_user(req: &HttpRequest) -> Option<Ref<'_, UserId>> {
+        Ref::filter_map(req.extensions(), |ext| {
+            ext.get::<WiseUser>().map(WiseUser::id)
+        })
+        .ok()
     }
 }

@@ -4,7 +4,6 @@ use axum::extract::OriginalUri;
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::Method;
-use std::borrow::Cow;
 use wise_oauth_core::web::{Framework, WiseUser};
 use wise_oauth_core::UserId;
 
@@ -20,6 +19,7 @@ impl Framework for Axum {
     type Request = Parts;
     type Method = Method;
     type PathAndQuery = PathAndQuery;
+    type User<'r> = &'r UserId;
 
     #[inline]
     fn method(req: &Parts) -> &Method {
@@ -48,9 +48,7 @@ impl Framework for Axum {
     }
 
     #[inline]
-    fn wise_user(req: &Parts) -> Option<Cow<'_, UserId>> {
-        req.extensions
-            .get::<WiseUser>()
-            .map(|u| Cow::Borrowed(u.id()))
+    fn wise_user(req: &Parts) -> Option<&UserId> {
+        req.extensions.get::<WiseUser>().map(WiseUser::id)
     }
 }

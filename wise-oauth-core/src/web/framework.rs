@@ -1,7 +1,7 @@
 //! The one trait an adapter implements: its framework, as the shared code reads it.
 
 use crate::UserId;
-use std::borrow::Cow;
+use std::ops::Deref;
 
 /// A web framework as the shared code of [`crate::web`] reads it: where a request keeps
 /// its method, path, headers and the [`WiseUser`](super::WiseUser) extension. The
@@ -44,7 +44,11 @@ pub trait Framework: Sized + 'static {
     /// Every header line, name and raw value (repeated names repeat).
     fn headers(req: &Self::Request) -> impl Iterator<Item = (&str, &[u8])>;
 
-    /// The id in the [`WiseUser`](super::WiseUser) request extension, if any: borrowed
-    /// where the framework lends its extensions (so a request costs no clone of it).
-    fn wise_user(req: &Self::Request) -> Option<Cow<'_, UserId>>;
+    /// How the framework lends the [`WiseUser`](super::WiseUser) extension's id: a
+    /// reference where it lends extensions plainly (axum), a guard where it lends them
+    /// behind one (actix-web's `Ref`), so that reading it clones nothing.
+    type User<'r>: Deref<Target = UserId>;
+
+    /// The id in the [`WiseUser`](super::WiseUser) request extension, if any.
+    fn wise_user(req: &Self::Request) -> Option<Self::User<'_>>;
 }

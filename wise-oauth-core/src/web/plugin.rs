@@ -1,7 +1,7 @@
 //! The plugin handle the routes and the extractor share.
 
-use std::borrow::Cow;
 use std::fmt;
+use std::ops::Deref;
 
 use super::framework::Framework;
 use super::hooks::Hooks;
@@ -58,7 +58,7 @@ impl<F: Framework> Plugin<F> {
     /// logged in. Only an async resolver allocates (its boxed future).
     pub async fn user(&self, req: &F::Request) -> Option<UserId> {
         match self.user_now(req) {
-            Ok(user) => user.map(Cow::into_owned),
+            Ok(user) => user.map(CurrentUser::into_owned),
             Err(pending) => pending.await,
         }
     }
@@ -69,10 +69,10 @@ impl<F: Framework> Plugin<F> {
     pub(crate) fn user_now<'r>(
         &self,
         req: &'r F::Request,
-    ) -> Result<Option<Cow<'r, UserId>>, UserFuture> {
+    ) -> Result<Option<CurrentUser<'r, F>>, UserFuture> {
         match &self.resolver {
-            None => Ok(F::wise_user(req)),
-            Some(Resolver::Sync(resolve)) => Ok(resolve(req).map(Cow::Owned)),
+            None => Ok(F::wise_user(req).map(CurrentUser::Lent)),
+            Some(Resolver::Sync(resolve)) => Ok(resolve(req).map(CurrentUser::Owned)),
             Some(Resolver::Async(resolve)) => Err(resolve(req)),
         }
     }
@@ -92,6 +92,35 @@ impl<F: Framework> Plugin<F> {
         Ok(Route::ALL
             .into_iter()
             .map(|route| (route, self.mount.path(route.path()))))
+    }
+}
+
+/// The user of a request as [`Plugin::user_now`] knows it: lent by the framework (the
+/// `WiseUser` extension) or given by a sync resolver.
+pub(crate) enum CurrentUser<'r, F: Framework> {
+    Lent(F::User<'r>),
+    Owned(UserId),
+}
+
+impl<F: Framework> CurrentUser<'_, F> {
+    /// The id, cloned only when it was lent.
+    pub(crate) fn into_owned(self) -> UserId {
+        match self {
+            CurrentUser::Lent(user) => UserId::clone(&user),
+            CurrentUser::Owned(user) => user,
+        }
+    }
+}
+
+impl<F: Framework> Deref for CurrentUser<'_, F> {
+    type Target = UserId;
+
+    #[inline]
+    fn deref(&self) -> &UserId {
+        match self {
+            CurrentUser::Lent(user) => user,
+            CurrentUser::Owned(user) => user,
+        }
     }
 }
 
