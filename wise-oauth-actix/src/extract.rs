@@ -144,11 +144,18 @@ const NOT_SET_UP_HINT: &str = "this route has no wise-oauth plugin in its app da
 fn plugin(req: &HttpRequest) -> Result<Arc<Plugin<Actix>>, WiseTokenRejection> {
     match req.app_data::<web::Data<Plugin<Actix>>>() {
         Some(data) => Ok(Arc::clone(data)),
-        None => Err(WiseTokenRejection(Rejection::not_set_up(
-            &RequestInfo::of::<Actix>(req),
-            NOT_SET_UP_HINT,
-        ))),
+        None => Err(not_set_up(req)),
     }
+}
+
+/// The 500 for a route outside the plugin's app data; out of line, as it is rare.
+#[cold]
+#[inline(never)]
+fn not_set_up(req: &HttpRequest) -> WiseTokenRejection {
+    WiseTokenRejection(Rejection::not_set_up(
+        &RequestInfo::of::<Actix>(req),
+        NOT_SET_UP_HINT,
+    ))
 }
 
 impl FromRequest for WiseToken {

@@ -271,6 +271,25 @@ impl TokenManager {
             Cached::Stale(entry.clone())
         });
         match cached {
+            Some(Cached::Fresh(valid, false)) => {
+                crate::metrics::cache_hit();
+                Ok(Ok(valid))
+            }
+            other => self.token_cached_otherwise(other, now, key),
+        }
+    }
+
+    /// [`token_cached`](Self::token_cached) for every answer but a fresh token outside its
+    /// refresh window: out of line, so that the code of the common case stays short.
+    #[cold]
+    #[inline(never)]
+    fn token_cached_otherwise(
+        &self,
+        cached: Option<Cached>,
+        now: SystemTime,
+        key: impl FnOnce() -> LinkKey,
+    ) -> Result<Result<ValidToken, TokenError>, CacheMiss> {
+        match cached {
             Some(Cached::Fresh(valid, refresh)) => {
                 crate::metrics::cache_hit();
                 if refresh {

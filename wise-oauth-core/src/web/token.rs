@@ -12,6 +12,8 @@ use super::framework::Framework;
 use super::plugin::Plugin;
 use super::rejection::Rejection;
 use super::request::RequestInfo;
+use super::resolver::UserFuture;
+use crate::manager::CacheMiss;
 use crate::{AccessToken, ProfileId, TokenError, UserId, ValidToken, WiseClient, WiseOAuth};
 
 /// A valid Wise access token of the logged-in user's linked profile, with what a later
@@ -207,30 +209,77 @@ impl<F: Framework> LinkedToken<F> {
     {
         let user = match plugin.user_now(req) {
             Ok(Some(user)) => user,
-            Ok(None) => {
-                let info = RequestInfo::of::<F>(req);
-                return Extraction::ready(no_user(&info, &plugin));
-            }
-            Err(pending) => {
-                let info = RequestInfo::of::<F>(req);
-                return Extraction::boxed(async move {
-                    let Some(user) = pending.await else {
-                        return no_user(&info, &plugin);
-                    };
-                    finish(match plugin.wise().token(&user).await {
-                        Ok(token) => Ok(LinkedToken { token, plugin }),
-                        Err(e) => Err((e, info, plugin)),
-                    })
-                });
-            }
+            Ok(None) => return Self::without_user(req, plugin, no_user),
+            Err(pending) => return Self::resolving(req, plugin, pending, finish, no_user),
         };
-        // Borrowed where the framework allows (axum's extension): the token carries its user.
+        // Lent by the framework where it can (the extension): the token carries its user.
         match plugin.wise().token_cached(&user) {
             Ok(Ok(token)) => Extraction::ready(finish(Ok(LinkedToken { token, plugin }))),
-            Ok(Err(e)) => Extraction::ready(finish(Err((e, RequestInfo::of::<F>(req), plugin)))),
+            other => Self::not_fresh(req, plugin, &user, other, finish),
+        }
+    }
+
+    // The rest of `look_up`, out of line so that the code of a fresh cached token stays
+    // short.
+
+    /// No user is logged in.
+    #[cold]
+    #[inline(never)]
+    fn without_user<O, N>(req: &F::Request, plugin: Arc<Plugin<F>>, no_user: N) -> Extraction<O>
+    where
+        N: FnOnce(&RequestInfo, &Plugin<F>) -> O,
+    {
+        Extraction::ready(no_user(&RequestInfo::of::<F>(req), &plugin))
+    }
+
+    /// The async resolver's user, then the token: all of it boxed.
+    #[cold]
+    #[inline(never)]
+    fn resolving<O, W, N>(
+        req: &F::Request,
+        plugin: Arc<Plugin<F>>,
+        pending: UserFuture,
+        finish: W,
+        no_user: N,
+    ) -> Extraction<O>
+    where
+        O: Send + 'static,
+        W: FnOnce(Looked<F>) -> O + Send + 'static,
+        N: FnOnce(&RequestInfo, &Plugin<F>) -> O + Send + 'static,
+    {
+        let info = RequestInfo::of::<F>(req);
+        Extraction::boxed(async move {
+            let Some(user) = pending.await else {
+                return no_user(&info, &plugin);
+            };
+            finish(match plugin.wise().token(&user).await {
+                Ok(token) => Ok(LinkedToken { token, plugin }),
+                Err(e) => Err((e, info, plugin)),
+            })
+        })
+    }
+
+    /// The cache's answer was no fresh token: the link's failure at once, or the boxed rest
+    /// (a store read or the link's refresh).
+    #[cold]
+    #[inline(never)]
+    fn not_fresh<O, W>(
+        req: &F::Request,
+        plugin: Arc<Plugin<F>>,
+        user: &UserId,
+        cached: Result<Result<ValidToken, TokenError>, CacheMiss>,
+        finish: W,
+    ) -> Extraction<O>
+    where
+        O: Send + 'static,
+        W: FnOnce(Looked<F>) -> O + Send + 'static,
+    {
+        let info = RequestInfo::of::<F>(req);
+        match cached {
+            Ok(Ok(token)) => Extraction::ready(finish(Ok(LinkedToken { token, plugin }))),
+            Ok(Err(e)) => Extraction::ready(finish(Err((e, info, plugin)))),
             Err(miss) => {
-                let info = RequestInfo::of::<F>(req);
-                let user = user.into_owned();
+                let user = user.clone();
                 Extraction::boxed(async move {
                     finish(match plugin.wise().token_missed(&user, miss).await {
                         Ok(token) => Ok(LinkedToken { token, plugin }),
