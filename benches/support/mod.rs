@@ -137,9 +137,10 @@ pub async fn link(
         .unwrap();
 }
 
-/// The axum app measured: `/with` takes `WiseToken`, `/without` does not; both behind the
-/// same auth middleware (which names the user) and the plugin's layer, both answering a
-/// short text.
+/// The axum app measured: `/with` takes `WiseToken`, `/without` does not, `/noop` takes an
+/// extractor that does nothing (what the framework spends on any extractor); all behind the
+/// same auth middleware (which names the user) and the plugin's layer, all answering the
+/// same short text.
 pub mod axum_app {
     use axum::extract::Request;
     use axum::middleware::{self, Next};
@@ -158,11 +159,30 @@ pub mod axum_app {
         format!("profile {}", std::hint::black_box(30_000_000u64))
     }
 
+    /// An extractor that does nothing: what axum spends on any one extractor.
+    struct NoOp;
+
+    impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoOp {
+        type Rejection = std::convert::Infallible;
+
+        async fn from_request_parts(
+            _: &mut axum::http::request::Parts,
+            _: &S,
+        ) -> Result<Self, Self::Rejection> {
+            Ok(NoOp)
+        }
+    }
+
+    async fn noop(_: NoOp) -> String {
+        format!("profile {}", std::hint::black_box(30_000_000u64))
+    }
+
     pub fn app(wise: WiseOAuth, user: UserId) -> Router {
         let routes = WiseRoutes::new(wise);
         Router::new()
             .route("/with", get(with))
             .route("/without", get(without))
+            .route("/noop", get(noop))
             .merge(routes.router())
             .layer(middleware::from_fn(move |mut req: Request, next: Next| {
                 let user = user.clone();
@@ -176,7 +196,7 @@ pub mod axum_app {
     }
 }
 
-/// The actix-web app measured: the same two routes.
+/// The actix-web app measured: the same three routes.
 pub mod actix_app {
     use actix_web::body::MessageBody;
     use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -191,6 +211,25 @@ pub mod actix_app {
 
     async fn without() -> String {
         // The same work as `with` minus the extractor: format a profile id.
+        format!("profile {}", std::hint::black_box(30_000_000u64))
+    }
+
+    /// An extractor that does nothing: what actix-web spends on any one extractor.
+    struct NoOp;
+
+    impl actix_web::FromRequest for NoOp {
+        type Error = Error;
+        type Future = std::future::Ready<Result<Self, Error>>;
+
+        fn from_request(
+            _: &actix_web::HttpRequest,
+            _: &mut actix_web::dev::Payload,
+        ) -> Self::Future {
+            std::future::ready(Ok(NoOp))
+        }
+    }
+
+    async fn noop(_: NoOp) -> String {
         format!("profile {}", std::hint::black_box(30_000_000u64))
     }
 
@@ -211,6 +250,7 @@ pub mod actix_app {
             .configure(|cfg| routes.configure(cfg))
             .route("/with", web::get().to(with))
             .route("/without", web::get().to(without))
+            .route("/noop", web::get().to(noop))
             .wrap(from_fn(
                 move |req: ServiceRequest, next: Next<actix_web::body::BoxBody>| {
                     let user = user.clone();
