@@ -204,8 +204,8 @@ impl<F: Framework> LinkedToken<F> {
     ) -> Extraction<O>
     where
         O: Send + 'static,
-        W: FnOnce(Looked<F>) -> O + Copy + Send + 'static,
-        N: FnOnce(&RequestInfo, &Plugin<F>) -> O + Copy + Send + 'static,
+        W: FnOnce(Looked<F>) -> O + Send + 'static,
+        N: FnOnce(&RequestInfo, &Plugin<F>) -> O + Send + 'static,
     {
         let user = match plugin.user_now(req) {
             Ok(Some(user)) => user,
