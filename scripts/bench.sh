@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs the wise-oauth benchmarks and prints one table of figures (Markdown), with the bars.
 #
-#   scripts/bench.sh                 # everything (about 18 minutes on 2 cores)
+#   scripts/bench.sh                 # everything (about 22 minutes on 2 cores)
 #   scripts/bench.sh instructions    # only step 7 (or ONLY=instructions scripts/bench.sh)
 #   scripts/bench.sh http            # only step 2
-#   HTTP_STORES=redis HTTP_ADAPTERS=actix scripts/bench.sh http   # one row of step 2
+#   HTTP_STORES=redis HTTP_ADAPTERS=actix HTTP_REFERENCES= scripts/bench.sh http   # one row
 #   SKIP_CRITERION=1 scripts/bench.sh
 #   DATABASE_URL=postgres://user@host:5432/db scripts/bench.sh
 #
@@ -15,7 +15,8 @@
 #   2. wrk on loopback, 64 connections: the same app's /with and /without routes, measured
 #      at the same time on two copies of the app that share one core,
 #      axum and actix-web, memory, PostgreSQL and Redis stores (behind the manager's cache);
-#      the servers on core 0, wrk on core 1 (taskset)
+#      the servers on core 0, wrk on core 1 (taskset); and, as references, a no-op
+#      extractor and a naive Mutex<HashMap> extractor against /without the same way
 #   3. the refresh herd: 1,000 concurrent requests on one expired link (1 instance on
 #      memory; 3 instances on PostgreSQL, and on Redis)
 #   4. link flows per second against the in-process emulator
@@ -42,6 +43,8 @@ WRK_CONNECTIONS=64
 # Step 2's rows: which stores and adapters.
 HTTP_STORES="${HTTP_STORES:-memory postgres redis}"
 HTTP_ADAPTERS="${HTTP_ADAPTERS:-axum actix}"
+# ... and the reference extractors measured the same way beside them (memory store).
+HTTP_REFERENCES="${HTTP_REFERENCES:-noop naive}"
 WAVE_LINKS="${WAVE_LINKS:-10000}"
 WAVE_BOUND=32
 # Step 7: each variant runs INSTR_N1 and INSTR_N2 requests; the difference cancels start-up.
@@ -307,13 +310,13 @@ serve_copy() { # adapter store name: starts a copy, sets PORTS[name] and PIDS[na
     done
     PORTS[$3]="$(sed -n 's/^PORT //p' "$WORK/serve.$3.out")"
 }
-round() { # n: /with on one copy and /without on the other, at the same time
+round() { # n: $ROUTE on one copy and /without on the other, at the same time
     local with_on=a without_on=b
     if [ $(($1 % 2)) = 0 ]; then with_on=b; without_on=a; fi
     local ca cb wa wb core
     ca="$(cpu_ticks "${PIDS[a]}")"; cb="$(cpu_ticks "${PIDS[b]}")"; core="$(core0)"
     $ON_LOAD_CORE wrk -t1 -c"$((WRK_CONNECTIONS / 2))" -d"${WRK_SECONDS}s" --latency \
-        "http://127.0.0.1:${PORTS[$with_on]}/with" >"$WORK/with.$1" & wa=$!
+        "http://127.0.0.1:${PORTS[$with_on]}/$ROUTE" >"$WORK/with.$1" & wa=$!
     $ON_LOAD_CORE wrk -t1 -c"$((WRK_CONNECTIONS / 2))" -d"${WRK_SECONDS}s" --latency \
         "http://127.0.0.1:${PORTS[$without_on]}/without" >"$WORK/without.$1" & wb=$!
     wait "$wa" "$wb"
@@ -322,6 +325,43 @@ round() { # n: /with on one copy and /without on the other, at the same time
     busy="$(python3 -c "import sys; i0, t0, i1, t1 = map(int, sys.argv[1:]); print('%.3f' % (1 - (i1 - i0) / max(1, t1 - t0)))" $core $(core0))"
     if [ "$with_on" = a ]; then echo "$da $db $busy" >"$WORK/cpu.$1"; else echo "$db $da $busy" >"$WORK/cpu.$1"; fi
     log "round $1: with $(rps "$WORK/with.$1") / without $(rps "$WORK/without.$1") rps, core 0 busy $busy"
+}
+
+http_row() { # adapter store route label: one row, $ROUTE against /without
+    local adapter="$1" store="$2" label="${4:-}"
+    ROUTE="$3"
+    log "wrk: $adapter, $store store, /$ROUTE against /without, two copies on one core"
+    declare -A PIDS=() PORTS=()
+    SERVER_PID=""
+    serve_copy "$adapter" "$store" a
+    serve_copy "$adapter" "$store" b
+    round 0 # warm-up, not counted
+    for r in $(seq 1 "$WRK_ROUNDS"); do round "$r"; done
+    kill $SERVER_PID; wait $SERVER_PID 2>/dev/null || true; SERVER_PID=""
+    grep -q "Non-2xx" "$WORK"/with.* && { log "non-2xx answers on /$ROUTE"; cat "$WORK"/with.* >&2; exit 1; }
+    local rounds="" r
+    for r in $(seq 1 "$WRK_ROUNDS"); do
+        rounds="$rounds ($(rps "$WORK/with.$r"), $(rps "$WORK/without.$r"), $(requests "$WORK/with.$r"), $(requests "$WORK/without.$r"), $(sed 's/ /, /g' "$WORK/cpu.$r")),"
+    done
+    local r_with r_without ratio spread counted cpu_with cpu_without
+    read -r r_with r_without ratio spread counted cpu_with cpu_without < <(python3 -c "
+import os, statistics as s
+tick = 1.0 / os.sysconf('SC_CLK_TCK')
+rounds = [$rounds]
+busy = [r for r in rounds if r[6] >= 0.9]
+ratios = [w / wo for w, wo, *_ in busy] or [0.0]
+def us(i, n):  # the copies' CPU microseconds per request on a route, over the busy rounds
+    return sum(r[i] for r in busy) * tick * 1e6 / max(1, sum(r[n] for r in busy))
+print('%.0f %.0f %.3f %.3f-%.3f %d %.1f %.1f' % (s.median(r[0] for r in rounds), s.median(r[1] for r in rounds),
+      s.median(ratios), min(ratios), max(ratios), len(busy), us(4, 2), us(5, 3)))")
+    local last="$WRK_ROUNDS" figure
+    figure="$r_with / $r_without = **$ratio** (rounds $spread, $counted of $WRK_ROUNDS with the core busy; CPU per request $cpu_with / $cpu_without µs; with $(pct "$WORK/with.$last" 50%), $(pct "$WORK/with.$last" 99%); without $(pct "$WORK/without.$last" 50%), $(pct "$WORK/without.$last" 99%))"
+    if [ "$ROUTE" = with ]; then
+        row "HTTP $adapter, $store store: rps with / without, two copies sharing one core, median of $WRK_ROUNDS simultaneous rounds (p50, p99 ms)" \
+            "$figure" "ratio ≥ 0.97" "$(verdict "$ratio >= 0.97 and 4 * $counted >= 3 * $WRK_ROUNDS")"
+    else
+        row "HTTP $adapter, $label: rps /$ROUTE / without, measured the same way" "$figure" "-" "-"
+    fi
 }
 
 for store in $HTTP_STORES; do
@@ -334,33 +374,18 @@ for store in $HTTP_STORES; do
         continue
     fi
     for adapter in $HTTP_ADAPTERS; do
-        log "wrk: $adapter, $store store, two copies on one core"
-        declare -A PIDS=() PORTS=()
-        SERVER_PID=""
-        serve_copy "$adapter" "$store" a
-        serve_copy "$adapter" "$store" b
-        round 0 # warm-up, not counted
-        for r in $(seq 1 "$WRK_ROUNDS"); do round "$r"; done
-        kill $SERVER_PID; wait $SERVER_PID 2>/dev/null || true; SERVER_PID=""
-        grep -q "Non-2xx" "$WORK"/with.* && { log "non-2xx answers on /with"; cat "$WORK"/with.* >&2; exit 1; }
-        rounds=""
-        for r in $(seq 1 "$WRK_ROUNDS"); do
-            rounds="$rounds ($(rps "$WORK/with.$r"), $(rps "$WORK/without.$r"), $(requests "$WORK/with.$r"), $(requests "$WORK/without.$r"), $(sed 's/ /, /g' "$WORK/cpu.$r")),"
-        done
-        read -r r_with r_without ratio spread counted cpu_with cpu_without < <(python3 -c "
-import os, statistics as s
-tick = 1.0 / os.sysconf('SC_CLK_TCK')
-rounds = [$rounds]
-busy = [r for r in rounds if r[6] >= 0.9]
-ratios = [w / wo for w, wo, *_ in busy] or [0.0]
-def us(i, n):  # the copies' CPU microseconds per request on a route, over the busy rounds
-    return sum(r[i] for r in busy) * tick * 1e6 / max(1, sum(r[n] for r in busy))
-print('%.0f %.0f %.3f %.3f-%.3f %d %.1f %.1f' % (s.median(r[0] for r in rounds), s.median(r[1] for r in rounds),
-      s.median(ratios), min(ratios), max(ratios), len(busy), us(4, 2), us(5, 3)))")
-        last="$WRK_ROUNDS"
-        row "HTTP $adapter, $store store: rps with / without, two copies sharing one core, median of $WRK_ROUNDS simultaneous rounds (p50, p99 ms)" \
-            "$r_with / $r_without = **$ratio** (rounds $spread, $counted of $WRK_ROUNDS with the core busy; CPU per request $cpu_with / $cpu_without µs; with $(pct "$WORK/with.$last" 50%), $(pct "$WORK/with.$last" 99%); without $(pct "$WORK/without.$last" 50%), $(pct "$WORK/without.$last" 99%))" \
-            "ratio ≥ 0.97" "$(verdict "$ratio >= 0.97 and 4 * $counted >= 3 * $WRK_ROUNDS")"
+        http_row "$adapter" "$store" with
+    done
+done
+# The references, beside the memory rows: a no-op extractor (what the framework spends on
+# any extractor) and the naive Mutex<HashMap> extractor of step 7 (a token cloned out of
+# one locked map), on the same app.
+for adapter in $HTTP_ADAPTERS; do
+    for reference in $HTTP_REFERENCES; do
+        case "$reference" in
+            noop) http_row "$adapter" memory noop "no-op extractor (reference)" ;;
+            naive) http_row "$adapter" memory naive "naive Mutex<HashMap> extractor (reference)" ;;
+        esac
     done
 done
 if [ "$ONLY" = http ]; then

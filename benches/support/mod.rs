@@ -1,6 +1,7 @@
 //! Shared by the benches: the emulator, a `WiseOAuth` on it, linking a user through the
 //! real flow (auto-approve), and the two apps measured (one route with the `WiseToken`
-//! extractor, one identical route without it).
+//! extractor, one identical route without it, and the references: a no-op extractor and a
+//! naive `Mutex<HashMap>` one).
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::sync::Arc;
@@ -137,8 +138,32 @@ pub async fn link(
         .unwrap();
 }
 
+/// The naive reference the HTTP step can compare with (`/naive` in both apps): every
+/// user's token in one locked map, the token string cloned out of it per request, as in
+/// `benches/instructions.rs`. A static here, where an app would keep it in its state.
+pub mod naive {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+
+    static TOKENS: LazyLock<Mutex<HashMap<String, String>>> = LazyLock::new(Default::default);
+
+    /// Gives `user` a token of the shape of a Wise access token.
+    pub fn link(user: &str) {
+        TOKENS.lock().unwrap().insert(
+            user.to_owned(),
+            "7c9d6f3e-2b1a-4e8f-9a0b-1c2d3e4f5a6b".to_owned(),
+        );
+    }
+
+    /// `user`'s token, cloned.
+    pub fn token(user: &str) -> Option<String> {
+        TOKENS.lock().ok()?.get(user).cloned()
+    }
+}
+
 /// The axum app measured: `/with` takes `WiseToken`, `/without` does not, `/noop` takes an
-/// extractor that does nothing (what the framework spends on any extractor); all behind the
+/// extractor that does nothing (what the framework spends on any extractor), `/naive` the
+/// naive reference ([`naive`]); all behind the
 /// same auth middleware (which names the user) and the plugin's layer, all answering the
 /// same short text.
 pub mod axum_app {
@@ -177,12 +202,35 @@ pub mod axum_app {
         format!("profile {}", std::hint::black_box(30_000_000u64))
     }
 
+    /// The naive reference's extractor (see [`super::naive`]).
+    struct Naive(String);
+
+    impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Naive {
+        type Rejection = axum::http::StatusCode;
+
+        async fn from_request_parts(
+            parts: &mut axum::http::request::Parts,
+            _: &S,
+        ) -> Result<Self, Self::Rejection> {
+            let user = parts.extensions.get::<WiseUser>();
+            user.and_then(|user| super::naive::token(user.id().as_str()))
+                .map(Naive)
+                .ok_or(axum::http::StatusCode::UNAUTHORIZED)
+        }
+    }
+
+    async fn naive(token: Naive) -> String {
+        format!("profile {}", token.0.len())
+    }
+
     pub fn app(wise: WiseOAuth, user: UserId) -> Router {
         let routes = WiseRoutes::new(wise);
+        super::naive::link(user.as_str());
         Router::new()
             .route("/with", get(with))
             .route("/without", get(without))
             .route("/noop", get(noop))
+            .route("/naive", get(naive))
             .merge(routes.router())
             .layer(middleware::from_fn(move |mut req: Request, next: Next| {
                 let user = user.clone();
@@ -196,7 +244,7 @@ pub mod axum_app {
     }
 }
 
-/// The actix-web app measured: the same three routes.
+/// The actix-web app measured: the same four routes.
 pub mod actix_app {
     use actix_web::body::MessageBody;
     use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -233,6 +281,33 @@ pub mod actix_app {
         format!("profile {}", std::hint::black_box(30_000_000u64))
     }
 
+    /// The naive reference's extractor (see [`super::naive`]).
+    struct Naive(String);
+
+    impl actix_web::FromRequest for Naive {
+        type Error = Error;
+        type Future = std::future::Ready<Result<Self, Error>>;
+
+        fn from_request(
+            req: &actix_web::HttpRequest,
+            _: &mut actix_web::dev::Payload,
+        ) -> Self::Future {
+            let token = req
+                .extensions()
+                .get::<WiseUser>()
+                .and_then(|user| super::naive::token(user.id().as_str()));
+            std::future::ready(
+                token
+                    .map(Naive)
+                    .ok_or_else(|| actix_web::error::ErrorUnauthorized("no token")),
+            )
+        }
+    }
+
+    async fn naive(token: Naive) -> String {
+        format!("profile {}", token.0.len())
+    }
+
     pub fn app(
         wise: WiseOAuth,
         user: UserId,
@@ -246,11 +321,13 @@ pub mod actix_app {
         >,
     > {
         let routes = WiseRoutes::new(wise);
+        super::naive::link(user.as_str());
         App::new()
             .configure(|cfg| routes.configure(cfg))
             .route("/with", web::get().to(with))
             .route("/without", web::get().to(without))
             .route("/noop", web::get().to(noop))
+            .route("/naive", web::get().to(naive))
             .wrap(from_fn(
                 move |req: ServiceRequest, next: Next<actix_web::body::BoxBody>| {
                     let user = user.clone();
