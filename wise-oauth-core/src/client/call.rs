@@ -73,8 +73,10 @@ pub(crate) fn url_under(base: &Url, path: &str) -> Url {
         None => (path, None),
     };
     let mut url = base.clone();
-    let full = format!("{}{path}", base.path().trim_end_matches('/'));
-    url.set_path(&full);
+    match base.path() {
+        "/" => url.set_path(path),
+        prefix => url.set_path(&format!("{}{path}", prefix.trim_end_matches('/'))),
+    }
     url.set_query(query);
     url
 }
