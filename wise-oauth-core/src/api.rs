@@ -15,7 +15,7 @@ use crate::clock::TimeSource;
 use crate::config::WiseConfig;
 use crate::endpoint::http::{read_bounded, trace_id, CORRELATION_HEADER};
 use crate::endpoint::retry::{next_wait, parse_retry_after, Repeatable, RETRY_BUDGET};
-use crate::endpoint::{correlation_id, TokenEndpoint, WiseError};
+use crate::endpoint::{CorrelationId, TokenEndpoint, WiseError};
 use crate::ids::ProfileId;
 use crate::secret::{AccessToken, RegistrationCode};
 
@@ -274,7 +274,7 @@ impl WiseApi {
         repeatable: Repeatable,
         operation: &'static str,
     ) -> Result<Raw, WiseError> {
-        let correlation_id = correlation_id();
+        let correlation_id = CorrelationId::new();
         let span = tracing::info_span!(
             "wise_oauth.api_request",
             operation,
@@ -299,7 +299,7 @@ impl WiseApi {
                     .request(method.clone(), url.clone())
                     .header(AUTHORIZATION, bearer.clone())
                     .header(ACCEPT, "application/json")
-                    .header(CORRELATION_HEADER, &correlation_id)
+                    .header(CORRELATION_HEADER, correlation_id.as_str())
                     .timeout(
                         RETRY_BUDGET
                             .saturating_sub(started.elapsed())

@@ -20,7 +20,7 @@ use super::response::WiseResponse;
 use super::{WiseClient, MAX_RESPONSE_BYTES};
 use crate::endpoint::http::{read_bounded_to, trace_id, BodyError, CORRELATION_HEADER};
 use crate::endpoint::retry::{backoff, parse_retry_after, MAX_HONOURED_RETRY_AFTER};
-use crate::endpoint::{correlation_id, WiseError};
+use crate::endpoint::{CorrelationId, WiseError};
 use crate::manager::ValidToken;
 
 /// The header that carries an approved SCA one-time token.
@@ -119,6 +119,30 @@ fn dot_segment(segment: &[u8]) -> bool {
     after_dot(segment).is_some_and(|rest| rest.is_empty() || after_dot(rest) == Some(&[]))
 }
 
+/// The correlation id of a call: the client's own (see [`WiseClient::with_correlation_id`])
+/// or a fresh one.
+enum Correlation<'a> {
+    Given(&'a HeaderValue),
+    Fresh(CorrelationId),
+}
+
+impl Correlation<'_> {
+    /// The header value of one attempt.
+    fn header_value(&self) -> HeaderValue {
+        match self {
+            Correlation::Given(id) => (*id).clone(),
+            Correlation::Fresh(id) => id.header_value(),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Correlation::Given(id) => id.to_str().unwrap_or(""),
+            Correlation::Fresh(id) => id.as_str(),
+        }
+    }
+}
+
 /// A call's future: the call, or its error found before anything was sent.
 type Call<'a, F> = Either<Instrumented<F>, Ready<Result<WiseResponse, ClientError>>>;
 
@@ -127,7 +151,7 @@ type Call<'a, F> = Either<Instrumented<F>, Ready<Result<WiseResponse, ClientErro
 // future (as given, and moved into its body), and a call's future is what every call
 // writes, moves and polls. The rare paths (a 401's new token, a retry's wait) are boxed.
 impl WiseClient {
-    /// `req`'s call: checked, given a correlation id and its `wise_oauth.api_call` span.
+    /// `req`'s call: checked, given its correlation id and its `wise_oauth.api_call` span.
     pub(super) fn execute<'a>(
         &'a self,
         req: Result<Prepared<'a>, ClientError>,
@@ -137,22 +161,15 @@ impl WiseClient {
             Err(e) => return Either::Right(ready(Err(e))),
         };
         let correlation = match &self.correlation_id {
-            Some(id) => id.clone(),
-            None => match HeaderValue::try_from(correlation_id()) {
-                Ok(id) => id,
-                Err(_) => {
-                    return Either::Right(ready(Err(ClientError::InvalidRequest {
-                        reason: "the correlation id is not a header value",
-                    })))
-                }
-            },
+            Some(id) => Correlation::Given(id),
+            None => Correlation::Fresh(CorrelationId::new()),
         };
         let mut span = tracing::info_span!(
             "wise_oauth.api_call",
             operation = req.operation,
             method = %req.method,
             path = req.path.split('?').next().unwrap_or(""),
-            correlation_id = correlation.to_str().unwrap_or(""),
+            correlation_id = correlation.as_str(),
             attempt = Empty,
             status = Empty,
             trace_id = Empty,
@@ -173,7 +190,7 @@ impl WiseClient {
     fn run<'a>(
         &'a self,
         req: Prepared<'a>,
-        correlation: HeaderValue,
+        correlation: Correlation<'a>,
         span: Span,
     ) -> impl Future<Output = Result<WiseResponse, ClientError>> + 'a {
         async move {
@@ -235,7 +252,7 @@ impl WiseClient {
         &self,
         req: &Prepared<'_>,
         token: &ValidToken,
-        correlation: &HeaderValue,
+        correlation: &Correlation<'_>,
         span: &'s Span,
     ) -> impl Future<Output = Result<WiseResponse, WiseError>> + 's {
         // Nothing is sent before the first poll.
@@ -258,14 +275,14 @@ impl WiseClient {
         &self,
         req: &Prepared<'_>,
         token: &ValidToken,
-        correlation: &HeaderValue,
+        correlation: &Correlation<'_>,
     ) -> Result<reqwest::RequestBuilder, WiseError> {
         let mut request = self
             .http
             .request(req.method.clone(), url_under(&self.base_url, req.path))
             .header(AUTHORIZATION, bearer(token)?)
             .header(ACCEPT, HeaderValue::from_static("application/json"))
-            .header(CORRELATION, correlation.clone());
+            .header(CORRELATION, correlation.header_value());
         if let Some(approval) = &self.approval {
             request = request.header(APPROVAL, approval.clone());
         }

@@ -1,6 +1,7 @@
 //! The token endpoint client: the four grants, error classification, timeouts and bounded
 //! retries over one shared reqwest client.
 
+mod correlation;
 mod error;
 pub(crate) mod http;
 mod response;
@@ -24,6 +25,7 @@ use crate::config::{ConfigError, WiseConfig};
 use crate::secret::{AuthorizationCode, PkceVerifier, RefreshToken, RegistrationCode};
 
 use self::http::{read_bounded, trace_id, BodyError, CORRELATION_HEADER};
+pub(crate) use correlation::CorrelationId;
 pub use error::{OAuthErrorCode, TlsProblem, TransportError, WiseError};
 pub(crate) use response::{AppToken, TokenResponse};
 use retry::{next_wait, parse_retry_after, Repeatable, RETRY_BUDGET};
@@ -86,11 +88,6 @@ pub(crate) fn basic_auth(client_id: &str, client_secret: &str) -> HeaderValue {
         .expect("base64 is a valid header value");
     value.set_sensitive(true);
     value
-}
-
-/// A fresh correlation id (UUID v4, 36 characters, the most Wise keeps).
-pub(crate) fn correlation_id() -> String {
-    uuid::Uuid::new_v4().to_string()
 }
 
 impl TokenEndpoint {
@@ -228,7 +225,7 @@ impl TokenEndpoint {
         body: String,
         parse: fn(u16, &[u8], SystemTime) -> Result<T, WiseError>,
     ) -> Result<T, WiseError> {
-        let correlation_id = correlation_id();
+        let correlation_id = CorrelationId::new();
         let span = tracing::info_span!(
             "wise_oauth.token_request",
             grant = grant.as_str(),
@@ -246,7 +243,7 @@ impl TokenEndpoint {
                 let remaining = RETRY_BUDGET.saturating_sub(started.elapsed());
                 let sent = self.attempt(
                     &body,
-                    &correlation_id,
+                    correlation_id.as_str(),
                     remaining.min(self.request_timeout),
                     parse,
                 );

@@ -16,7 +16,7 @@ use super::single_flight::Reason;
 use super::{lock, store_error, TokenError, TokenManager, ValidToken};
 use crate::endpoint::retry::{next_wait, Repeatable, MAX_HONOURED_RETRY_AFTER, RETRY_BUDGET};
 use crate::endpoint::TokenResponse;
-use crate::endpoint::{correlation_id, WiseError};
+use crate::endpoint::{CorrelationId, WiseError};
 use crate::events::WiseEvent;
 use crate::ids::LinkKey;
 use crate::metrics::RefreshOutcome;
@@ -590,7 +590,7 @@ impl TokenManager {
     ) -> Result<TokenResponse, Stop> {
         let s = &self.inner.settings;
         let endpoint = &self.inner.endpoint;
-        let correlation_id = correlation_id();
+        let correlation_id = CorrelationId::new();
         let span = tracing::info_span!(
             "wise_oauth.token_request",
             grant = "refresh_token",
@@ -630,7 +630,7 @@ impl TokenManager {
                 }
                 let sent = tokio::time::Instant::now();
                 let err = match endpoint
-                    .refresh_attempt(&tokens.refresh_token, &correlation_id, s.refresh_timeout)
+                    .refresh_attempt(&tokens.refresh_token, correlation_id.as_str(), s.refresh_timeout)
                     .await
                 {
                     Ok(response) => {
