@@ -143,6 +143,33 @@ impl Correlation<'_> {
     }
 }
 
+/// The call's `wise_oauth.api_call` span, or none when no subscriber wants it: nothing to
+/// enter, record or log per poll then. Tracing's own first check (the level enabled
+/// anywhere) is made before the macro, which would otherwise evaluate the fields for the
+/// `log` crate while no subscriber is set.
+fn call_span(req: &Prepared<'_>, correlation: &Correlation<'_>) -> Span {
+    if tracing::Level::INFO > tracing::level_filters::STATIC_MAX_LEVEL
+        || tracing::Level::INFO > tracing::level_filters::LevelFilter::current()
+    {
+        return Span::none();
+    }
+    let span = tracing::info_span!(
+        "wise_oauth.api_call",
+        operation = req.operation,
+        method = %req.method,
+        path = req.path.split('?').next().unwrap_or(""),
+        correlation_id = correlation.as_str(),
+        attempt = Empty,
+        status = Empty,
+        trace_id = Empty,
+    );
+    if span.is_disabled() {
+        Span::none()
+    } else {
+        span
+    }
+}
+
 /// A call's future: the call, or its error found before anything was sent.
 type Call<'a, F> = Either<Instrumented<F>, Ready<Result<WiseResponse, ClientError>>>;
 
@@ -164,20 +191,7 @@ impl WiseClient {
             Some(id) => Correlation::Given(id),
             None => Correlation::Fresh(CorrelationId::new()),
         };
-        let mut span = tracing::info_span!(
-            "wise_oauth.api_call",
-            operation = req.operation,
-            method = %req.method,
-            path = req.path.split('?').next().unwrap_or(""),
-            correlation_id = correlation.as_str(),
-            attempt = Empty,
-            status = Empty,
-            trace_id = Empty,
-        );
-        if span.is_disabled() {
-            // No subscriber wants it: nothing to enter, record or log per poll.
-            span = Span::none();
-        }
+        let span = call_span(&req, &correlation);
         Either::Left(self.run(req, correlation, span.clone()).instrument(span))
     }
 
