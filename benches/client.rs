@@ -14,10 +14,11 @@
 //! the median per-round differences; `cargo bench --bench client -- paired` runs only that
 //! (the filter matches none of criterion's functions), which `scripts/bench.sh` does three
 //! times with the process pinned to one core (`taskset -c 0`). The bar: at most 1 µs added
-//! to the median of a call over the bare call. Beside it, the bare call that reads its
-//! token from the manager (`wise.token(&user)`) first, as hand-written code must: after a
-//! round trip that read is cold, and costs about a microsecond of its own (see
-//! BENCHMARKS.md).
+//! to the median of a call over the bare call that sends the same headers (a fresh UUID v4
+//! correlation id, made the usual way, with `uuid::Uuid::new_v4`, and `Accept`). Beside it:
+//! - the bare call that reads its token from the manager (`wise.token(&user)`) first, as
+//!   hand-written code must;
+//! - the bare call with only the token, which sends no correlation id at all.
 
 #![allow(missing_docs)] // criterion_group! makes a public fn
 
@@ -176,51 +177,65 @@ fn client_vs_bare(c: &mut Criterion) {
 /// Rounds of the paired measurement.
 const PAIRED_ROUNDS: usize = 20_000;
 
-/// The same comparison in rounds: each round makes one call of each kind (the bare call,
-/// the bare call that first reads the token from the manager, the client), in an order
-/// that rotates from round to round, and times each; the medians of each and of the
-/// per-round differences to the client are printed. On a shared machine this is steadier
-/// than comparing criterion runs made seconds apart, since the calls of a round see the
-/// same load.
+/// The kinds of call in a round, in the order of [`paired`]'s figures.
+const KINDS: [&str; 4] = [
+    "bare_reqwest_with_correlation_id",
+    "bare_with_token_from_manager",
+    "bare_reqwest",
+    "wise_client",
+];
+
+/// The same comparison in rounds: each round makes one call of each kind (the bare call
+/// with the headers the client sends, the same that first reads the token from the manager,
+/// the bare call with only the token, the client), in an order that rotates from round to
+/// round, and times each; the medians of each and of the per-round differences to the
+/// client are printed. On a shared machine this is steadier than comparing criterion runs
+/// made seconds apart, since the calls of a round see the same load.
 fn paired(rt: &tokio::runtime::Runtime, setup: &Setup) {
-    let mut times: [Vec<f64>; 3] = Default::default();
+    let mut times: [Vec<f64>; 4] = Default::default();
     rt.block_on(async {
         for round in 0..PAIRED_ROUNDS {
-            for k in 0..3 {
-                let kind = (round + k) % 3;
+            for k in 0..KINDS.len() {
+                let kind = (round + k) % KINDS.len();
                 let t = match kind {
                     0 => timed(setup.bare_call()).await,
                     1 => timed(setup.bare_token_call()).await,
+                    2 => timed(setup.bare_plain_call()).await,
                     _ => timed(setup.client_call()).await,
                 };
                 times[kind].push(t);
             }
         }
     });
-    let diffs = |reference: usize| -> Vec<f64> {
-        times[reference]
+    let client = 3;
+    let over = |reference: usize| -> (f64, f64) {
+        let mut diffs: Vec<f64> = times[reference]
             .iter()
-            .zip(&times[2])
+            .zip(&times[client])
             .map(|(r, c)| c - r)
-            .collect()
+            .collect();
+        let of_medians = median(&mut times[client].clone()) - median(&mut times[reference].clone());
+        (of_medians, median(&mut diffs))
     };
-    let (mut over_bare, mut over_token) = (diffs(0), diffs(1));
-    let [mut bare, mut bare_token, mut client] = times;
-    let (b, t, c) = (
-        median(&mut bare),
-        median(&mut bare_token),
-        median(&mut client),
-    );
+    let differences: Vec<String> = (0..client)
+        .map(|reference| {
+            let (of_medians, per_round) = over(reference);
+            format!(
+                "client minus {}: difference of medians {of_medians:.2} µs, median of \
+                 per-round differences {per_round:.2} µs",
+                KINDS[reference]
+            )
+        })
+        .collect();
+    let medians: Vec<String> = KINDS
+        .iter()
+        .zip(&mut times)
+        .map(|(kind, times)| format!("median {kind} {:.2} µs", median(times)))
+        .collect();
     println!(
-        "api_call/paired ({PAIRED_ROUNDS} rounds): median bare_reqwest_with_correlation_id \
-         {b:.2} µs, median bare_with_token_from_manager {t:.2} µs, median wise_client \
-         {c:.2} µs; client minus bare: difference of medians {:.2} µs, median of per-round \
-         differences {:.2} µs; client minus bare_with_token_from_manager: difference of \
-         medians {:.2} µs, median of per-round differences {:.2} µs",
-        c - b,
-        median(&mut over_bare),
-        c - t,
-        median(&mut over_token),
+        "api_call/paired ({PAIRED_ROUNDS} rounds): {}; {}",
+        medians.join(", "),
+        differences.join("; ")
     );
 }
 
