@@ -217,26 +217,28 @@ impl WiseClient {
                 attempt += 1;
                 span.record("attempt", attempt);
                 let sent = self.attempt(&req, &token, &correlation, &span);
+                // The answer is classified before anything else is awaited: the response
+                // is not kept in the call's future beside the awaits below.
                 let err = match crate::metrics::timed(WiseEndpoint::Api, sent).await {
                     Ok(resp) if resp.status().is_success() => return Ok(resp),
-                    Ok(resp) if resp.status().as_u16() == 401 => {
-                        if reauthorized {
-                            tracing::warn!("Wise answered 401 to the newer token too");
-                            return Err(WiseError::Unauthorized.into());
-                        }
-                        // Wise did not process the call: whatever its method, it is repeated
-                        // once with the token the manager finds newer (re-read from the
-                        // store, or from the link's one refresh).
-                        reauthorized = true;
-                        tracing::info!("Wise answered 401; repeating once with a newer token");
-                        token = Box::pin(
-                            manager.token_after_unauthorized(&self.key, token.access_token()),
-                        )
-                        .await?;
-                        continue;
+                    Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => None,
+                    Ok(resp) => Some(classify(&resp, manager.clock().now())),
+                    Err(err) => Some(err),
+                };
+                let Some(err) = err else {
+                    if reauthorized {
+                        tracing::warn!("Wise answered 401 to the newer token too");
+                        return Err(WiseError::Unauthorized.into());
                     }
-                    Ok(resp) => classify(&resp, manager.clock().now()),
-                    Err(err) => err,
+                    // Wise did not process the call: whatever its method, it is repeated
+                    // once with the token the manager finds newer (re-read from the store,
+                    // or from the link's one refresh).
+                    reauthorized = true;
+                    tracing::info!("Wise answered 401; repeating once with a newer token");
+                    token =
+                        Box::pin(manager.token_after_unauthorized(&self.key, token.access_token()))
+                            .await?;
+                    continue;
                 };
                 // The budget runs from the first failure (a success never reads the clock).
                 let started = *started.get_or_insert_with(tokio::time::Instant::now);
