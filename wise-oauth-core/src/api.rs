@@ -343,7 +343,7 @@ impl WiseApi {
     }
 
     async fn attempt(&self, request: reqwest::RequestBuilder) -> Result<Raw, WiseError> {
-        let response = request.send().await.map_err(WiseError::transport)?;
+        let mut response = request.send().await.map_err(WiseError::transport)?;
         let status = response.status().as_u16();
         let span = tracing::Span::current();
         span.record("status", status);
@@ -367,7 +367,7 @@ impl WiseApi {
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             })
             .map(str::to_owned);
-        let body = read_bounded(response)
+        let body = read_bounded(&mut response)
             .await
             .map_err(|e| e.into_wise_error("body is larger than 64 KiB"))?;
         Ok(Raw {

@@ -18,7 +18,7 @@ use url::Url;
 use super::error::ClientError;
 use super::response::WiseResponse;
 use super::{WiseClient, MAX_RESPONSE_BYTES};
-use crate::endpoint::http::{read_bounded_to, trace_id, BodyError, CORRELATION_HEADER};
+use crate::endpoint::http::{read_bounded_to, trace_id, CORRELATION_HEADER};
 use crate::endpoint::retry::{backoff, parse_retry_after, MAX_HONOURED_RETRY_AFTER};
 use crate::endpoint::{CorrelationId, WiseError};
 use crate::manager::ValidToken;
@@ -276,11 +276,12 @@ impl WiseClient {
             .request(req, token, correlation)
             .map(reqwest::RequestBuilder::send);
         async move {
-            let response = sent?.await.map_err(WiseError::transport)?;
-            let (status, headers, read) = received(response, span)?;
-            let body = read
+            let mut response = sent?.await.map_err(WiseError::transport)?;
+            let status = received(&response, span)?;
+            let body = read_bounded_to(&mut response, MAX_RESPONSE_BYTES)
                 .await
                 .map_err(|e| e.into_wise_error("body is larger than 1 MiB"))?;
+            let headers = std::mem::take(response.headers_mut());
             Ok(WiseResponse::new(status, headers, body))
         }
     }
@@ -311,21 +312,9 @@ impl WiseClient {
     }
 }
 
-/// The answer's status (recorded in the call's span with Wise's trace id), its headers
-/// (moved out: the body is read without them) and the bounded read of its body. Not in
-/// [`WiseClient::attempt`]: there the response would stay in the call's future beside the
-/// read that holds it.
-fn received(
-    mut response: reqwest::Response,
-    span: &Span,
-) -> Result<
-    (
-        StatusCode,
-        HeaderMap,
-        impl std::future::Future<Output = Result<Bytes, BodyError>>,
-    ),
-    WiseError,
-> {
+/// The answer's status, recorded in the call's span with Wise's trace id; a redirect is
+/// refused.
+fn received(response: &reqwest::Response, span: &Span) -> Result<StatusCode, WiseError> {
     let status = response.status();
     if !span.is_disabled() {
         span.record("status", status.as_u16());
@@ -338,12 +327,7 @@ fn received(
             status: status.as_u16(),
         });
     }
-    let headers = std::mem::take(response.headers_mut());
-    Ok((
-        status,
-        headers,
-        read_bounded_to(response, MAX_RESPONSE_BYTES),
-    ))
+    Ok(status)
 }
 
 /// `Bearer <token>`; a token that is no header value cannot be valid at Wise either.

@@ -59,24 +59,25 @@ pub(crate) enum BodyError {
 
 /// Reads at most [`MAX_BODY_BYTES`] (see [`read_bounded_to`]).
 pub(crate) fn read_bounded(
-    response: reqwest::Response,
-) -> impl Future<Output = Result<Bytes, BodyError>> {
+    response: &mut reqwest::Response,
+) -> impl Future<Output = Result<Bytes, BodyError>> + '_ {
     read_bounded_to(response, MAX_BODY_BYTES)
 }
 
-/// Reads at most `max` bytes, chunk by chunk; a body that comes in one chunk (most of
-/// Wise's answers) is that chunk, not copied.
+/// Reads at most `max` bytes of `response`'s body, chunk by chunk; a body that comes in one
+/// chunk (most of Wise's answers) is that chunk, not copied. The response is borrowed: its
+/// headers stay where they are while the body is read.
 ///
-/// Not an `async fn`: an `async fn` would hold the response twice in its future (as its
-/// argument and in its body), and a call's future is what every call moves.
+/// Not an `async fn`, whose future would hold its arguments twice: it is part of a call's
+/// future, which every call moves.
 #[allow(
     clippy::manual_async_fn,
-    reason = "an async fn would hold the response twice in its future"
+    reason = "an async fn would hold its arguments twice in its future"
 )]
 pub(crate) fn read_bounded_to(
-    mut response: reqwest::Response,
+    response: &mut reqwest::Response,
     max: usize,
-) -> impl Future<Output = Result<Bytes, BodyError>> {
+) -> impl Future<Output = Result<Bytes, BodyError>> + '_ {
     async move {
         if response
             .content_length()

@@ -290,7 +290,7 @@ impl TokenEndpoint {
         parse: fn(u16, &[u8], SystemTime) -> Result<T, WiseError>,
     ) -> Result<T, WiseError> {
         let sent_at = self.clock.now();
-        let response = self
+        let mut response = self
             .http
             .post(self.token_url.clone())
             .header(AUTHORIZATION, self.basic.clone())
@@ -316,7 +316,7 @@ impl TokenEndpoint {
             .get(::http::header::RETRY_AFTER)
             .and_then(|v| parse_retry_after(v, self.clock.now()));
         let success = (200..300).contains(&status);
-        let body = match read_bounded(response).await {
+        let body = match read_bounded(&mut response).await {
             Ok(body) => body,
             Err(BodyError::Timeout(source)) => {
                 return Err(WiseError::Timeout {
