@@ -1,27 +1,18 @@
 //! The correlation id sent with every call to Wise (`X-External-Correlation-Id`).
 
-use std::cell::RefCell;
 use std::fmt;
 
 use http::HeaderValue;
-use rand::rngs::SmallRng;
-use rand::{Rng as _, SeedableRng as _};
-
-thread_local! {
-    /// The generator of this thread's ids, seeded from the OS once: an id must be unique,
-    /// not secret, and this is one cache line to read rather than a system call per id
-    /// (`uuid::Uuid::new_v4`) or a CSPRNG's block buffer.
-    static IDS: RefCell<SmallRng> = RefCell::new(SmallRng::from_entropy());
-}
 
 /// A fresh correlation id: a UUID v4 (36 characters, the most Wise keeps), kept inline.
+/// Its randomness comes from the thread's CSPRNG rather than from the OS, so that a call
+/// costs no system call for its id.
 pub(crate) struct CorrelationId([u8; uuid::fmt::Hyphenated::LENGTH]);
 
 impl CorrelationId {
     pub(crate) fn new() -> Self {
         let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let random = IDS.with(|ids| ids.borrow_mut().gen::<u128>());
-        uuid::Builder::from_random_bytes(random.to_le_bytes())
+        uuid::Builder::from_random_bytes(rand::random::<u128>().to_le_bytes())
             .into_uuid()
             .hyphenated()
             .encode_lower(&mut text);
