@@ -67,42 +67,33 @@ pub(crate) fn read_bounded(
 /// Reads at most `max` bytes of `response`'s body, chunk by chunk; a body that comes in one
 /// chunk (most of Wise's answers) is that chunk, not copied. The response is borrowed: its
 /// headers stay where they are while the body is read.
-///
-/// Not an `async fn`, whose future would hold its arguments twice: it is part of a call's
-/// future, which every call moves.
-#[allow(
-    clippy::manual_async_fn,
-    reason = "an async fn would hold its arguments twice in its future"
-)]
-pub(crate) fn read_bounded_to(
+pub(crate) async fn read_bounded_to(
     response: &mut reqwest::Response,
     max: usize,
-) -> impl Future<Output = Result<Bytes, BodyError>> + '_ {
-    async move {
-        if response
-            .content_length()
-            .is_some_and(|len| len > max as u64)
-        {
+) -> Result<Bytes, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > max as u64)
+    {
+        return Err(BodyError::TooLarge);
+    }
+    // The body while it is one chunk; `joined` once a second chunk came.
+    let mut single: Option<Bytes> = None;
+    let mut joined = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::of)? {
+        let read = single.as_ref().map_or(joined.len(), Bytes::len);
+        if read + chunk.len() > max {
             return Err(BodyError::TooLarge);
         }
-        // The body while it is one chunk; `joined` once a second chunk came.
-        let mut single: Option<Bytes> = None;
-        let mut joined = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(BodyError::of)? {
-            let read = single.as_ref().map_or(joined.len(), Bytes::len);
-            if read + chunk.len() > max {
-                return Err(BodyError::TooLarge);
-            }
-            match single.take() {
-                None if joined.is_empty() => single = Some(chunk),
-                first => {
-                    joined.extend_from_slice(first.as_deref().unwrap_or_default());
-                    joined.extend_from_slice(&chunk);
-                }
+        match single.take() {
+            None if joined.is_empty() => single = Some(chunk),
+            first => {
+                joined.extend_from_slice(first.as_deref().unwrap_or_default());
+                joined.extend_from_slice(&chunk);
             }
         }
-        Ok(single.unwrap_or_else(|| Bytes::from(joined)))
     }
+    Ok(single.unwrap_or_else(|| Bytes::from(joined)))
 }
 
 impl BodyError {
