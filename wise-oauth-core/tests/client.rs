@@ -246,13 +246,59 @@ async fn requests_carry_a_correlation_id_and_bad_paths_never_leave() {
     );
     assert!(resp.trace_id().is_some());
     assert!(!format!("{resp:?}").contains("email"));
-    for bad in ["v1/me", "//evil.example/x", "/v1/../oauth/token"] {
+    for bad in [
+        "v1/me",
+        "//evil.example/x",
+        "/v1/../oauth/token",
+        "/v1/.%2e/oauth/token",
+    ] {
         let err = client.get::<Value>(bad).await.unwrap_err();
         assert!(matches!(err, ClientError::InvalidRequest { .. }), "{bad}");
     }
     let other = user("nobody");
     let err = env.wise.client(&other).profiles().await.unwrap_err();
     assert_eq!(err, ClientError::Token(TokenError::NotLinked));
+}
+
+/// The call's span exists when a subscriber enables INFO (the client skips it otherwise),
+/// with the correlation id it sent and Wise's status.
+#[tokio::test(flavor = "current_thread")]
+async fn a_subscriber_at_info_gets_the_calls_span() {
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    // This thread only: the current-thread runtime polls the call here.
+    let _default = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish(),
+    );
+    let env = Env::new().await;
+    let u = user("u1");
+    link(&env.wise, &env.mock, &u, ALICE).await;
+    let client = env.wise.client(&u).with_correlation_id("req-span-7");
+    client.get::<Value>("/v1/me").await.unwrap();
+    let logged = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let span = logged
+        .lines()
+        .find(|l| l.contains("wise_oauth.api_call") && l.contains("close"))
+        .unwrap_or_else(|| panic!("no closed api_call span in:\n{logged}"));
+    assert!(span.contains("req-span-7"), "{span}");
+    assert!(span.contains("status=200"), "{span}");
+    assert!(span.contains("/v1/me"), "{span}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
